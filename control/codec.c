@@ -1,0 +1,347 @@
+/* codec.c - JSON codec of the control protocol. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+/* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
+static size_t
+codec_utf8_seq(const unsigned char *s, size_t len)
+{
+	unsigned c = s[0];
+	size_t n, i;
+	unsigned cp;
+
+	if (c < 0x80)
+		return c == 0 ? 0 : 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2, cp = c & 0x1F;
+	else if (c >= 0xE0 && c <= 0xEF)
+		n = 3, cp = c & 0x0F;
+	else if (c >= 0xF0 && c <= 0xF4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (len < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+int
+codec_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n;
+
+	while (i < len) {
+		if ((n = codec_utf8_seq(p + i, len - i)) == 0)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
+json_t *
+codec_bytes(const char *s, size_t len, int *exact)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *buf;
+	size_t i = 0, o = 0, n;
+	json_t *j;
+
+	if (codec_utf8_valid(s, len)) {
+		if (exact != NULL)
+			*exact = 1;
+		return json_stringn(s, len);
+	}
+	if (exact != NULL)
+		*exact = 0;
+	if ((buf = malloc(3 * len + 1)) == NULL)
+		return NULL;
+	while (i < len) {
+		if ((n = codec_utf8_seq(p + i, len - i)) == 0) {
+			memcpy(buf + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(buf + o, p + i, n);
+			o += n;
+			i += n;
+		}
+	}
+	j = json_stringn(buf, o);
+	free(buf);
+	return j;
+}
+
+static const char codec_b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *
+codec_b64_encode(const char *in, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	char *out, *o;
+	size_t i;
+
+	if ((out = malloc(4 * ((len + 2) / 3) + 1)) == NULL)
+		return NULL;
+	for (i = 0, o = out; i + 2 < len; i += 3) {
+		*o++ = codec_b64[p[i] >> 2];
+		*o++ = codec_b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+		*o++ = codec_b64[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
+		*o++ = codec_b64[p[i + 2] & 63];
+	}
+	if (i < len) {
+		*o++ = codec_b64[p[i] >> 2];
+		if (i + 1 < len) {
+			*o++ = codec_b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+			*o++ = codec_b64[(p[i + 1] & 15) << 2];
+		} else {
+			*o++ = codec_b64[(p[i] & 3) << 4];
+			*o++ = '=';
+		}
+		*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static int
+codec_b64_val(char c)
+{
+	const char *p;
+
+	if (c == '\0' || (p = strchr(codec_b64, c)) == NULL)
+		return -1;
+	return (int)(p - codec_b64);
+}
+
+long
+codec_b64_decode(const char *in, size_t len, char **out)
+{
+	unsigned char *o;
+	size_t i, k = 0, pad = 0;
+	unsigned acc = 0;
+	int v;
+
+	*out = NULL;
+	if (len % 4 != 0)
+		return -1;
+	if (len > 0 && in[len - 1] == '=')
+		pad++;
+	if (len > 1 && in[len - 2] == '=')
+		pad++;
+	if ((o = malloc(len / 4 * 3 + 1)) == NULL)
+		return -1;
+	for (i = 0; i < len - pad; i++) {
+		if ((v = codec_b64_val(in[i])) < 0) {
+			free(o);
+			return -1;
+		}
+		acc = (acc << 6) | (unsigned)v;
+		if (i % 4 == 3) {
+			o[k++] = (unsigned char)(acc >> 16);
+			o[k++] = (unsigned char)(acc >> 8);
+			o[k++] = (unsigned char)acc;
+			acc = 0;
+		}
+	}
+	if (pad == 1) {
+		o[k++] = (unsigned char)(acc >> 10);
+		o[k++] = (unsigned char)(acc >> 2);
+		if (acc & 3)
+			goto bad;
+	} else if (pad == 2) {
+		o[k++] = (unsigned char)(acc >> 4);
+		if (acc & 15)
+			goto bad;
+	}
+	o[k] = '\0';
+	*out = (char *)o;
+	return (long)k;
+bad:
+	free(o);
+	return -1;
+}
+
+const char *
+codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, size_t msglen)
+{
+	json_error_t err;
+	json_t *v;
+
+	memset(cmd, 0, sizeof(*cmd));
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	cmd->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+	    &err);
+	if (cmd->root == NULL) {
+		snprintf(msg, msglen, "invalid JSON at column %d: %s", err.column, err.text);
+		return "parse_error";
+	}
+	if (!json_is_object(cmd->root)) {
+		snprintf(msg, msglen, "a command is a JSON object");
+		return "invalid_request";
+	}
+	cmd->id = json_object_get(cmd->root, "id");
+	v = json_object_get(cmd->root, "cmd");
+	if (v == NULL || !json_is_string(v)) {
+		snprintf(msg, msglen, "\"cmd\" must be a string");
+		return "invalid_request";
+	}
+	cmd->name = json_string_value(v);
+	return NULL;
+}
+
+void
+codec_cmd_clear(struct codec_cmd *cmd)
+{
+	json_decref(cmd->root);
+	memset(cmd, 0, sizeof(*cmd));
+}
+
+char *
+codec_dump(json_t *obj, size_t *len)
+{
+	char *s, *t;
+	size_t n;
+
+	if (obj == NULL)
+		return NULL;
+	s = json_dumps(obj, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(obj);
+	if (s == NULL)
+		return NULL;
+	n = strlen(s);
+	if ((t = realloc(s, n + 2)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	t[n] = '\n';
+	t[n + 1] = '\0';
+	if (len != NULL)
+		*len = n + 1;
+	return t;
+}
+
+/* One argument as JSON; *b64 gets the exact bytes when not UTF-8. */
+static json_t *
+codec_arg(const struct pop3d_arg *a, json_t **b64)
+{
+	json_t *j;
+	char *enc;
+	int exact = 1;
+
+	*b64 = NULL;
+	switch (a->type) {
+	case POP3D_ARG_INT:
+		return json_integer(a->i);
+	case POP3D_ARG_JSON:
+		if (a->s != NULL && (j = json_loadb(a->s, a->len, JSON_DECODE_ANY, NULL)) != NULL)
+			return j;
+		return json_null();
+	case POP3D_ARG_STR:
+	default:
+		if (a->s == NULL)
+			return json_null();
+		j = codec_bytes(a->s, a->len, &exact);
+		if (!exact && (enc = codec_b64_encode(a->s, a->len)) != NULL) {
+			*b64 = json_string(enc);
+			free(enc);
+		}
+		return j;
+	}
+}
+
+char *
+codec_event(const struct pop3d_event *ev, size_t *len)
+{
+	json_t *o, *args, *b64s = NULL, *b;
+	int i, lossy = 0;
+
+	o = json_object();
+	args = json_array();
+	if (o == NULL || args == NULL) {
+		json_decref(o);
+		json_decref(args);
+		return NULL;
+	}
+	json_object_set_new(o, "type", json_string("event"));
+	json_object_set_new(o, "event", json_string(ev->name));
+	json_object_set_new(o, "seq", json_integer((json_int_t)ev->seq));
+	if (ev->client != 0) {
+		json_object_set_new(o, "client", json_integer((json_int_t)ev->client));
+		json_object_set_new(o, "state", json_string(pop3d_state_name(ev->state)));
+		json_object_set_new(o, "tls", json_boolean(ev->tls));
+	}
+	if (ev->tag != 0)
+		json_object_set_new(o, "tag", json_integer((json_int_t)ev->tag));
+	if (ev->origin != 0)
+		json_object_set_new(o, "origin", json_integer((json_int_t)ev->origin));
+	for (i = 0; i < ev->argc; i++) {
+		json_array_append_new(args, codec_arg(&ev->argv[i], &b));
+		if (b != NULL) {
+			if (b64s == NULL) {
+				int k;
+
+				b64s = json_array();
+				for (k = 0; k < i; k++)
+					json_array_append_new(b64s, json_null());
+			}
+			lossy = 1;
+			json_array_append_new(b64s, b);
+		} else if (b64s != NULL)
+			json_array_append_new(b64s, json_null());
+	}
+	json_object_set_new(o, "args", args);
+	if (lossy)
+		json_object_set_new(o, "args_b64", b64s);
+	return codec_dump(o, len);
+}
+
+char *
+codec_reply_ok(json_t *id, json_t *result, size_t *len)
+{
+	json_t *o = json_object();
+
+	if (o == NULL) {
+		json_decref(result);
+		return NULL;
+	}
+	json_object_set_new(o, "type", json_string("reply"));
+	json_object_set(o, "id", id != NULL ? id : json_null());
+	json_object_set_new(o, "ok", json_true());
+	json_object_set_new(o, "result", result != NULL ? result : json_object());
+	return codec_dump(o, len);
+}
+
+char *
+codec_reply_error(json_t *id, const char *code, const char *message, size_t *len)
+{
+	json_t *o = json_object(), *e = json_object();
+
+	if (o == NULL || e == NULL) {
+		json_decref(o);
+		json_decref(e);
+		return NULL;
+	}
+	json_object_set_new(e, "code", json_string(code));
+	json_object_set_new(e, "message", codec_bytes(message, strlen(message), NULL));
+	json_object_set_new(o, "type", json_string("reply"));
+	json_object_set(o, "id", id != NULL ? id : json_null());
+	json_object_set_new(o, "ok", json_false());
+	json_object_set_new(o, "error", e);
+	return codec_dump(o, len);
+}

@@ -1,0 +1,49 @@
+/*
+ * codec.h - JSON encoding of events and replies, decoding of commands.
+ * Pure functions: the Check suites and the fuzz target call them directly.
+ *
+ * Raw POP3 bytes need not be UTF-8 and json_string() rejects invalid UTF-8,
+ * so strings are encoded losslessly: valid UTF-8 as is; otherwise a readable
+ * form (each invalid byte as U+FFFD) plus the exact bytes in base64.
+ */
+#ifndef POP3D_CODEC_H
+#define POP3D_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "pop3d.h"
+
+/* Decoding a command line. */
+struct codec_cmd {
+	json_t *root;		/* the whole object (owned) */
+	json_t *id;		/* borrowed from root; NULL when absent */
+	const char *name;	/* value of "cmd" */
+};
+
+/* Parse one line.  Returns NULL on success, or an error code string
+ * ("parse_error", "invalid_request") with a message in msg; cmd->id is
+ * set even on invalid_request when the object had an id. */
+const char *codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg,
+    size_t msglen);
+void codec_cmd_clear(struct codec_cmd *);
+
+/* Encoding.  All return malloc'd text ending in "\n", or NULL. */
+char *codec_event(const struct pop3d_event *ev, size_t *len);
+char *codec_reply_ok(json_t *id, json_t *result, size_t *len);	/* steals result */
+char *codec_reply_error(json_t *id, const char *code, const char *message, size_t *len);
+char *codec_dump(json_t *obj, size_t *len);			/* steals obj */
+
+/* A string from raw bytes: valid UTF-8 as is, else U+FFFD for bad bytes;
+ * *exact set to 0 in the second case. */
+json_t *codec_bytes(const char *s, size_t len, int *exact);
+int codec_utf8_valid(const char *s, size_t len);
+
+/* Base64 (RFC 4648, with padding). */
+char *codec_b64_encode(const char *in, size_t len);
+/* Returns the decoded length or -1; *out is malloc'd (NUL-terminated). */
+long codec_b64_decode(const char *in, size_t len, char **out);
+
+#endif

@@ -1,0 +1,729 @@
+/*
+ * client.c - one POP3 client connection: framing, the one-command-in-flight
+ * rule, responses, file streaming, back-pressure, timeouts and closing.
+ *
+ * A client is only ever freed from its ev_defer callback, never inside a
+ * libevent or pipeline callback, so every handler may close or kill the
+ * client it is running for.  Callers across async boundaries look clients up
+ * by id (server_client_find) and get NULL once a client is dead.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "server.h"
+
+static void client_read_cb(struct bufferevent *, void *);
+static void client_write_cb(struct bufferevent *, void *);
+static void client_event_cb(struct bufferevent *, short, void *);
+static void client_defer_cb(evutil_socket_t, short, void *);
+static void client_idle_cb(evutil_socket_t, short, void *);
+static void client_resp_cb(evutil_socket_t, short, void *);
+static void client_process(struct client *);
+
+/* Numeric host and port of a socket address; IPv4-mapped IPv6 as IPv4. */
+static void
+client_addr(const struct sockaddr *sa, socklen_t len, char *host, size_t hlen, int *port)
+{
+	char serv[16];
+	const char *h = host;
+
+	if (getnameinfo(sa, len, host, (socklen_t)hlen, serv, sizeof(serv),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(host, hlen, "unknown");
+		*port = 0;
+		return;
+	}
+	if (strncmp(h, "::ffff:", 7) == 0 && strchr(h + 7, '.') != NULL)
+		memmove(host, h + 7, strlen(h + 7) + 1);
+	*port = atoi(serv);
+}
+
+/* Refuse a connection over a limit without making it a client. */
+static void
+client_refuse(int fd, const char *why)
+{
+	static const char msg[] = "-ERR [SYS/TEMP] too many connections, try again later\r\n";
+
+	(void)send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	log_info("event=refused reason=\"%s\"", why);
+	close(fd);
+}
+
+/* Make a client from an accepted socket, or refuse it at a limit. */
+struct client *
+client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen)
+{
+	struct sockaddr_storage ss;
+	socklen_t slen = sizeof(ss);
+	struct client *c;
+	char host[64];
+	int port;
+
+	client_addr(peer, plen, host, sizeof(host), &port);
+	if (srv->shutting_down) {
+		close(fd);
+		return NULL;
+	}
+	if (srv->opts.max_clients > 0 && srv->nclients >= srv->opts.max_clients) {
+		client_refuse(fd, "max-clients");
+		return NULL;
+	}
+	if (server_addr_acquire(srv, host) == -1) {
+		client_refuse(fd, "max-per-address");
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		server_addr_release(srv, host);
+		close(fd);
+		return NULL;
+	}
+	c->srv = srv;
+	c->id = ++srv->next_client;
+	c->stream_fd = -1;
+	memcpy(c->peer, host, sizeof(c->peer));
+	c->peer_port = port;
+	if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
+		client_addr((struct sockaddr *)&ss, slen, c->local, sizeof(c->local),
+		    &c->local_port);
+	c->connected = time(NULL);
+	c->last_active = server_now();
+	line_init(&c->lf);
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->ev_defer = event_new(srv->base, -1, 0, client_defer_cb, c);
+	c->ev_idle = evtimer_new(srv->base, client_idle_cb, c);
+	c->ev_resp = evtimer_new(srv->base, client_resp_cb, c);
+	if (c->bev == NULL || c->ev_defer == NULL || c->ev_idle == NULL || c->ev_resp == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->ev_defer)
+			event_free(c->ev_defer);
+		if (c->ev_idle)
+			event_free(c->ev_idle);
+		if (c->ev_resp)
+			event_free(c->ev_resp);
+		server_addr_release(srv, host);
+		free(c);
+		return NULL;
+	}
+	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, srv->opts.input_high);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_WRITE_LOW, 0);
+	server_client_link(srv, c);
+	return c;
+}
+
+/* Announce the client (the greeting plugin answers), then start reading. */
+void
+client_start(struct client *c)
+{
+	struct pop3d_arg a[5];
+	struct timeval tv = { (time_t)c->srv->opts.timeout, 0 };
+
+	log_info("client=%llu event=connect peer=%s:%d local=%s:%d",
+	    (unsigned long long)c->id, c->peer, c->peer_port, c->local, c->local_port);
+	memset(a, 0, sizeof(a));
+	a[0].type = POP3D_ARG_INT;
+	a[0].i = (long long)c->id;
+	a[1].type = POP3D_ARG_STR;
+	a[1].s = c->peer;
+	a[1].len = strlen(c->peer);
+	a[2].type = POP3D_ARG_INT;
+	a[2].i = c->peer_port;
+	a[3].type = POP3D_ARG_STR;
+	a[3].s = c->local;
+	a[3].len = strlen(c->local);
+	a[4].type = POP3D_ARG_INT;
+	a[4].i = c->local_port;
+	server_emit(c->srv, "pop3d_connection", c, a, 5);
+	if (c->dead)
+		return;
+	if (c->srv->opts.timeout > 0)
+		evtimer_add(c->ev_idle, &tv);
+	if (!c->closing)
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Stop reading while the client's backlog is over the high-water mark. */
+static void
+client_backpressure(struct client *c)
+{
+	size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	if (c->dead || c->closing || c->eof)
+		return;
+	if (out > c->srv->opts.output_high)
+		bufferevent_disable(c->bev, EV_READ);
+	else if (!(bufferevent_get_enabled(c->bev) & EV_READ))
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Append one line and its CRLF to the output. */
+static void
+client_write(struct client *c, const char *line, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	evbuffer_add(out, line, len);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void
+client_free(struct client *c)
+{
+	if (c->stream_fd >= 0)
+		close(c->stream_fd);
+	bufferevent_free(c->bev);
+	event_free(c->ev_defer);
+	event_free(c->ev_idle);
+	event_free(c->ev_resp);
+	free(c->event_name);
+	free(c->receivers);
+	free(c);
+}
+
+/* The one place a client dies: emit pop3d_disconnected, free it later. */
+void
+client_kill(struct client *c, const char *reason)
+{
+	struct pop3d *srv = c->srv;
+	struct pop3d_arg a;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	if (c->reason == NULL || !c->closing)
+		c->reason = reason;
+	if (c->stream_fd >= 0) {
+		close(c->stream_fd);
+		c->stream_fd = -1;
+	}
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	evtimer_del(c->ev_idle);
+	evtimer_del(c->ev_resp);
+	server_client_unlink(srv, c);
+	log_info("client=%llu event=disconnect reason=\"%s\" duration=%llds commands=%llu",
+	    (unsigned long long)c->id, c->reason, (long long)(time(NULL) - c->connected),
+	    (unsigned long long)c->ncmds);
+	memset(&a, 0, sizeof(a));
+	a.type = POP3D_ARG_INT;
+	a.i = (long long)c->id;
+	c->disconnected_sent = 1;
+	server_emit(srv, "pop3d_disconnected", c, &a, 1);
+	event_active(c->ev_defer, EV_TIMEOUT, 1);
+}
+
+/* Close after pending output is flushed; lastline (may be NULL) goes last. */
+void
+client_close(struct client *c, const char *reason, const char *lastline)
+{
+	if (c->dead || c->closing)
+		return;
+	c->closing = 1;
+	c->reason = reason;
+	evtimer_del(c->ev_resp);
+	bufferevent_disable(c->bev, EV_READ);
+	if (lastline != NULL && c->stream_fd < 0)
+		client_write(c, lastline, strlen(lastline));
+	if (c->stream_fd < 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		client_kill(c, reason);
+}
+
+/* The current command's response is complete: move to the next line. */
+static void
+client_complete(struct client *c)
+{
+	int quit = strcmp(c->verb, "quit") == 0;
+
+	c->inflight = 0;
+	c->verb[0] = '\0';
+	free(c->event_name);
+	c->event_name = NULL;
+	c->nreceivers = 0;
+	evtimer_del(c->ev_resp);
+	if (quit)
+		client_close(c, "quit", NULL);
+	else if (!c->dead)
+		event_active(c->ev_defer, EV_TIMEOUT, 1);
+}
+
+/* Track the protocol state from the first line of a response. */
+static void
+client_first_line(struct client *c, const char *line, size_t len)
+{
+	if (c->responded)
+		return;
+	c->responded = 1;
+	if (len >= 3 && memcmp(line, "+OK", 3) == 0 &&
+	    (strcmp(c->verb, "pass") == 0 || strcmp(c->verb, "apop") == 0 ||
+	    strcmp(c->verb, "auth") == 0))
+		c->state = POP3D_STATE_TRANSACTION;
+}
+
+/* Common checks of every send: alive, tag current. */
+static int
+client_check(struct client *c, uint64_t tag)
+{
+	if (c->dead || c->closing)
+		return -POP3D_ERR_UNKNOWN_CLIENT;
+	if (tag != 0 && tag != c->inflight)
+		return -POP3D_ERR_STALE;
+	return 0;
+}
+
+static int
+client_line_ok(const char *line, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (line[i] == '\r' || line[i] == '\n' || line[i] == '\0')
+			return 0;
+	return 1;
+}
+
+int
+client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, int flags)
+{
+	int rv;
+
+	if ((rv = client_check(c, tag)) != 0)
+		return rv;
+	if (!client_line_ok(line, len))
+		return -POP3D_ERR_INVALID;
+	client_write(c, line, len);
+	if (c->inflight) {
+		client_first_line(c, line, len);
+		if (flags & POP3D_SEND_MORE) {
+			struct timeval tv = { (time_t)c->srv->opts.response_timeout, 0 };
+
+			if (c->srv->opts.response_timeout > 0)
+				evtimer_add(c->ev_resp, &tv);
+		} else
+			client_complete(c);
+	}
+	client_backpressure(c);
+	return 0;
+}
+
+int
+client_send_lines(struct client *c, uint64_t tag, const char *status, const struct iovec *lines,
+    size_t n)
+{
+	struct evbuffer *out;
+	size_t i;
+	int rv;
+
+	if ((rv = client_check(c, tag)) != 0)
+		return rv;
+	if (!client_line_ok(status, strlen(status)))
+		return -POP3D_ERR_INVALID;
+	for (i = 0; i < n; i++)
+		if (!client_line_ok(lines[i].iov_base, lines[i].iov_len))
+			return -POP3D_ERR_INVALID;
+	out = bufferevent_get_output(c->bev);
+	client_write(c, status, strlen(status));
+	for (i = 0; i < n; i++) {
+		if (lines[i].iov_len > 0 && ((const char *)lines[i].iov_base)[0] == '.')
+			evbuffer_add(out, ".", 1);
+		client_write(c, lines[i].iov_base, lines[i].iov_len);
+	}
+	evbuffer_add(out, ".\r\n", 3);
+	if (c->inflight) {
+		client_first_line(c, status, strlen(status));
+		client_complete(c);
+	}
+	client_backpressure(c);
+	return 0;
+}
+
+/* Feed the streamed file into the output until it holds enough. */
+static void
+client_stream_fill(struct client *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	char buf[CLIENT_STREAM_CHUNK];
+	ssize_t n;
+
+	while (c->stream_fd >= 0 && evbuffer_get_length(out) < 4 * CLIENT_WRITE_LOW) {
+		if (!stuff_wants_more(&c->stream))
+			n = 0;
+		else if ((n = read(c->stream_fd, buf, sizeof(buf))) == -1) {
+			if (errno == EINTR)
+				continue;
+			/* Part of the response is out: no fake terminator. */
+			log_warn("client=%llu event=stream-error", (unsigned long long)c->id);
+			client_kill(c, "file read error");
+			return;
+		}
+		if (n == 0) {
+			stuff_finish(&c->stream, out);
+			close(c->stream_fd);
+			c->stream_fd = -1;
+			if (c->closing) {
+				/* disconnect arrived mid-stream; flush then close */
+				break;
+			}
+			if (c->inflight)
+				client_complete(c);
+			break;
+		}
+		stuff_chunk(&c->stream, buf, (size_t)n, out);
+	}
+}
+
+int
+client_send_file(struct client *c, uint64_t tag, const char *status, const char *path, long top)
+{
+	struct stat sb;
+	int fd, rv;
+
+	if ((rv = client_check(c, tag)) != 0)
+		return rv;
+	if (!client_line_ok(status, strlen(status)))
+		return -POP3D_ERR_INVALID;
+	if (c->stream_fd >= 0)
+		return -POP3D_ERR_INVALID;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+		return -POP3D_ERR_IO;
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return -POP3D_ERR_IO;
+	}
+	client_write(c, status, strlen(status));
+	if (c->inflight) {
+		client_first_line(c, status, strlen(status));
+		evtimer_del(c->ev_resp);	/* the core completes it now */
+	}
+	stuff_init(&c->stream, top);
+	c->stream_fd = fd;
+	client_stream_fill(c);
+	client_backpressure(c);
+	return 0;
+}
+
+/* A line that is not a command: one -ERR, and close after too many. */
+static void
+client_bad_line(struct client *c, const char *msg)
+{
+	unsigned max = c->srv->opts.max_bad_lines;
+
+	c->bad_lines++;
+	log_debug("client=%llu event=bad-line error=\"%s\" count=%u", (unsigned long long)c->id,
+	    msg + 5, c->bad_lines);
+	if (max > 0 && c->bad_lines >= max) {
+		client_close(c, "too many bad commands",
+		    "-ERR too many bad commands, closing connection");
+		return;
+	}
+	client_write(c, msg, strlen(msg));
+	client_backpressure(c);
+}
+
+static void
+client_seen(uint64_t consumer, void *ctx)
+{
+	struct client *c = ctx;
+	uint64_t *nr;
+
+	if (c->nreceivers == c->receivers_cap) {
+		size_t cap = c->receivers_cap ? c->receivers_cap * 2 : 4;
+
+		if ((nr = realloc(c->receivers, cap * sizeof(*nr))) == NULL)
+			return;
+		c->receivers = nr;
+		c->receivers_cap = cap;
+	}
+	c->receivers[c->nreceivers++] = consumer;
+}
+
+/* Make the command event; the core answers itself when nobody listens. */
+static void
+client_command(struct client *c, const struct line_cmd *cmd)
+{
+	struct pop3d *srv = c->srv;
+	struct pop3d_event ev;
+	struct pop3d_arg a[2];
+	char name[LINE_VERB_MAX + 16];
+	char *arg = NULL;
+	struct timeval tv = { (time_t)srv->opts.response_timeout, 0 };
+	int masked, saw;
+
+	c->ncmds++;
+	snprintf(name, sizeof(name), "pop3d_cmd_%s", cmd->verb);
+	masked = strcmp(cmd->verb, "pass") == 0 || strcmp(cmd->verb, "apop") == 0 ||
+	    strcmp(cmd->verb, "auth") == 0;
+	log_debug("client=%llu event=command tag=%llu verb=%s arg=\"%.*s\"",
+	    (unsigned long long)c->id, (unsigned long long)c->ncmds, cmd->verb,
+	    masked ? (cmd->arg ? 4 : 0) : (int)cmd->arglen,
+	    masked ? "****" : (cmd->arg ? cmd->arg : ""));
+	if (!pipeline_has_handler(srv->pipeline, name)) {
+		if (strcmp(cmd->verb, "quit") == 0) {
+			char bye[600];
+
+			snprintf(bye, sizeof(bye), "+OK %s POP3 server signing off", srv->hostname);
+			client_close(c, "quit", bye);
+		} else {
+			client_write(c, "-ERR [SYS/TEMP] command not available, try again later",
+			    54);
+			client_backpressure(c);
+		}
+		return;
+	}
+	c->inflight = c->ncmds;
+	memcpy(c->verb, cmd->verb, sizeof(c->verb));
+	c->event_name = strdup(name);
+	c->responded = 0;
+	c->plugin_saw = 0;
+	c->nreceivers = 0;
+	if (srv->opts.response_timeout > 0)
+		evtimer_add(c->ev_resp, &tv);
+
+	memset(a, 0, sizeof(a));
+	a[0].type = POP3D_ARG_INT;
+	a[0].i = (long long)c->id;
+	if (cmd->arg != NULL) {
+		if ((arg = malloc(cmd->arglen + 1)) == NULL) {
+			client_kill(c, "out of memory");
+			return;
+		}
+		memcpy(arg, cmd->arg, cmd->arglen);
+		arg[cmd->arglen] = '\0';
+		a[1].type = POP3D_ARG_STR;
+		a[1].s = arg;
+		a[1].len = cmd->arglen;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.name = name;
+	ev.client = c->id;
+	ev.tag = c->ncmds;
+	ev.state = c->state;
+	ev.tls = c->tls;
+	ev.argc = cmd->arg != NULL ? 2 : 1;
+	ev.argv = a;
+	saw = server_dispatch(srv, &ev, client_seen, c);
+	if (c->inflight == ev.tag)
+		c->plugin_saw = saw;
+	/* A plugin may have replaced ARG1 (freeing the old one, see pop3d.h):
+	 * free whatever is there now. */
+	if (ev.argc > 1 && ev.argv[1].type != POP3D_ARG_INT)
+		free(ev.argv[1].s);
+	if (c->inflight == c->ncmds && !c->dead && !c->responded && c->nreceivers == 0 &&
+	    !c->plugin_saw) {
+		/* Every handler went away during the dispatch. */
+		client_write(c, "-ERR [SYS/TEMP] command not available, try again later", 54);
+		client_complete(c);
+	}
+}
+
+/* Parse and run buffered lines while no command is in flight. */
+static void
+client_process(struct client *c)
+{
+	struct pop3d *srv = c->srv;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct line_cmd cmd;
+	size_t len;
+
+	while (!c->dead && !c->closing && c->inflight == 0) {
+		enum line_status st = line_extract(&c->lf, in, srv->opts.max_line,
+		    srv->linebuf, &len);
+
+		if (st == LINE_AGAIN)
+			break;
+		c->last_active = server_now();
+		if (st == LINE_TOOLONG) {
+			client_bad_line(c, "-ERR line too long");
+			continue;
+		}
+		if (st == LINE_NUL) {
+			client_bad_line(c, "-ERR NUL byte in command");
+			continue;
+		}
+		if (line_parse(srv->linebuf, len, &cmd) == -1 ||
+		    !line_verb_known(cmd.verb, (const char *const *)srv->extra_verbs)) {
+			client_bad_line(c, "-ERR unknown command");
+			continue;
+		}
+		c->bad_lines = 0;
+		client_command(c, &cmd);
+	}
+	if (!c->dead && !c->closing && c->eof && c->inflight == 0 && c->stream_fd < 0)
+		client_close(c, "client closed connection", NULL);
+}
+
+static void
+client_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	client_process(arg);
+}
+
+/* Output drained below the low-water mark: progress. */
+static void
+client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+
+	if (c->dead)
+		return;
+	c->last_active = server_now();
+	if (c->stream_fd >= 0)
+		client_stream_fill(c);
+	if (c->dead)
+		return;
+	if (c->closing && c->stream_fd < 0 &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		client_kill(c, c->reason);
+		return;
+	}
+	client_backpressure(c);
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)bev;
+	if (c->dead)
+		return;
+	if (what & BEV_EVENT_EOF) {
+		c->eof = 1;
+		if (c->closing)
+			return;
+		client_process(c);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		client_kill(c, (what & BEV_EVENT_WRITING) ? "write error" : "read error");
+}
+
+/* Parse the next line, or free a dead client: always outside callbacks. */
+static void
+client_defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	struct pop3d *srv = c->srv;
+
+	(void)fd;
+	(void)what;
+	if (c->dead) {
+		client_free(c);
+		server_client_gone(srv);
+		return;
+	}
+	client_process(c);
+}
+
+/*
+ * Idle autologout.  Any command, and any progress in draining output (a
+ * client slowly reading a long response), counts as activity.
+ */
+static void
+client_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
+	time_t now = server_now(), left;
+	struct timeval tv = { 0, 0 };
+
+	(void)fd;
+	(void)what;
+	if (c->dead)
+		return;
+	if (out < c->last_outlen || (c->inflight && !c->responded))
+		c->last_active = now;
+	c->last_outlen = out;
+	left = c->last_active + (time_t)c->srv->opts.timeout - now;
+	if (left <= 0) {
+		log_info("client=%llu event=idle-timeout", (unsigned long long)c->id);
+		if (out > 0 || c->closing)
+			client_kill(c, "idle timeout");
+		else
+			client_close(c, "idle timeout", "-ERR autologout; idle for too long");
+		if (!c->dead) {
+			tv.tv_sec = (time_t)c->srv->opts.timeout;
+			evtimer_add(c->ev_idle, &tv);
+		}
+		return;
+	}
+	tv.tv_sec = left;
+	evtimer_add(c->ev_idle, &tv);
+}
+
+/* No answer within --response-timeout: never a fake response. */
+static void
+client_resp_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->dead || c->inflight == 0)
+		return;
+	log_warnx("client=%llu event=response-timeout tag=%llu verb=%s",
+	    (unsigned long long)c->id, (unsigned long long)c->inflight, c->verb);
+	if (c->responded)
+		client_kill(c, "response timeout");
+	else
+		client_close(c, "response timeout",
+		    "-ERR [SYS/TEMP] no response from server, try again later");
+}
+
+/* A consumer went away: the in-flight command may have no handler left. */
+void
+client_consumer_gone(struct client *c, uint64_t consumer)
+{
+	size_t i;
+	int found = 0;
+
+	if (c->dead || c->inflight == 0)
+		return;
+	for (i = 0; i < c->nreceivers; i++)
+		if (c->receivers[i] == consumer) {
+			c->receivers[i] = c->receivers[--c->nreceivers];
+			found = 1;
+			break;
+		}
+	if (!found || c->nreceivers > 0 || c->plugin_saw)
+		return;
+	if (!c->responded) {
+		log_warnx("client=%llu event=handler-gone tag=%llu", (unsigned long long)c->id,
+		    (unsigned long long)c->inflight);
+		client_close(c, "handler went away",
+		    "-ERR [SYS/TEMP] server unavailable, try again later");
+	} else if (c->responded)
+		client_kill(c, "handler went away");
+}
+
+void
+client_info(struct client *c, struct pop3d_client_info *ci)
+{
+	memset(ci, 0, sizeof(*ci));
+	ci->id = c->id;
+	memcpy(ci->peer, c->peer, sizeof(ci->peer));
+	ci->peer_port = c->peer_port;
+	memcpy(ci->local, c->local, sizeof(ci->local));
+	ci->local_port = c->local_port;
+	ci->state = c->state;
+	ci->tls = c->tls;
+	ci->connected = c->connected;
+	ci->idle = server_now() - c->last_active;
+	ci->tag = c->inflight;
+}

@@ -1,0 +1,277 @@
+/*
+ * daemon.c - option parsing, start-up, signals and the main loop of pop3d.
+ * Options mirror the spawn options of POE::Component::Server::POP3.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../control/control.h"
+#include "daemon.h"
+#include "log.h"
+#include "pop3d.h"
+
+enum {
+	OPT_ADDRESS = 256, OPT_PORT, OPT_HOSTNAME, OPT_SERVER_VERSION, OPT_NO_GREETING,
+	OPT_ALIAS, OPT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_MAX_LINE, OPT_MAX_BAD_LINES,
+	OPT_MAX_CLIENTS, OPT_MAX_PER_ADDRESS, OPT_COMMAND, OPT_CONTROL, OPT_CONTROL_MODE,
+	OPT_CONTROL_GROUP, OPT_CONTROL_ALLOW_UID, OPT_MAX_CONTROLLERS, OPT_CONTROL_MAX_LINE,
+	OPT_CONTROL_MAX_OUTPUT, OPT_HELP, OPT_VERSION
+};
+
+static const struct option daemon_longopts[] = {
+	{ "address", required_argument, NULL, OPT_ADDRESS },
+	{ "port", required_argument, NULL, OPT_PORT },
+	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
+	{ "server-version", required_argument, NULL, OPT_SERVER_VERSION },
+	{ "no-greeting", no_argument, NULL, OPT_NO_GREETING },
+	{ "alias", required_argument, NULL, OPT_ALIAS },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "response-timeout", required_argument, NULL, OPT_RESPONSE_TIMEOUT },
+	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
+	{ "max-bad-lines", required_argument, NULL, OPT_MAX_BAD_LINES },
+	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+	{ "max-per-address", required_argument, NULL, OPT_MAX_PER_ADDRESS },
+	{ "command", required_argument, NULL, OPT_COMMAND },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "control-mode", required_argument, NULL, OPT_CONTROL_MODE },
+	{ "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
+	{ "control-allow-uid", required_argument, NULL, OPT_CONTROL_ALLOW_UID },
+	{ "max-controllers", required_argument, NULL, OPT_MAX_CONTROLLERS },
+	{ "control-max-line", required_argument, NULL, OPT_CONTROL_MAX_LINE },
+	{ "control-max-output", required_argument, NULL, OPT_CONTROL_MAX_OUTPUT },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 }
+};
+
+static void
+daemon_usage(FILE *f)
+{
+	fprintf(f,
+"usage: pop3d [-fv] [--address ADDR] [--port N] [--hostname NAME]\n"
+"             [--server-version STR] [--no-greeting] [--alias NAME]\n"
+"             [--timeout S] [--response-timeout S] [--max-line N]\n"
+"             [--max-bad-lines N] [--max-clients N] [--max-per-address N]\n"
+"             [--command VERB]... [--control PATH] [--control-mode MODE]\n"
+"             [--control-group GROUP] [--control-allow-uid UID]...\n"
+"             [--max-controllers N] [--control-max-line N]\n"
+"             [--control-max-output N]\n"
+"See pop3d(8).\n");
+}
+
+/* Parse an unsigned number within [min, max] or exit with usage status. */
+static unsigned long long
+daemon_number(const char *opt, const char *s, unsigned long long min, unsigned long long max)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < min || v > max) {
+		fprintf(stderr, "pop3d: --%s: %s: expected a number from %llu to %llu\n", opt, s,
+		    min, max);
+		exit(2);
+	}
+	return v;
+}
+
+struct daemon_state {
+	struct event_base *base;
+	struct pop3d *srv;
+	struct control *ctl;
+};
+
+static void
+daemon_stopped(struct pop3d *srv, void *arg)
+{
+	struct daemon_state *ds = arg;
+
+	(void)srv;
+	event_base_loopexit(ds->base, NULL);
+}
+
+static void
+daemon_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon_state *ds = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		log_reopen();
+		log_info("event=sighup");
+		return;
+	}
+	log_info("event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
+	if (ds->ctl != NULL)
+		control_shutdown(ds->ctl);
+	pop3d_shutdown(ds->srv);
+}
+
+int
+daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
+{
+	struct pop3d_options opts;
+	struct control_options copts;
+	struct daemon_state ds;
+	struct event *sigs[3];
+	const char *address = NULL, **verbs;
+	int port = 110, foreground = 0, verbose = 0, ch, i;
+	size_t nverbs = 0;
+	static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+
+	pop3d_options_init(&opts);
+	control_options_init(&copts);
+	if ((verbs = calloc((size_t)argc + 1, sizeof(*verbs))) == NULL)
+		return 1;
+	while ((ch = getopt_long(argc, argv, "fv", daemon_longopts, NULL)) != -1) {
+		const char *name = NULL;
+		for (i = 0; daemon_longopts[i].name != NULL; i++)
+			if (daemon_longopts[i].val == ch)
+				name = daemon_longopts[i].name;
+		switch (ch) {
+		case OPT_ADDRESS:
+			address = optarg;
+			break;
+		case OPT_PORT:
+			port = (int)daemon_number(name, optarg, 0, 65535);
+			break;
+		case OPT_HOSTNAME:
+			opts.hostname = optarg;
+			break;
+		case OPT_SERVER_VERSION:
+			opts.version = optarg;
+			break;
+		case OPT_NO_GREETING:
+			opts.handle_connects = 0;
+			break;
+		case OPT_ALIAS:
+			opts.alias = optarg;
+			break;
+		case OPT_TIMEOUT:
+			opts.timeout = (unsigned)daemon_number(name, optarg, 1, 86400);
+			break;
+		case OPT_RESPONSE_TIMEOUT:
+			opts.response_timeout = (unsigned)daemon_number(name, optarg, 1, 86400);
+			break;
+		case OPT_MAX_LINE:
+			opts.max_line = daemon_number(name, optarg, 16, 65536);
+			break;
+		case OPT_MAX_BAD_LINES:
+			opts.max_bad_lines = (unsigned)daemon_number(name, optarg, 0, 1000000);
+			break;
+		case OPT_MAX_CLIENTS:
+			opts.max_clients = (unsigned)daemon_number(name, optarg, 1, 10000000);
+			break;
+		case OPT_MAX_PER_ADDRESS:
+			opts.max_per_address = (unsigned)daemon_number(name, optarg, 0, 10000000);
+			break;
+		case OPT_COMMAND:
+			if (strlen(optarg) > 16 || optarg[strspn(optarg,
+			    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")]
+			    != '\0' || *optarg == '\0') {
+				fprintf(stderr, "pop3d: --command: %s: not a verb\n", optarg);
+				return 2;
+			}
+			verbs[nverbs++] = optarg;
+			break;
+		case OPT_CONTROL:
+			copts.path = optarg;
+			break;
+		case OPT_CONTROL_MODE:
+			copts.mode = (mode_t)strtoul(optarg, NULL, 8);
+			if (copts.mode > 0777 || optarg[strspn(optarg, "01234567")] != '\0') {
+				fprintf(stderr, "pop3d: --control-mode: %s: expected octal\n", optarg);
+				return 2;
+			}
+			break;
+		case OPT_CONTROL_GROUP:
+			copts.group = optarg;
+			break;
+		case OPT_CONTROL_ALLOW_UID:
+			if (control_options_allow(&copts,
+			    (uid_t)daemon_number(name, optarg, 0, UINT_MAX - 1)) == -1)
+				return 1;
+			break;
+		case OPT_MAX_CONTROLLERS:
+			copts.max_controllers = (unsigned)daemon_number(name, optarg, 1, 100000);
+			break;
+		case OPT_CONTROL_MAX_LINE:
+			copts.max_line = daemon_number(name, optarg, 1024, 1ULL << 30);
+			break;
+		case OPT_CONTROL_MAX_OUTPUT:
+			copts.max_output = daemon_number(name, optarg, 65536, 1ULL << 34);
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case OPT_HELP:
+			daemon_usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("pop3d %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			daemon_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		daemon_usage(stderr);
+		return 2;
+	}
+	opts.extra_verbs = verbs;
+	log_init(1, verbose, "pop3d");
+	signal(SIGPIPE, SIG_IGN);
+
+	memset(&ds, 0, sizeof(ds));
+	if ((ds.base = event_base_new()) == NULL)
+		fatalx("cannot create the event base");
+	if ((ds.srv = pop3d_new(ds.base, &opts)) == NULL)
+		fatal("cannot create the server (greeting over 512 octets, or CR/LF in it?)");
+	pop3d_set_stopped_cb(ds.srv, daemon_stopped, &ds);
+	if (pop3d_listen(ds.srv, address, port) == -1)
+		fatal("cannot listen on %s port %d", address != NULL ? address : "*", port);
+	if (copts.path != NULL && (ds.ctl = control_new(ds.srv, &copts)) == NULL)
+		exit(1);
+	if (setup != NULL)
+		setup(ds.srv);
+	for (i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(ds.base, signums[i], daemon_signal, &ds);
+		evsignal_add(sigs[i], NULL);
+	}
+	if (!foreground) {
+		if (daemon(1, 0) == -1)
+			fatal("daemon");
+		log_init(0, verbose, "pop3d");
+		event_reinit(ds.base);
+	}
+	log_info("event=started alias=%s version=%s pid=%ld", opts.alias, PACKAGE_VERSION,
+	    (long)getpid());
+	event_base_dispatch(ds.base);
+	log_info("event=stopped");
+	for (i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	control_free(ds.ctl);
+	pop3d_free(ds.srv);
+	event_base_free(ds.base);
+	control_options_clear(&copts);
+	free(verbs);
+	return 0;
+}

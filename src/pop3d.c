@@ -1,0 +1,899 @@
+/*
+ * pop3d.c - the server object and the public libpop3d API: options,
+ * client table, per-address counts, event emission, the seed's methods.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/random.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "greeting.h"
+#include "log.h"
+#include "server.h"
+
+/* Clients per peer address: a small chained hash of address strings. */
+struct addrcount_entry {
+	struct addrcount_entry *next;
+	unsigned count;
+	char addr[64];
+};
+struct addrcount {
+	struct addrcount_entry *b[1024];
+};
+
+static const char *const pop3d_errors[] = {
+	"ok", "unknown client", "stale tag", "invalid argument", "i/o error",
+	"shutting down", "unknown event", "limit exceeded", "out of memory"
+};
+
+const char *
+pop3d_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	if ((size_t)err >= sizeof(pop3d_errors) / sizeof(pop3d_errors[0]))
+		return "unknown error";
+	return pop3d_errors[err];
+}
+
+const char *
+pop3d_state_name(enum pop3d_state st)
+{
+	return st == POP3D_STATE_TRANSACTION ? "transaction" : "authorization";
+}
+
+void
+pop3d_options_init(struct pop3d_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->alias = "pop3d";
+	o->hostname = "localhost";
+	o->version = PACKAGE_NAME "-" PACKAGE_VERSION;
+	o->handle_connects = 1;
+	o->timeout = 600;
+	o->response_timeout = 30;
+	o->max_line = 255;
+	o->max_bad_lines = 3;
+	o->max_clients = 1024;
+	o->max_per_address = 64;
+	o->output_high = 256 * 1024;
+	o->input_high = 16 * 1024;
+}
+
+/* Monotonic seconds, for idle accounting. */
+time_t
+server_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static int
+pop3d_text_ok(const char *s)
+{
+	return s != NULL && strpbrk(s, "\r\n") == NULL;
+}
+
+static void
+pop3d_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3d *srv = arg;
+	struct client *c, *next;
+
+	(void)fd;
+	(void)what;
+	if (srv->nclients > 0) {
+		/* Grace period over: cut whoever is still draining. */
+		for (c = TAILQ_FIRST(&srv->clients); c != NULL; c = next) {
+			next = TAILQ_NEXT(c, entry);
+			client_kill(c, "shutdown");
+		}
+		return;
+	}
+	if (srv->stopped_cb != NULL)
+		srv->stopped_cb(srv, srv->stopped_arg);
+}
+
+static void
+pop3d_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	listener_resume(arg);
+}
+
+struct pop3d *
+pop3d_new(struct event_base *base, const struct pop3d_options *opts)
+{
+	struct pop3d *srv;
+	unsigned char rnd[16];
+	size_t i, n = 0;
+	char greet[600];
+
+	if (base == NULL || opts == NULL || !pop3d_text_ok(opts->hostname) ||
+	    !pop3d_text_ok(opts->version) || opts->alias == NULL || opts->max_line < 8) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((size_t)snprintf(greet, sizeof(greet), GREETING_FORMAT, opts->hostname,
+	    opts->version) + 2 > GREETING_MAX) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return NULL;
+	srv->base = base;
+	srv->opts = *opts;
+	if (srv->opts.input_high < 2 * srv->opts.max_line)
+		srv->opts.input_high = 2 * srv->opts.max_line;
+	srv->alias = strdup(opts->alias);
+	srv->hostname = strdup(opts->hostname);
+	srv->version = strdup(opts->version);
+	srv->opts.alias = srv->alias;
+	srv->opts.hostname = srv->hostname;
+	srv->opts.version = srv->version;
+	if (opts->extra_verbs != NULL)
+		while (opts->extra_verbs[n] != NULL)
+			n++;
+	srv->extra_verbs = calloc(n + 1, sizeof(char *));
+	for (i = 0; srv->extra_verbs != NULL && i < n; i++)
+		srv->extra_verbs[i] = strdup(opts->extra_verbs[i]);
+	srv->opts.extra_verbs = (const char *const *)srv->extra_verbs;
+	TAILQ_INIT(&srv->listeners);
+	TAILQ_INIT(&srv->clients);
+	srv->hash_size = 256;
+	srv->hash = calloc(srv->hash_size, sizeof(*srv->hash));
+	srv->addrs = calloc(1, sizeof(*srv->addrs));
+	srv->pipeline = pipeline_new();
+	srv->linebuf = malloc(srv->opts.max_line);
+	srv->ev_stop = evtimer_new(base, pop3d_stop_cb, srv);
+	srv->ev_resume = evtimer_new(base, pop3d_resume_cb, srv);
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		memset(rnd, 0, sizeof(rnd));
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(srv->session_id + 2 * i, 3, "%02x", rnd[i]);
+	if (srv->alias == NULL || srv->hostname == NULL || srv->version == NULL ||
+	    srv->extra_verbs == NULL || srv->hash == NULL || srv->addrs == NULL ||
+	    srv->pipeline == NULL || srv->linebuf == NULL || srv->ev_stop == NULL ||
+	    srv->ev_resume == NULL) {
+		pop3d_free(srv);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (opts->handle_connects && greeting_install(srv) == -1) {
+		pop3d_free(srv);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return srv;
+}
+
+void
+pop3d_free(struct pop3d *srv)
+{
+	struct client *c;
+	size_t i;
+
+	if (srv == NULL)
+		return;
+	listener_free_all(srv);
+	/* Live clients go without events; dead ones await their ev_defer. */
+	while ((c = TAILQ_FIRST(&srv->clients)) != NULL) {
+		TAILQ_REMOVE(&srv->clients, c, entry);
+		c->dead = 1;
+		event_del(c->ev_defer);
+		if (c->stream_fd >= 0)
+			close(c->stream_fd);
+		bufferevent_free(c->bev);
+		event_free(c->ev_defer);
+		event_free(c->ev_idle);
+		event_free(c->ev_resp);
+		free(c->event_name);
+		free(c->receivers);
+		free(c);
+	}
+	if (srv->addrs != NULL) {
+		for (i = 0; i < 1024; i++) {
+			struct addrcount_entry *e, *n;
+
+			for (e = srv->addrs->b[i]; e != NULL; e = n) {
+				n = e->next;
+				free(e);
+			}
+		}
+		free(srv->addrs);
+	}
+	pipeline_free(srv->pipeline);
+	if (srv->ev_stop)
+		event_free(srv->ev_stop);
+	if (srv->ev_resume)
+		event_free(srv->ev_resume);
+	for (i = 0; srv->extra_verbs != NULL && srv->extra_verbs[i] != NULL; i++)
+		free(srv->extra_verbs[i]);
+	free(srv->extra_verbs);
+	free(srv->hash);
+	free(srv->linebuf);
+	free(srv->alias);
+	free(srv->hostname);
+	free(srv->version);
+	free(srv);
+}
+
+int
+pop3d_listen(struct pop3d *srv, const char *addr, int port)
+{
+	if (port < 0 || port > 65535) {
+		errno = EINVAL;
+		return -1;
+	}
+	return listener_add(srv, addr, port);
+}
+
+size_t
+pop3d_getsockname(struct pop3d *srv, struct pop3d_sockname *out, size_t n)
+{
+	struct listener *l;
+	size_t k = 0;
+
+	TAILQ_FOREACH(l, &srv->listeners, entry) {
+		if (k < n)
+			out[k] = l->name;
+		k++;
+	}
+	return k;
+}
+
+const char *
+pop3d_session_id(struct pop3d *srv)
+{
+	return srv->session_id;
+}
+
+const struct pop3d_options *
+pop3d_get_options(struct pop3d *srv)
+{
+	return &srv->opts;
+}
+
+struct event_base *
+pop3d_get_base(struct pop3d *srv)
+{
+	return srv->base;
+}
+
+/* Client table: ids are never reused, so a stale id simply finds nothing. */
+static size_t
+server_hash(struct pop3d *srv, uint64_t id)
+{
+	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 20) & (srv->hash_size - 1);
+}
+
+struct client *
+server_client_find(struct pop3d *srv, uint64_t id)
+{
+	struct client *c;
+
+	for (c = srv->hash[server_hash(srv, id)]; c != NULL; c = c->hnext)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void
+server_rehash(struct pop3d *srv)
+{
+	struct client **nh, *c;
+	size_t oldsize = srv->hash_size;
+
+	if ((nh = calloc(oldsize * 2, sizeof(*nh))) == NULL)
+		return;
+	free(srv->hash);
+	srv->hash = nh;
+	srv->hash_size = oldsize * 2;
+	TAILQ_FOREACH(c, &srv->clients, entry) {
+		size_t h = server_hash(srv, c->id);
+
+		c->hnext = srv->hash[h];
+		srv->hash[h] = c;
+	}
+}
+
+void
+server_client_link(struct pop3d *srv, struct client *c)
+{
+	size_t h;
+
+	TAILQ_INSERT_TAIL(&srv->clients, c, entry);
+	srv->nclients++;
+	if (srv->nclients > srv->hash_size)
+		server_rehash(srv);
+	else {
+		h = server_hash(srv, c->id);
+		c->hnext = srv->hash[h];
+		srv->hash[h] = c;
+	}
+}
+
+void
+server_client_unlink(struct pop3d *srv, struct client *c)
+{
+	struct client **pp;
+
+	for (pp = &srv->hash[server_hash(srv, c->id)]; *pp != NULL; pp = &(*pp)->hnext)
+		if (*pp == c) {
+			*pp = c->hnext;
+			break;
+		}
+	TAILQ_REMOVE(&srv->clients, c, entry);
+	srv->nclients--;
+	server_addr_release(srv, c->peer);
+}
+
+/* A client was freed: finish a shutdown, or accept again after EMFILE. */
+void
+server_client_gone(struct pop3d *srv)
+{
+	struct timeval tv = { 0, 0 };
+
+	if (srv->shutting_down && srv->nclients == 0)
+		evtimer_add(srv->ev_stop, &tv);
+	listener_resume(srv);
+}
+
+static unsigned
+server_addr_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h & 1023;
+}
+
+int
+server_addr_acquire(struct pop3d *srv, const char *addr)
+{
+	unsigned h = server_addr_hash(addr);
+	struct addrcount_entry *e;
+
+	for (e = srv->addrs->b[h]; e != NULL; e = e->next)
+		if (strcmp(e->addr, addr) == 0)
+			break;
+	if (e == NULL) {
+		if ((e = calloc(1, sizeof(*e))) == NULL)
+			return -1;
+		snprintf(e->addr, sizeof(e->addr), "%s", addr);
+		e->next = srv->addrs->b[h];
+		srv->addrs->b[h] = e;
+	}
+	if (srv->opts.max_per_address > 0 && e->count >= srv->opts.max_per_address)
+		return -1;
+	e->count++;
+	return 0;
+}
+
+void
+server_addr_release(struct pop3d *srv, const char *addr)
+{
+	struct addrcount_entry **pp, *e;
+
+	for (pp = &srv->addrs->b[server_addr_hash(addr)]; (e = *pp) != NULL; pp = &e->next)
+		if (strcmp(e->addr, addr) == 0) {
+			if (--e->count == 0) {
+				*pp = e->next;
+				free(e);
+			}
+			return;
+		}
+}
+
+/* Trace one event at -vv; password-bearing arguments are masked. */
+static void
+server_trace(const struct pop3d_event *ev)
+{
+	char buf[512];
+	size_t o = 0;
+	int i, mask;
+
+	if (log_verbose() < 2)
+		return;
+	mask = strcmp(ev->name, "pop3d_cmd_pass") == 0 || strcmp(ev->name, "pop3d_cmd_apop") == 0 ||
+	    strcmp(ev->name, "pop3d_cmd_auth") == 0 || strcmp(ev->name, "pop3d_auth_data") == 0;
+	buf[0] = '\0';
+	for (i = 0; i < ev->argc && o < sizeof(buf) - 1; i++) {
+		const struct pop3d_arg *a = &ev->argv[i];
+		int n;
+
+		if (a->type == POP3D_ARG_INT)
+			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=%lld", i, a->i);
+		else if (mask && i > 0)
+			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=****", i);
+		else
+			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=\"%.*s\"", i,
+			    (int)(a->len > 80 ? 80 : a->len), a->s);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
+	if (o >= sizeof(buf))
+		buf[sizeof(buf) - 1] = '\0';
+	log_trace("client=%llu event=%s seq=%llu%s", (unsigned long long)ev->client, ev->name,
+	    (unsigned long long)ev->seq, buf);
+}
+
+/* Every event passes here: sequence number, trace, pipeline.  Returns 1
+ * when a plugin saw it; seen() is told of each consumer that did. */
+int
+server_dispatch(struct pop3d *srv, struct pop3d_event *ev, pipeline_seen_cb seen, void *ctx)
+{
+	ev->seq = ++srv->next_seq;
+	server_trace(ev);
+	return pipeline_dispatch(srv->pipeline, srv, ev, seen, ctx);
+}
+
+void
+server_emit(struct pop3d *srv, const char *name, struct client *c, struct pop3d_arg *argv,
+    int argc)
+{
+	struct pop3d_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.name = name;
+	if (c != NULL) {
+		ev.client = c->id;
+		ev.state = c->state;
+		ev.tls = c->tls;
+	}
+	ev.argc = argc;
+	ev.argv = argv;
+	server_dispatch(srv, &ev, NULL, NULL);
+}
+
+/* Consumers. */
+uint64_t
+pop3d_consumer_add(struct pop3d *srv, const char *name, pop3d_consumer_cb cb, void *arg)
+{
+	if (cb == NULL)
+		return 0;
+	return pipeline_consumer_add(srv->pipeline, name, cb, arg);
+}
+
+void
+pop3d_consumer_del(struct pop3d *srv, uint64_t id)
+{
+	struct pipeline_entry *e = pipeline_find(srv->pipeline, id);
+	struct client *c, *next;
+
+	if (e == NULL || e->is_plugin)
+		return;
+	pipeline_remove(srv->pipeline, e);
+	for (c = TAILQ_FIRST(&srv->clients); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		client_consumer_gone(c, id);
+	}
+}
+
+/* Normalise and validate names; on success *out holds malloc'd patterns. */
+static int
+pop3d_names(struct pop3d *srv, const char *const *names, size_t n, char ***out, size_t *bad)
+{
+	char **v;
+	size_t i;
+
+	if ((v = calloc(n + 1, sizeof(*v))) == NULL)
+		return -POP3D_ERR_NOMEM;
+	for (i = 0; i < n; i++) {
+		if (names[i] == NULL || !pop3d_event_known(srv, names[i]) ||
+		    (v[i] = pipeline_normalise(names[i])) == NULL) {
+			if (bad != NULL)
+				*bad = i;
+			while (i > 0)
+				free(v[--i]);
+			free(v);
+			return -POP3D_ERR_UNKNOWN_EVENT;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+static void
+pop3d_names_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int
+pop3d_entry_register(struct pop3d *srv, struct pipeline_entry *e, const char *const *names,
+    size_t n, size_t *bad)
+{
+	char **v;
+	int rv;
+
+	if (e == NULL)
+		return -POP3D_ERR_INVALID;
+	if (n > PIPELINE_MAX_PATTERNS)
+		return -POP3D_ERR_LIMIT;
+	if ((rv = pop3d_names(srv, names, n, &v, bad)) != 0)
+		return rv;
+	rv = pipeline_register(e, (const char *const *)v, n) == -1 ? -POP3D_ERR_LIMIT : 0;
+	pop3d_names_free(v, n);
+	return rv;
+}
+
+static int
+pop3d_entry_unregister(struct pop3d *srv, struct pipeline_entry *e, const char *const *names,
+    size_t n)
+{
+	char **v;
+	size_t i;
+
+	(void)srv;
+	if (e == NULL)
+		return -POP3D_ERR_INVALID;
+	if ((v = calloc(n + 1, sizeof(*v))) == NULL)
+		return -POP3D_ERR_NOMEM;
+	for (i = 0; i < n; i++)
+		if (names[i] == NULL || (v[i] = pipeline_normalise(names[i])) == NULL) {
+			pop3d_names_free(v, i);
+			return -POP3D_ERR_INVALID;
+		}
+	pipeline_unregister(e, (const char *const *)v, n);
+	pop3d_names_free(v, n);
+	return 0;
+}
+
+int
+pop3d_consumer_register(struct pop3d *srv, uint64_t id, const char *const *names, size_t n,
+    size_t *bad)
+{
+	struct pipeline_entry *e = pipeline_find(srv->pipeline, id);
+
+	return pop3d_entry_register(srv, e != NULL && !e->is_plugin ? e : NULL, names, n, bad);
+}
+
+int
+pop3d_consumer_unregister(struct pop3d *srv, uint64_t id, const char *const *names, size_t n)
+{
+	struct pipeline_entry *e = pipeline_find(srv->pipeline, id);
+
+	return pop3d_entry_unregister(srv, e != NULL && !e->is_plugin ? e : NULL, names, n);
+}
+
+size_t
+pop3d_consumer_patterns(struct pop3d *srv, uint64_t id, const char ***out)
+{
+	struct pipeline_entry *e = pipeline_find(srv->pipeline, id);
+
+	if (e == NULL) {
+		*out = NULL;
+		return 0;
+	}
+	*out = (const char **)e->patterns;
+	return e->npatterns;
+}
+
+/* Plugins. */
+int
+pop3d_plugin_add(struct pop3d *srv, const char *alias, int priority, pop3d_plugin_cb cb,
+    void *arg)
+{
+	if (cb == NULL || pipeline_plugin_add(srv->pipeline, alias, priority, cb, arg) == -1)
+		return -1;
+	return (int)pipeline_plugin_order(srv->pipeline, NULL, 0);
+}
+
+int
+pop3d_plugin_del(struct pop3d *srv, const char *alias)
+{
+	struct pipeline_entry *e = pipeline_find_plugin(srv->pipeline, alias);
+
+	if (e == NULL)
+		return -1;
+	pipeline_remove(srv->pipeline, e);
+	return 0;
+}
+
+int
+pop3d_plugin_register(struct pop3d *srv, const char *alias, const char *const *names, size_t n,
+    size_t *bad)
+{
+	return pop3d_entry_register(srv, pipeline_find_plugin(srv->pipeline, alias), names, n,
+	    bad);
+}
+
+int
+pop3d_plugin_unregister(struct pop3d *srv, const char *alias, const char *const *names,
+    size_t n)
+{
+	return pop3d_entry_unregister(srv, pipeline_find_plugin(srv->pipeline, alias), names, n);
+}
+
+size_t
+pop3d_plugin_order(struct pop3d *srv, const char **aliases, size_t n)
+{
+	return pipeline_plugin_order(srv->pipeline, aliases, n);
+}
+
+/* The seed's methods. */
+static struct client *
+pop3d_client(struct pop3d *srv, uint64_t id)
+{
+	struct client *c = server_client_find(srv, id);
+
+	return c != NULL && !c->dead ? c : NULL;
+}
+
+int
+pop3d_send_to_client(struct pop3d *srv, uint64_t id, uint64_t tag, const char *line, size_t len,
+    int flags)
+{
+	struct client *c = pop3d_client(srv, id);
+
+	if (c == NULL)
+		return -POP3D_ERR_UNKNOWN_CLIENT;
+	if (line == NULL)
+		return -POP3D_ERR_INVALID;
+	return client_send_line(c, tag, line, len, flags);
+}
+
+int
+pop3d_send_lines(struct pop3d *srv, uint64_t id, uint64_t tag, const char *status,
+    const struct iovec *lines, size_t n)
+{
+	struct client *c = pop3d_client(srv, id);
+
+	if (c == NULL)
+		return -POP3D_ERR_UNKNOWN_CLIENT;
+	if (status == NULL || (n > 0 && lines == NULL))
+		return -POP3D_ERR_INVALID;
+	return client_send_lines(c, tag, status, lines, n);
+}
+
+int
+pop3d_send_file(struct pop3d *srv, uint64_t id, uint64_t tag, const char *status,
+    const char *path, long top_lines)
+{
+	struct client *c = pop3d_client(srv, id);
+
+	if (c == NULL)
+		return -POP3D_ERR_UNKNOWN_CLIENT;
+	if (status == NULL || path == NULL || top_lines < -1)
+		return -POP3D_ERR_INVALID;
+	return client_send_file(c, tag, status, path, top_lines);
+}
+
+int
+pop3d_disconnect(struct pop3d *srv, uint64_t id, const char *text)
+{
+	struct client *c = pop3d_client(srv, id);
+
+	if (c == NULL || c->closing)
+		return -POP3D_ERR_UNKNOWN_CLIENT;
+	if (text != NULL && strpbrk(text, "\r\n") != NULL)
+		return -POP3D_ERR_INVALID;
+	client_close(c, "disconnect requested", text);
+	return 0;
+}
+
+int
+pop3d_send_event(struct pop3d *srv, const char *name, const struct pop3d_arg *argv, int argc,
+    uint64_t origin)
+{
+	struct pop3d_event ev;
+	struct pop3d_arg *copy;
+	struct client *c;
+	char *full;
+	int i;
+
+	if (name == NULL || strpbrk(name, "*?[") != NULL || strcmp(name, "all") == 0 ||
+	    argc < 0 || (argc > 0 && argv == NULL))
+		return -POP3D_ERR_INVALID;
+	if (!pop3d_event_known(srv, name))
+		return -POP3D_ERR_UNKNOWN_EVENT;
+	if ((full = pipeline_normalise(name)) == NULL)
+		return -POP3D_ERR_NOMEM;
+	/* Handlers may rewrite arguments: give them a private copy. */
+	if ((copy = calloc((size_t)argc + 1, sizeof(*copy))) == NULL) {
+		free(full);
+		return -POP3D_ERR_NOMEM;
+	}
+	for (i = 0; i < argc; i++) {
+		copy[i] = argv[i];
+		if (argv[i].type != POP3D_ARG_INT && argv[i].s != NULL &&
+		    (copy[i].s = malloc(argv[i].len + 1)) != NULL) {
+			memcpy(copy[i].s, argv[i].s, argv[i].len);
+			copy[i].s[argv[i].len] = '\0';
+		}
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.name = full;
+	ev.origin = origin;
+	ev.argc = argc;
+	ev.argv = copy;
+	if (argc > 0 && argv[0].type == POP3D_ARG_INT && argv[0].i > 0 &&
+	    (c = pop3d_client(srv, (uint64_t)argv[0].i)) != NULL) {
+		ev.client = c->id;
+		ev.state = c->state;
+		ev.tls = c->tls;
+	}
+	server_dispatch(srv, &ev, NULL, NULL);
+	for (i = 0; i < ev.argc; i++)
+		if (ev.argv[i].type != POP3D_ARG_INT)
+			free(ev.argv[i].s);
+	free(copy);
+	free(full);
+	return 0;
+}
+
+void
+pop3d_set_stopped_cb(struct pop3d *srv, void (*cb)(struct pop3d *, void *), void *arg)
+{
+	srv->stopped_cb = cb;
+	srv->stopped_arg = arg;
+}
+
+int
+pop3d_is_shutting_down(struct pop3d *srv)
+{
+	return srv->shutting_down;
+}
+
+void
+pop3d_shutdown(struct pop3d *srv)
+{
+	struct client *c, *next;
+	struct timeval tv = { SERVER_SHUTDOWN_GRACE, 0 };
+
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = 1;
+	log_info("event=shutdown clients=%zu", srv->nclients);
+	listener_free_all(srv);
+	evtimer_del(srv->ev_resume);
+	for (c = TAILQ_FIRST(&srv->clients); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		client_close(c, "shutdown", NULL);
+	}
+	if (srv->nclients == 0)
+		tv.tv_sec = 0;
+	evtimer_add(srv->ev_stop, &tv);
+}
+
+uint64_t
+pop3d_next_seq(struct pop3d *srv)
+{
+	return ++srv->next_seq;
+}
+
+int
+pop3d_has_handler(struct pop3d *srv, const char *name)
+{
+	char *full = pipeline_normalise(name);
+	int rv;
+
+	if (full == NULL)
+		return 0;
+	rv = pipeline_has_handler(srv->pipeline, full);
+	free(full);
+	return rv;
+}
+
+/* The events the core can emit (client verbs are added from the table). */
+static const char *const pop3d_core_events[] = {
+	"pop3d_connection", "pop3d_disconnected", "pop3d_listener_failed",
+	"pop3d_registered", "pop3d_shutdown", "pop3d_events_dropped", NULL
+};
+
+/* Whether pattern p (normalised) matches at least one possible event. */
+static int
+pop3d_pattern_possible(struct pop3d *srv, const char *p)
+{
+	const char *const *v;
+	char name[LINE_VERB_MAX + 16];
+	size_t i;
+
+	for (v = pop3d_core_events; *v != NULL; v++)
+		if (pipeline_match(p, *v))
+			return 1;
+	for (v = line_verbs; *v != NULL; v++) {
+		snprintf(name, sizeof(name), "pop3d_cmd_%s", *v);
+		if (pipeline_match(p, name))
+			return 1;
+	}
+	for (i = 0; srv->extra_verbs[i] != NULL; i++) {
+		char lower[LINE_VERB_MAX + 1];
+		size_t k;
+
+		for (k = 0; k < LINE_VERB_MAX && srv->extra_verbs[i][k]; k++)
+			lower[k] = (char)(srv->extra_verbs[i][k] | 0x20);
+		lower[k] = '\0';
+		snprintf(name, sizeof(name), "pop3d_cmd_%s", lower);
+		if (pipeline_match(p, name))
+			return 1;
+	}
+	/* Custom events injected with send_event live under pop3d_x_. */
+	return strncmp(p, "pop3d_x_", 8) == 0 && p[8] != '\0';
+}
+
+int
+pop3d_event_known(struct pop3d *srv, const char *name)
+{
+	char *full;
+	int rv;
+
+	if (name == NULL || *name == '\0' || strlen(name) > 128)
+		return 0;
+	if ((full = pipeline_normalise(name)) == NULL)
+		return 0;
+	rv = pop3d_pattern_possible(srv, full);
+	free(full);
+	return rv;
+}
+
+void
+pop3d_clients(struct pop3d *srv, int (*cb)(const struct pop3d_client_info *, void *), void *arg)
+{
+	struct pop3d_client_info ci;
+	struct client *c;
+
+	TAILQ_FOREACH(c, &srv->clients, entry) {
+		client_info(c, &ci);
+		if (cb(&ci, arg) != 0)
+			break;
+	}
+}
+
+int
+pop3d_client_info(struct pop3d *srv, uint64_t id, struct pop3d_client_info *out)
+{
+	struct client *c = pop3d_client(srv, id);
+
+	if (c == NULL)
+		return -POP3D_ERR_UNKNOWN_CLIENT;
+	client_info(c, out);
+	return 0;
+}
+
+long long
+pop3d_file_octets(const char *path, long top_lines)
+{
+	char in[16384], out[STUFF_MAX_OUT(16384)];
+	struct stuff st;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	stuff_init(&st, top_lines);
+	while (stuff_wants_more(&st) && (n = read(fd, in, sizeof(in))) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			return -1;
+		}
+		stuff_run(&st, in, (size_t)n, out);
+	}
+	close(fd);
+	if (stuff_wants_more(&st)) {
+		if (st.cr || !st.bol)
+			st.octets += 2;
+	}
+	return (long long)st.octets;
+}

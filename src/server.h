@@ -1,0 +1,134 @@
+/*
+ * server.h - internals shared by pop3d.c, client.c and listener.c.
+ * Nothing outside src/ includes this; the public API is pop3d.h.
+ */
+#ifndef POP3D_SERVER_H
+#define POP3D_SERVER_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "line.h"
+#include "pipeline.h"
+#include "pop3d.h"
+#include "stuff.h"
+
+struct bufferevent;
+struct event;
+struct evconnlistener;
+
+/* Write low-water mark: the streamer refills and the idle clock ticks each
+ * time a client's backlog drains below it. */
+#define CLIENT_WRITE_LOW (16 * 1024)
+/* A streamed file is read in chunks of this size. */
+#define CLIENT_STREAM_CHUNK (32 * 1024)
+/* Seconds given to clients to drain at shutdown before they are cut. */
+#define SERVER_SHUTDOWN_GRACE 10
+
+struct listener {
+	TAILQ_ENTRY(listener) entry;
+	struct pop3d *srv;
+	struct evconnlistener *evl;
+	struct pop3d_sockname name;
+	int paused;
+};
+TAILQ_HEAD(listener_list, listener);
+
+struct client {
+	TAILQ_ENTRY(client) entry;
+	struct client *hnext;		/* id hash chain */
+	uint64_t id;
+	struct pop3d *srv;
+	struct bufferevent *bev;
+	char peer[64];
+	int peer_port;
+	char local[64];
+	int local_port;
+	time_t connected;
+	time_t last_active;		/* monotonic seconds */
+	size_t last_outlen;		/* backlog at the last idle check */
+	enum pop3d_state state;
+	int tls;
+	struct line_framer lf;
+	unsigned bad_lines;		/* bad lines in a row */
+	uint64_t ncmds;			/* command counter: the next tag - 1 */
+	uint64_t inflight;		/* tag awaiting a response, 0 if none */
+	char verb[LINE_VERB_MAX + 1];	/* its verb */
+	char *event_name;		/* its event name */
+	int responded;			/* a first response line was sent */
+	int plugin_saw;			/* a plugin received it */
+	uint64_t *receivers;		/* consumers that received it */
+	size_t nreceivers, receivers_cap;
+	/* File streaming (pop3d_send_file). */
+	int stream_fd;
+	struct stuff stream;
+	/* Life cycle. */
+	int eof;			/* client closed its side */
+	int closing;			/* close once output is flushed */
+	int dead;			/* closed; freed from ev_defer */
+	int disconnected_sent;
+	const char *reason;		/* why it is closing (static string) */
+	struct event *ev_defer;		/* parse next line / free */
+	struct event *ev_idle;		/* idle autologout */
+	struct event *ev_resp;		/* response deadline */
+};
+TAILQ_HEAD(client_list, client);
+
+struct addrcount;
+
+struct pop3d {
+	struct event_base *base;
+	struct pop3d_options opts;
+	char *alias, *hostname, *version;
+	char **extra_verbs;
+	char session_id[33];
+	struct pipeline *pipeline;
+	struct listener_list listeners;
+	struct client_list clients;
+	struct client **hash;		/* id -> client */
+	size_t hash_size;
+	size_t nclients;
+	struct addrcount *addrs;	/* clients per peer address */
+	uint64_t next_client;
+	uint64_t next_seq;
+	char *linebuf;			/* max_line octets, shared */
+	int shutting_down;
+	struct event *ev_stop;		/* stopped callback / grace timer */
+	void (*stopped_cb)(struct pop3d *, void *);
+	void *stopped_arg;
+	struct event *ev_resume;	/* re-enable paused listeners */
+};
+
+/* pop3d.c */
+struct client *server_client_find(struct pop3d *, uint64_t id);
+void server_client_link(struct pop3d *, struct client *);
+void server_client_unlink(struct pop3d *, struct client *);
+int server_addr_acquire(struct pop3d *, const char *addr);
+void server_addr_release(struct pop3d *, const char *addr);
+int server_dispatch(struct pop3d *, struct pop3d_event *, pipeline_seen_cb, void *);
+void server_emit(struct pop3d *, const char *name, struct client *, struct pop3d_arg *, int);
+void server_client_gone(struct pop3d *);
+time_t server_now(void);
+
+/* client.c */
+struct client *client_new(struct pop3d *, int fd, struct sockaddr *peer, socklen_t);
+void client_start(struct client *);
+int client_send_line(struct client *, uint64_t tag, const char *, size_t, int flags);
+int client_send_lines(struct client *, uint64_t tag, const char *status, const struct iovec *,
+    size_t);
+int client_send_file(struct client *, uint64_t tag, const char *status, const char *path,
+    long top);
+void client_close(struct client *, const char *reason, const char *lastline);
+void client_kill(struct client *, const char *reason);
+void client_consumer_gone(struct client *, uint64_t consumer);
+void client_info(struct client *, struct pop3d_client_info *);
+
+/* listener.c */
+int listener_add(struct pop3d *, const char *addr, int port);
+void listener_free_all(struct pop3d *);
+void listener_pause(struct pop3d *, int err);
+void listener_resume(struct pop3d *);
+
+#endif

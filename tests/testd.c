@@ -1,0 +1,134 @@
+/*
+ * testd.c - a test build of the daemon: pop3d's own start-up plus an
+ * in-process consumer that answers commands, for the end-to-end tests.
+ *
+ *   USER x      +OK at once          PASS secret  +OK / -ERR [AUTH]
+ *   STAT        +OK 2 320            LIST         multi-line (send_lines)
+ *   RETR /path  send_file            RETR other   lines starting with "."
+ *   TOP /path n send_file, n lines   NOOP         +OK
+ *   UIDL        answered after 200 ms (async)
+ *   CAPA        three sends with POP3D_SEND_MORE, "." last
+ *   RSET        never answered (response timeout)
+ *   QUIT        +OK bye, unless TESTD_NO_QUIT is set (core answers then)
+ *   DELE, APOP  no handler registered
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "daemon.h"
+#include "pop3d.h"
+
+struct testd_later {
+	struct pop3d *srv;
+	uint64_t client, tag;
+	struct event *ev;
+};
+
+static void
+testd_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct testd_later *l = arg;
+
+	(void)fd;
+	(void)what;
+	pop3d_send_to_client(l->srv, l->client, l->tag, "+OK 1 uid-one", 13, 0);
+	event_free(l->ev);
+	free(l);
+}
+
+static void
+testd_send(struct pop3d *srv, const struct pop3d_event *ev, const char *s)
+{
+	pop3d_send_to_client(srv, ev->client, ev->tag, s, strlen(s), 0);
+}
+
+static void
+testd_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
+{
+	const char *cmd = ev->name + strlen("pop3d_cmd_");
+	const char *a1 = ev->argc > 1 ? ev->argv[1].s : NULL;
+	char buf[600];
+
+	(void)arg;
+	if (strncmp(ev->name, "pop3d_cmd_", 10) != 0)
+		return;
+	if (strcmp(cmd, "user") == 0) {
+		snprintf(buf, sizeof(buf), "+OK user %s", a1 ? a1 : "");
+		testd_send(srv, ev, buf);
+	} else if (strcmp(cmd, "pass") == 0)
+		testd_send(srv, ev, a1 && strcmp(a1, "secret") == 0 ? "+OK logged in" :
+		    "-ERR [AUTH] invalid password");
+	else if (strcmp(cmd, "stat") == 0)
+		testd_send(srv, ev, "+OK 2 320");
+	else if (strcmp(cmd, "noop") == 0)
+		testd_send(srv, ev, "+OK");
+	else if (strcmp(cmd, "quit") == 0)
+		testd_send(srv, ev, "+OK bye");
+	else if (strcmp(cmd, "list") == 0) {
+		static char l1[] = "1 120", l2[] = "2 200";
+		struct iovec v[2] = { { l1, 5 }, { l2, 5 } };
+
+		pop3d_send_lines(srv, ev->client, ev->tag, "+OK 2 messages", v, 2);
+	} else if (strcmp(cmd, "retr") == 0 && a1 != NULL && a1[0] == '/') {
+		if (pop3d_send_file(srv, ev->client, ev->tag, "+OK message follows", a1, -1) != 0)
+			testd_send(srv, ev, "-ERR no such message");
+	} else if (strcmp(cmd, "retr") == 0) {
+		static char l1[] = ".hidden", l2[] = "..two", l3[] = "plain";
+		struct iovec v[3] = { { l1, 7 }, { l2, 5 }, { l3, 5 } };
+
+		pop3d_send_lines(srv, ev->client, ev->tag, "+OK message follows", v, 3);
+	} else if (strcmp(cmd, "top") == 0 && a1 != NULL) {
+		char path[512];
+		long n = 0;
+
+		if (sscanf(a1, "%511s %ld", path, &n) == 2)
+			pop3d_send_file(srv, ev->client, ev->tag, "+OK top follows", path, n);
+		else
+			testd_send(srv, ev, "-ERR usage");
+	} else if (strcmp(cmd, "capa") == 0) {
+		pop3d_send_to_client(srv, ev->client, ev->tag, "+OK capabilities", 16,
+		    POP3D_SEND_MORE);
+		pop3d_send_to_client(srv, ev->client, ev->tag, "USER", 4, POP3D_SEND_MORE);
+		pop3d_send_to_client(srv, ev->client, ev->tag, ".", 1, 0);
+	} else if (strcmp(cmd, "uidl") == 0) {
+		struct testd_later *l = calloc(1, sizeof(*l));
+		struct timeval tv = { 0, 200000 };
+
+		if (l == NULL)
+			return;
+		l->srv = srv;
+		l->client = ev->client;
+		l->tag = ev->tag;
+		l->ev = evtimer_new(pop3d_get_base(srv), testd_later_cb, l);
+		evtimer_add(l->ev, &tv);
+	}
+	/* rset: deliberately never answered */
+}
+
+static void
+testd_setup(struct pop3d *srv)
+{
+	static const char *names[] = { "cmd_user", "cmd_pass", "cmd_stat", "cmd_noop",
+	    "cmd_list", "cmd_retr", "cmd_top", "cmd_capa", "cmd_uidl", "cmd_rset",
+	    "cmd_quit" };
+	uint64_t id = pop3d_consumer_add(srv, "testd", testd_event, NULL);
+	size_t n = sizeof(names) / sizeof(names[0]);
+
+	if (getenv("TESTD_NO_QUIT") != NULL)
+		n--;
+	if (id == 0 || pop3d_consumer_register(srv, id, names, n, NULL) != 0) {
+		fprintf(stderr, "testd: cannot register\n");
+		exit(1);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	return daemon_main(argc, argv, testd_setup);
+}
