@@ -26,7 +26,7 @@ enum {
 	OPT_ALIAS, OPT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_MAX_LINE, OPT_MAX_BAD_LINES,
 	OPT_MAX_CLIENTS, OPT_MAX_PER_ADDRESS, OPT_COMMAND, OPT_CONTROL, OPT_CONTROL_MODE,
 	OPT_CONTROL_GROUP, OPT_CONTROL_ALLOW_UID, OPT_MAX_CONTROLLERS, OPT_CONTROL_MAX_LINE,
-	OPT_CONTROL_MAX_OUTPUT, OPT_HELP, OPT_VERSION
+	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_HELP, OPT_VERSION
 };
 
 static const struct option daemon_longopts[] = {
@@ -50,6 +50,7 @@ static const struct option daemon_longopts[] = {
 	{ "max-controllers", required_argument, NULL, OPT_MAX_CONTROLLERS },
 	{ "control-max-line", required_argument, NULL, OPT_CONTROL_MAX_LINE },
 	{ "control-max-output", required_argument, NULL, OPT_CONTROL_MAX_OUTPUT },
+	{ "control-stall-timeout", required_argument, NULL, OPT_CONTROL_STALL },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -68,7 +69,7 @@ daemon_usage(FILE *f)
 "             [--command VERB]... [--control PATH] [--control-mode MODE]\n"
 "             [--control-group GROUP] [--control-allow-uid UID]...\n"
 "             [--max-controllers N] [--control-max-line N]\n"
-"             [--control-max-output N]\n"
+"             [--control-max-output N] [--control-stall-timeout S]\n"
 "See pop3d(8).\n");
 }
 
@@ -214,6 +215,9 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_CONTROL_MAX_OUTPUT:
 			copts.max_output = daemon_number(name, optarg, 65536, 1ULL << 34);
+			break;
+		case OPT_CONTROL_STALL:
+			copts.stall_seconds = (unsigned)daemon_number(name, optarg, 1, 3600);
 			break;
 		case 'f':
 			foreground = 1;
