@@ -185,7 +185,7 @@ codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, siz
 	memset(cmd, 0, sizeof(*cmd));
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	cmd->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+	cmd->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
 	    &err);
 	if (cmd->root == NULL) {
 		snprintf(msg, msglen, "invalid JSON at column %d: %s", err.column, err.text);
@@ -197,7 +197,8 @@ codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, siz
 	}
 	cmd->id = json_object_get(cmd->root, "id");
 	v = json_object_get(cmd->root, "cmd");
-	if (v == NULL || !json_is_string(v)) {
+	if (v == NULL || !json_is_string(v) ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
 		snprintf(msg, msglen, "\"cmd\" must be a string");
 		return "invalid_request";
 	}

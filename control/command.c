@@ -89,7 +89,7 @@ command_strings(json_t *arr, size_t *n)
 	for (i = 0; i < *n; i++) {
 		json_t *s = json_array_get(arr, i);
 
-		if (!json_is_string(s)) {
+		if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s)) {
 			free(v);
 			return NULL;
 		}
@@ -334,7 +334,8 @@ command_send_event(struct controller *c, json_t *id, json_t *root)
 	size_t i, n = 0;
 	int rv;
 
-	if (!json_is_string(name) || (args != NULL && !json_is_array(args)) ||
+	if (!json_is_string(name) || strlen(json_string_value(name)) != json_string_length(name) ||
+	    (args != NULL && !json_is_array(args)) ||
 	    (args != NULL && json_array_size(args) > 64)) {
 		control_reply_error(c, id, "invalid_argument", "need string \"event\" and "
 		    "optional array \"args\" (at most 64)");

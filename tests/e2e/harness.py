@@ -212,9 +212,9 @@ class Controller:
             data = data.encode()
         self.s.sendall(data)
 
-    def send(self, name, **kw):
+    def send(self, _cmd, **kw):
         self.next_id += 1
-        msg = {"cmd": name, "id": self.next_id}
+        msg = {"cmd": _cmd, "id": self.next_id}
         msg.update(kw)
         self.send_raw(json.dumps(msg) + "\n")
         return self.next_id
@@ -227,24 +227,26 @@ class Controller:
                 return m
             self.events.append(m)
 
-    def call(self, name, **kw):
-        rid = self.send(name, **kw)
+    def call(self, _cmd, **kw):
+        rid = self.send(_cmd, **kw)
         r = self.reply()
         assert r["id"] == rid, (r, rid)
         return r
 
-    def ok(self, name, **kw):
-        r = self.call(name, **kw)
+    def ok(self, _cmd, **kw):
+        r = self.call(_cmd, **kw)
         assert r["ok"], r
         return r["result"]
 
     def event(self, name=None, timeout=WAIT):
-        """The next event (of that name, others are dropped)."""
+        """The next event of that name (others are dropped); with no name,
+        the next event other than pop3d_registered."""
         deadline = time.monotonic() + timeout
         while True:
             while self.events:
                 e = self.events.pop(0)
-                if name is None or e.get("event") == name:
+                if e.get("event") == name or (name is None and
+                                              e.get("event") != "pop3d_registered"):
                     return e
             left = deadline - time.monotonic()
             if left <= 0:
