@@ -640,7 +640,8 @@ client_idle_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *c = arg;
 	size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
-	time_t now = server_now(), left;
+	int64_t now = server_now(), left;
+	int64_t timeout = (int64_t)c->srv->opts.timeout * 1000;
 	struct timeval tv = { 0, 0 };
 
 	(void)fd;
@@ -650,7 +651,7 @@ client_idle_cb(evutil_socket_t fd, short what, void *arg)
 	if (out < c->last_outlen || (c->inflight && !c->responded))
 		c->last_active = now;
 	c->last_outlen = out;
-	left = c->last_active + (time_t)c->srv->opts.timeout - now;
+	left = c->last_active + timeout - now;
 	if (left <= 0) {
 		log_info("client=%llu event=idle-timeout", (unsigned long long)c->id);
 		if (out > 0 || c->closing)
@@ -663,7 +664,8 @@ client_idle_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		return;
 	}
-	tv.tv_sec = left;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
 	evtimer_add(c->ev_idle, &tv);
 }
 
@@ -724,6 +726,6 @@ client_info(struct client *c, struct pop3d_client_info *ci)
 	ci->state = c->state;
 	ci->tls = c->tls;
 	ci->connected = c->connected;
-	ci->idle = server_now() - c->last_active;
+	ci->idle = (server_now() - c->last_active) / 1000;
 	ci->tag = c->inflight;
 }

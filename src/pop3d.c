@@ -69,14 +69,14 @@ pop3d_options_init(struct pop3d_options *o)
 	o->input_high = 16 * 1024;
 }
 
-/* Monotonic seconds, for idle accounting. */
-time_t
+/* Monotonic milliseconds, for idle accounting. */
+int64_t
 server_now(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int

@@ -47,7 +47,7 @@ struct client {
 	char local[64];
 	int local_port;
 	time_t connected;
-	time_t last_active;		/* monotonic seconds */
+	int64_t last_active;		/* monotonic milliseconds */
 	size_t last_outlen;		/* backlog at the last idle check */
 	enum pop3d_state state;
 	int tls;
@@ -110,7 +110,7 @@ void server_addr_release(struct pop3d *, const char *addr);
 int server_dispatch(struct pop3d *, struct pop3d_event *, pipeline_seen_cb, void *);
 void server_emit(struct pop3d *, const char *name, struct client *, struct pop3d_arg *, int);
 void server_client_gone(struct pop3d *);
-time_t server_now(void);
+int64_t server_now(void);
 
 /* client.c */
 struct client *client_new(struct pop3d *, int fd, struct sockaddr *peer, socklen_t);
