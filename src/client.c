@@ -173,6 +173,15 @@ client_backpressure(struct client *c)
 		bufferevent_enable(c->bev, EV_READ);
 }
 
+static void client_write(struct client *, const char *, size_t);
+
+/* Append a NUL-terminated line and its CRLF. */
+static void
+client_puts(struct client *c, const char *s)
+{
+	client_write(c, s, strlen(s));
+}
+
 /* Append one line and its CRLF to the output. */
 static void
 client_write(struct client *c, const char *line, size_t len)
@@ -251,6 +260,7 @@ client_complete(struct client *c)
 	int quit = strcmp(c->verb, "quit") == 0;
 
 	c->inflight = 0;
+	c->sasl = 0;
 	c->verb[0] = '\0';
 	free(c->event_name);
 	c->event_name = NULL;
@@ -307,7 +317,13 @@ client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, i
 	if (!client_line_ok(line, len))
 		return -POP3D_ERR_INVALID;
 	client_write(c, line, len);
-	if (c->inflight) {
+	if (c->inflight && strcmp(c->verb, "auth") == 0 && len >= 1 && line[0] == '+' &&
+	    (len == 1 || line[1] == ' ')) {
+		/* SASL continuation: the client answers next, then the handler. */
+		c->sasl = 1;
+		evtimer_del(c->ev_resp);
+		event_active(c->ev_defer, EV_TIMEOUT, 1);
+	} else if (c->inflight) {
 		client_first_line(c, line, len);
 		if (flags & POP3D_SEND_MORE) {
 			struct timeval tv = { (time_t)c->srv->opts.response_timeout, 0 };
@@ -479,8 +495,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 			snprintf(bye, sizeof(bye), "+OK %s POP3 server signing off", srv->hostname);
 			client_close(c, "quit", bye);
 		} else {
-			client_write(c, "-ERR [SYS/TEMP] command not available, try again later",
-			    54);
+			client_puts(c, "-ERR [SYS/TEMP] command not available, try again later");
 			client_backpressure(c);
 		}
 		return;
@@ -526,9 +541,57 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	if (c->inflight == c->ncmds && !c->dead && !c->responded && c->nreceivers == 0 &&
 	    !c->plugin_saw) {
 		/* Every handler went away during the dispatch. */
-		client_write(c, "-ERR [SYS/TEMP] command not available, try again later", 54);
+		client_puts(c, "-ERR [SYS/TEMP] command not available, try again later");
 		client_complete(c);
 	}
+}
+
+/* Deliver one SASL continuation line as pop3d_auth_data.  Its payload is
+ * never logged. */
+static void
+client_auth_data(struct client *c, const char *line, size_t len)
+{
+	struct pop3d *srv = c->srv;
+	struct pop3d_event ev;
+	struct pop3d_arg a[2];
+	struct timeval tv = { (time_t)srv->opts.response_timeout, 0 };
+	int saw;
+
+	c->sasl = 0;
+	if (!pipeline_has_handler(srv->pipeline, "pop3d_auth_data")) {
+		client_puts(c, "-ERR [SYS/TEMP] authentication not available, try again later");
+		client_complete(c);
+		return;
+	}
+	memset(a, 0, sizeof(a));
+	a[0].type = POP3D_ARG_INT;
+	a[0].i = (long long)c->id;
+	a[1].type = POP3D_ARG_STR;
+	if ((a[1].s = malloc(len + 1)) == NULL) {
+		client_kill(c, "out of memory");
+		return;
+	}
+	memcpy(a[1].s, line, len);
+	a[1].s[len] = '\0';
+	a[1].len = len;
+	memset(&ev, 0, sizeof(ev));
+	ev.name = "pop3d_auth_data";
+	ev.client = c->id;
+	ev.tag = c->inflight;
+	ev.state = c->state;
+	ev.tls = c->tls;
+	ev.argc = 2;
+	ev.argv = a;
+	c->nreceivers = 0;
+	c->plugin_saw = 0;
+	if (srv->opts.response_timeout > 0)
+		evtimer_add(c->ev_resp, &tv);
+	log_debug("client=%llu event=auth-data tag=%llu octets=%zu", (unsigned long long)c->id,
+	    (unsigned long long)c->inflight, len);
+	saw = server_dispatch(srv, &ev, client_seen, c);
+	if (c->inflight == ev.tag)
+		c->plugin_saw = saw;
+	free(ev.argv[1].s);
 }
 
 /* Parse and run buffered lines while no command is in flight. */
@@ -540,13 +603,23 @@ client_process(struct client *c)
 	struct line_cmd cmd;
 	size_t len;
 
-	while (!c->dead && !c->closing && c->inflight == 0) {
-		enum line_status st = line_extract(&c->lf, in, srv->opts.max_line,
-		    srv->linebuf, &len);
+	while (!c->dead && !c->closing && (c->inflight == 0 || c->sasl)) {
+		enum line_status st = line_extract(&c->lf, in,
+		    c->sasl ? srv->opts.max_auth_line : srv->opts.max_line, srv->linebuf, &len);
 
 		if (st == LINE_AGAIN)
 			break;
 		c->last_active = server_now();
+		if (c->sasl) {
+			if (st == LINE_OK) {
+				client_auth_data(c, srv->linebuf, len);
+				continue;
+			}
+			/* Over-long or NUL: the exchange fails, nothing is forwarded. */
+			client_puts(c, "-ERR [AUTH] invalid authentication data");
+			client_complete(c);
+			continue;
+		}
 		if (st == LINE_TOOLONG) {
 			client_bad_line(c, "-ERR line too long");
 			continue;

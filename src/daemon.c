@@ -26,7 +26,7 @@ enum {
 	OPT_ALIAS, OPT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_MAX_LINE, OPT_MAX_BAD_LINES,
 	OPT_MAX_CLIENTS, OPT_MAX_PER_ADDRESS, OPT_COMMAND, OPT_CONTROL, OPT_CONTROL_MODE,
 	OPT_CONTROL_GROUP, OPT_CONTROL_ALLOW_UID, OPT_MAX_CONTROLLERS, OPT_CONTROL_MAX_LINE,
-	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_HELP, OPT_VERSION
+	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_MAX_AUTH_LINE, OPT_HELP, OPT_VERSION
 };
 
 static const struct option daemon_longopts[] = {
@@ -40,6 +40,7 @@ static const struct option daemon_longopts[] = {
 	{ "response-timeout", required_argument, NULL, OPT_RESPONSE_TIMEOUT },
 	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 	{ "max-bad-lines", required_argument, NULL, OPT_MAX_BAD_LINES },
+	{ "max-auth-line", required_argument, NULL, OPT_MAX_AUTH_LINE },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "max-per-address", required_argument, NULL, OPT_MAX_PER_ADDRESS },
 	{ "command", required_argument, NULL, OPT_COMMAND },
@@ -65,7 +66,8 @@ daemon_usage(FILE *f)
 "usage: pop3d [-fv] [--address ADDR] [--port N] [--hostname NAME]\n"
 "             [--server-version STR] [--no-greeting] [--alias NAME]\n"
 "             [--timeout S] [--response-timeout S] [--max-line N]\n"
-"             [--max-bad-lines N] [--max-clients N] [--max-per-address N]\n"
+"             [--max-bad-lines N] [--max-auth-line N] [--max-clients N]\n"
+"             [--max-per-address N]\n"
 "             [--command VERB]... [--control PATH] [--control-mode MODE]\n"
 "             [--control-group GROUP] [--control-allow-uid UID]...\n"
 "             [--max-controllers N] [--control-max-line N]\n"
@@ -170,6 +172,9 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_MAX_LINE:
 			opts.max_line = daemon_number(name, optarg, 16, 65536);
+			break;
+		case OPT_MAX_AUTH_LINE:
+			opts.max_auth_line = daemon_number(name, optarg, 16, 1 << 20);
 			break;
 		case OPT_MAX_BAD_LINES:
 			opts.max_bad_lines = (unsigned)daemon_number(name, optarg, 0, 1000000);

@@ -50,6 +50,8 @@ log_set_verbose(int v)
 	log_level = v;
 }
 
+static void log_vwrite(int, int, const char *, va_list) __attribute__((format(printf, 3, 0)));
+
 /* Write one formatted line at priority pri, with an optional errno text. */
 static void
 log_vwrite(int pri, int err, const char *fmt, va_list ap)

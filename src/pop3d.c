@@ -67,6 +67,7 @@ pop3d_options_init(struct pop3d_options *o)
 	o->max_per_address = 64;
 	o->output_high = 256 * 1024;
 	o->input_high = 16 * 1024;
+	o->max_auth_line = 8192;
 }
 
 /* Monotonic milliseconds, for idle accounting. */
@@ -135,8 +136,10 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 		return NULL;
 	srv->base = base;
 	srv->opts = *opts;
-	if (srv->opts.input_high < 2 * srv->opts.max_line)
-		srv->opts.input_high = 2 * srv->opts.max_line;
+	if (srv->opts.max_auth_line < srv->opts.max_line)
+		srv->opts.max_auth_line = srv->opts.max_line;
+	if (srv->opts.input_high < 2 * srv->opts.max_auth_line)
+		srv->opts.input_high = 2 * srv->opts.max_auth_line;
 	srv->alias = strdup(opts->alias);
 	srv->hostname = strdup(opts->hostname);
 	srv->version = strdup(opts->version);
@@ -156,7 +159,7 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 	srv->hash = calloc(srv->hash_size, sizeof(*srv->hash));
 	srv->addrs = calloc(1, sizeof(*srv->addrs));
 	srv->pipeline = pipeline_new();
-	srv->linebuf = malloc(srv->opts.max_line);
+	srv->linebuf = malloc(srv->opts.max_auth_line);
 	srv->ev_stop = evtimer_new(base, pop3d_stop_cb, srv);
 	srv->ev_resume = evtimer_new(base, pop3d_resume_cb, srv);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -797,7 +800,8 @@ pop3d_has_handler(struct pop3d *srv, const char *name)
 /* The events the core can emit (client verbs are added from the table). */
 static const char *const pop3d_core_events[] = {
 	"pop3d_connection", "pop3d_disconnected", "pop3d_listener_failed",
-	"pop3d_registered", "pop3d_shutdown", "pop3d_events_dropped", NULL
+	"pop3d_registered", "pop3d_shutdown", "pop3d_events_dropped", "pop3d_auth_data",
+	NULL
 };
 
 /* Whether pattern p (normalised) matches at least one possible event. */

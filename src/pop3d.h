@@ -10,6 +10,11 @@
  * an asynchronous answer arrives, and the call then fails with
  * POP3D_ERR_UNKNOWN_CLIENT.
  *
+ * SASL (RFC 5034): while AUTH is in flight, an answer line "+" or "+ ..."
+ * is a continuation, not a completion: the client's next line is delivered
+ * as pop3d_auth_data (ARG0 client, ARG1 the line, "*" as is) with the AUTH
+ * command's tag, until a +OK or -ERR answer completes the command.
+ *
  * Exactly one command per client is in flight.  The next pipelined line is
  * not parsed until the current command's response is complete:
  *   - a single line sent without POP3D_SEND_MORE completes it;
@@ -104,6 +109,7 @@ struct pop3d_options {
 	size_t output_high;		/* stop reading a client past this (256 KiB) */
 	size_t input_high;		/* unread pipelined input kept (16 KiB) */
 	const char *const *extra_verbs;	/* NULL-terminated, or NULL */
+	size_t max_auth_line;		/* SASL continuation line (8 KiB) */
 };
 void pop3d_options_init(struct pop3d_options *);
 

@@ -58,6 +58,7 @@ struct client {
 	char verb[LINE_VERB_MAX + 1];	/* its verb */
 	char *event_name;		/* its event name */
 	int responded;			/* a first response line was sent */
+	int sasl;			/* next line is SASL data, not a command */
 	int plugin_saw;			/* a plugin received it */
 	uint64_t *receivers;		/* consumers that received it */
 	size_t nreceivers, receivers_cap;

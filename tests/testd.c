@@ -7,9 +7,12 @@
  *   RETR /path  send_file            RETR other   lines starting with "."
  *   TOP /path n send_file, n lines   NOOP         +OK
  *   UIDL        answered after 200 ms (async)
- *   CAPA        three sends with POP3D_SEND_MORE, "." last
+ *   CAPA        sends with POP3D_SEND_MORE, "." last
  *   RSET        never answered (response timeout)
  *   QUIT        +OK bye, unless TESTD_NO_QUIT is set (core answers then)
+ *   AUTH PLAIN  "+ " continuation; the data line "AGJvYgBzZWNyZXQ=" (bob/secret)
+ *               gets +OK, "*" gets -ERR cancelled, anything else -ERR [AUTH]
+ *   AUTH PLAIN x  (initial response) +OK when x is the line above
  *   DELE, APOP  no handler registered
  */
 #include "config.h"
@@ -55,6 +58,15 @@ testd_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 	char buf[600];
 
 	(void)arg;
+	if (strcmp(ev->name, "pop3d_auth_data") == 0) {
+		if (strcmp(a1, "*") == 0)
+			testd_send(srv, ev, "-ERR cancelled");
+		else if (strcmp(a1, "AGJvYgBzZWNyZXQ=") == 0)
+			testd_send(srv, ev, "+OK authenticated");
+		else
+			testd_send(srv, ev, "-ERR [AUTH] authentication failed");
+		return;
+	}
 	if (strncmp(ev->name, "pop3d_cmd_", 10) != 0)
 		return;
 	if (strcmp(cmd, "user") == 0) {
@@ -90,10 +102,20 @@ testd_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 			pop3d_send_file(srv, ev->client, ev->tag, "+OK top follows", path, n);
 		else
 			testd_send(srv, ev, "-ERR usage");
+	} else if (strcmp(cmd, "auth") == 0) {
+		if (a1 == NULL)
+			testd_send(srv, ev, "-ERR mechanism required");
+		else if (strcmp(a1, "PLAIN") == 0)
+			pop3d_send_to_client(srv, ev->client, ev->tag, "+ ", 2, 0);
+		else if (strcmp(a1, "PLAIN AGJvYgBzZWNyZXQ=") == 0)
+			testd_send(srv, ev, "+OK authenticated");
+		else
+			testd_send(srv, ev, "-ERR [AUTH] authentication failed");
 	} else if (strcmp(cmd, "capa") == 0) {
 		pop3d_send_to_client(srv, ev->client, ev->tag, "+OK capabilities", 16,
 		    POP3D_SEND_MORE);
 		pop3d_send_to_client(srv, ev->client, ev->tag, "USER", 4, POP3D_SEND_MORE);
+		pop3d_send_to_client(srv, ev->client, ev->tag, "SASL PLAIN", 10, POP3D_SEND_MORE);
 		pop3d_send_to_client(srv, ev->client, ev->tag, ".", 1, 0);
 	} else if (strcmp(cmd, "uidl") == 0) {
 		struct testd_later *l = calloc(1, sizeof(*l));
@@ -115,7 +137,7 @@ testd_setup(struct pop3d *srv)
 {
 	static const char *names[] = { "cmd_user", "cmd_pass", "cmd_stat", "cmd_noop",
 	    "cmd_list", "cmd_retr", "cmd_top", "cmd_capa", "cmd_uidl", "cmd_rset",
-	    "cmd_quit" };
+	    "cmd_auth", "auth_data", "cmd_quit" };
 	uint64_t id = pop3d_consumer_add(srv, "testd", testd_event, NULL);
 	size_t n = sizeof(names) / sizeof(names[0]);
 

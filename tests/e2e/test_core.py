@@ -152,7 +152,7 @@ class Protocol(CoreTest):
         self.assertEqual(c.line(), "+OK 2 messages")
         self.assertEqual(c.multiline(), ["1 120", "2 200"])
         self.assertEqual(c.line(), "+OK capabilities")
-        self.assertEqual(c.multiline(), ["USER"])
+        self.assertEqual(c.multiline(), ["USER", "SASL PLAIN"])
         self.assertEqual(c.line(), "+OK message follows")
         self.assertEqual(c.multiline(), [".hidden", "..two", "plain"])
         self.assertEqual(c.line(), "+OK bye")
@@ -213,6 +213,56 @@ class Protocol(CoreTest):
         self.assertEqual(other.cmd("NOOP"), "+OK")
         self.assertEqual(c.line(), "+OK message follows")
         self.assertEqual(len(c.multiline()), 100000)
+
+
+class Sasl(CoreTest):
+    """RFC 5034 continuation: the line after "+ " is data, not a command."""
+
+    def test_continuation_success_sets_transaction(self):
+        c = self.client()
+        self.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
+        self.assertEqual(c.cmd("AGJvYgBzZWNyZXQ="), "+OK authenticated")
+        self.assertEqual(c.cmd("NOOP"), "+OK")
+        self.assertIn("client=1 event=auth-data tag=1 octets=16", self.d.log())
+        self.assertNotIn("AGJvYgBzZWNyZXQ=", self.d.log())
+
+    def test_cancel_with_star(self):
+        c = self.client()
+        self.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
+        self.assertEqual(c.cmd("*"), "-ERR cancelled")
+        self.assertEqual(c.cmd("NOOP"), "+OK")
+
+    def test_data_line_is_not_a_command(self):
+        c = self.client()
+        self.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
+        # QUIT here is SASL data: the handler rejects it, the session lives.
+        self.assertEqual(c.cmd("QUIT"), "-ERR [AUTH] authentication failed")
+        self.assertEqual(c.cmd("NOOP"), "+OK")
+
+    def test_initial_response(self):
+        c = self.client()
+        self.assertEqual(c.cmd("AUTH PLAIN AGJvYgBzZWNyZXQ="), "+OK authenticated")
+
+    def test_long_continuation_allowed_up_to_limit(self):
+        c = self.client()
+        self.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
+        self.assertEqual(c.cmd("A" * 4000), "-ERR [AUTH] authentication failed")
+        self.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
+        self.assertEqual(c.cmd("A" * 9000), "-ERR [AUTH] invalid authentication data")
+        self.assertEqual(c.cmd("NOOP"), "+OK")
+
+    def test_curl_auth_plain(self):
+        import shutil
+        import subprocess
+        if shutil.which("curl") is None:
+            self.skipTest("curl not installed")
+        for extra in (["--sasl-ir"], []):
+            p = subprocess.run(["curl", "-s", "--max-time", "10", "--login-options",
+                                "AUTH=PLAIN", "-u", "bob:secret"] + extra +
+                               ["pop3://127.0.0.1:%d/" % self.d.port],
+                               capture_output=True, text=True, timeout=20)
+            self.assertEqual(p.returncode, 0, (extra, p.stderr))
+            self.assertEqual(p.stdout.split(), ["1", "120", "2", "200"])
 
 
 class NoQuitHandler(CoreTest):
