@@ -132,7 +132,7 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 	struct daemon_state ds;
 	struct event *sigs[3];
 	const char *address = NULL, **verbs;
-	int port = 110, foreground = 0, verbose = 0, ch, i;
+	int port = 110, foreground = 0, verbose = 0, ch, i, rv = 2;
 	size_t nverbs = 0;
 	static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
 
@@ -190,7 +190,7 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")]
 			    != '\0' || *optarg == '\0') {
 				fprintf(stderr, "pop3d: --command: %s: not a verb\n", optarg);
-				return 2;
+				goto done;
 			}
 			verbs[nverbs++] = optarg;
 			break;
@@ -201,7 +201,7 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			copts.mode = (mode_t)strtoul(optarg, NULL, 8);
 			if (copts.mode > 0777 || optarg[strspn(optarg, "01234567")] != '\0') {
 				fprintf(stderr, "pop3d: --control-mode: %s: expected octal\n", optarg);
-				return 2;
+				goto done;
 			}
 			break;
 		case OPT_CONTROL_GROUP:
@@ -209,8 +209,10 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_CONTROL_ALLOW_UID:
 			if (control_options_allow(&copts,
-			    (uid_t)daemon_number(name, optarg, 0, UINT_MAX - 1)) == -1)
-				return 1;
+			    (uid_t)daemon_number(name, optarg, 0, UINT_MAX - 1)) == -1) {
+				rv = 1;
+				goto done;
+			}
 			break;
 		case OPT_MAX_CONTROLLERS:
 			copts.max_controllers = (unsigned)daemon_number(name, optarg, 1, 100000);
@@ -232,18 +234,20 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_HELP:
 			daemon_usage(stdout);
-			return 0;
+			rv = 0;
+			goto done;
 		case OPT_VERSION:
 			printf("pop3d %s\n", PACKAGE_VERSION);
-			return 0;
+			rv = 0;
+			goto done;
 		default:
 			daemon_usage(stderr);
-			return 2;
+			goto done;
 		}
 	}
 	if (optind != argc) {
 		daemon_usage(stderr);
-		return 2;
+		goto done;
 	}
 	opts.extra_verbs = verbs;
 	log_init(1, verbose, "pop3d");
@@ -280,7 +284,9 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 	control_free(ds.ctl);
 	pop3d_free(ds.srv);
 	event_base_free(ds.base);
+	rv = 0;
+done:
 	control_options_clear(&copts);
 	free(verbs);
-	return 0;
+	return rv;
 }

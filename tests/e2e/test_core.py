@@ -10,7 +10,7 @@ import subprocess
 import time
 import unittest
 
-from harness import POP3D, TESTD, Client, Daemon, main
+from harness import POP3D, SANITIZED, TESTD, Client, Daemon, main
 
 
 class CoreTest(unittest.TestCase):
@@ -119,7 +119,8 @@ class Protocol(CoreTest):
         self.assertEqual(c.line(), "-ERR line too long")
         self.assertEqual(c.line(), "+OK")
         # Stated bound: 1 MiB of input grows the daemon by far less than 1 MiB.
-        self.assertLess(self.d.rss_kb() - before, 512)
+        if not SANITIZED:
+            self.assertLess(self.d.rss_kb() - before, 512)
 
     def test_nul_is_error(self):
         c = self.client()
@@ -208,7 +209,8 @@ class Protocol(CoreTest):
         time.sleep(1.0)
         # The client reads nothing: the daemon holds a bounded buffer.
         grown = self.d.rss_kb() - before
-        self.assertLess(grown, 2048, "daemon grew %d KiB for a stalled reader" % grown)
+        if not SANITIZED:
+            self.assertLess(grown, 2048, "daemon grew %d KiB for a stalled reader" % grown)
         other = self.client()
         self.assertEqual(other.cmd("NOOP"), "+OK")
         self.assertEqual(c.line(), "+OK message follows")
