@@ -94,6 +94,7 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen)
 	c->srv = srv;
 	c->id = ++srv->next_client;
 	c->stream_fd = -1;
+	TAILQ_INIT(&c->outq);
 	memcpy(c->peer, host, sizeof(c->peer));
 	c->peer_port = port;
 	if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
@@ -173,17 +174,15 @@ client_backpressure(struct client *c)
 		bufferevent_enable(c->bev, EV_READ);
 }
 
-static void client_write(struct client *, const char *, size_t);
-
-/* Append a NUL-terminated line and its CRLF. */
+/* A core response line (NUL-terminated) through the response path. */
 static void
 client_puts(struct client *c, const char *s)
 {
-	client_write(c, s, strlen(s));
+	output_line(c, s, strlen(s), 0);
 }
 
-/* Append one line and its CRLF to the output. */
-static void
+/* Append one line and its CRLF to the output: the wire, no hooks. */
+void
 client_write(struct client *c, const char *line, size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -195,6 +194,8 @@ client_write(struct client *c, const char *line, size_t len)
 static void
 client_free(struct client *c)
 {
+	server_client_unlink(c->srv, c);
+	output_clear(c);
 	if (c->stream_fd >= 0)
 		close(c->stream_fd);
 	bufferevent_free(c->bev);
@@ -206,12 +207,26 @@ client_free(struct client *c)
 	free(c);
 }
 
+/* pop3d_disconnected, once, after every suspended event of the client. */
+static void
+client_disconnected(struct client *c)
+{
+	struct pop3d_arg a;
+
+	if (c->disconnected_sent || c->jobs > 0)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.type = POP3D_ARG_INT;
+	a.i = (long long)c->id;
+	c->disconnected_sent = 1;
+	server_emit(c->srv, "pop3d_disconnected", c, &a, 1);
+}
+
 /* The one place a client dies: emit pop3d_disconnected, free it later. */
 void
 client_kill(struct client *c, const char *reason)
 {
 	struct pop3d *srv = c->srv;
-	struct pop3d_arg a;
 
 	if (c->dead)
 		return;
@@ -225,16 +240,68 @@ client_kill(struct client *c, const char *reason)
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->ev_idle);
 	evtimer_del(c->ev_resp);
-	server_client_unlink(srv, c);
+	output_clear(c);
+	server_client_retire(srv, c);
 	log_info("client=%llu event=disconnect reason=\"%s\" duration=%llds commands=%llu",
 	    (unsigned long long)c->id, c->reason, (long long)(time(NULL) - c->connected),
 	    (unsigned long long)c->ncmds);
-	memset(&a, 0, sizeof(a));
-	a.type = POP3D_ARG_INT;
-	a.i = (long long)c->id;
-	c->disconnected_sent = 1;
-	server_emit(srv, "pop3d_disconnected", c, &a, 1);
+	client_disconnected(c);
 	event_active(c->ev_defer, EV_TIMEOUT, 1);
+}
+
+/* Everything owed is on the wire (or in the kernel). */
+int
+client_flushed(struct client *c)
+{
+	return c->stream_fd < 0 && !output_busy(c) &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+/* A hook said tempfail: drop held output, say so, close. */
+void
+client_tempfail(struct client *c)
+{
+	if (c->dead)
+		return;
+	output_clear(c);
+	c->hooking = 0;
+	if (c->stream_fd >= 0) {
+		/* Part of a response may be out: no fake terminator. */
+		client_kill(c, "hook tempfail");
+		return;
+	}
+	{
+		static const char msg[] = "-ERR [SYS/TEMP] server unavailable, try again later";
+
+		client_write(c, msg, sizeof(msg) - 1);
+	}
+	c->closing = 0;
+	client_close(c, "hook tempfail", NULL);
+}
+
+/* A suspended dispatch about this client finished. */
+void
+client_job_done(struct client *c, struct pop3d_event *ev, int flags)
+{
+	if (c->jobs > 0)
+		c->jobs--;
+	if (ev->type == POP3D_PLUGIN_POP3C)
+		output_hook_done(c, ev, flags);
+	else if ((flags & PIPELINE_TEMPFAIL) && !c->dead)
+		client_tempfail(c);
+	if (c->dead) {
+		client_disconnected(c);
+		if (c->jobs == 0)
+			event_active(c->ev_defer, EV_TIMEOUT, 1);
+		return;
+	}
+	if (c->closing && client_flushed(c)) {
+		client_kill(c, c->reason);
+		return;
+	}
+	client_backpressure(c);
+	if (c->jobs == 0)
+		event_active(c->ev_defer, EV_TIMEOUT, 1);
 }
 
 /* Close after pending output is flushed; lastline (may be NULL) goes last. */
@@ -247,9 +314,9 @@ client_close(struct client *c, const char *reason, const char *lastline)
 	c->reason = reason;
 	evtimer_del(c->ev_resp);
 	bufferevent_disable(c->bev, EV_READ);
-	if (lastline != NULL && c->stream_fd < 0)
-		client_write(c, lastline, strlen(lastline));
-	if (c->stream_fd < 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (lastline != NULL)
+		output_line(c, lastline, strlen(lastline), 0);
+	if (!c->dead && client_flushed(c))
 		client_kill(c, reason);
 }
 
@@ -272,17 +339,16 @@ client_complete(struct client *c)
 		event_active(c->ev_defer, EV_TIMEOUT, 1);
 }
 
-/* Track the protocol state from the first line of a response. */
-static void
-client_first_line(struct client *c, const char *line, size_t len)
+/* Mark the first line of a response; 1 when it answers PASS, APOP or AUTH
+ * (a +OK there, as finally sent, moves the client to TRANSACTION). */
+static int
+client_first_line(struct client *c)
 {
-	if (c->responded)
-		return;
+	if (c->inflight == 0 || c->responded)
+		return 0;
 	c->responded = 1;
-	if (len >= 3 && memcmp(line, "+OK", 3) == 0 &&
-	    (strcmp(c->verb, "pass") == 0 || strcmp(c->verb, "apop") == 0 ||
-	    strcmp(c->verb, "auth") == 0))
-		c->state = POP3D_STATE_TRANSACTION;
+	return strcmp(c->verb, "pass") == 0 || strcmp(c->verb, "apop") == 0 ||
+	    strcmp(c->verb, "auth") == 0;
 }
 
 /* Common checks of every send: alive, tag current. */
@@ -316,15 +382,15 @@ client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, i
 		return rv;
 	if (!client_line_ok(line, len))
 		return -POP3D_ERR_INVALID;
-	client_write(c, line, len);
 	if (c->inflight && strcmp(c->verb, "auth") == 0 && len >= 1 && line[0] == '+' &&
 	    (len == 1 || line[1] == ' ')) {
 		/* SASL continuation: the client answers next, then the handler. */
+		output_line(c, line, len, 0);
 		c->sasl = 1;
 		evtimer_del(c->ev_resp);
 		event_active(c->ev_defer, EV_TIMEOUT, 1);
 	} else if (c->inflight) {
-		client_first_line(c, line, len);
+		output_line(c, line, len, client_first_line(c));
 		if (flags & POP3D_SEND_MORE) {
 			struct timeval tv = { (time_t)c->srv->opts.response_timeout, 0 };
 
@@ -332,7 +398,8 @@ client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, i
 				evtimer_add(c->ev_resp, &tv);
 		} else
 			client_complete(c);
-	}
+	} else
+		output_line(c, line, len, 0);
 	client_backpressure(c);
 	return 0;
 }
@@ -341,7 +408,7 @@ int
 client_send_lines(struct client *c, uint64_t tag, const char *status, const struct iovec *lines,
     size_t n)
 {
-	struct evbuffer *out;
+	struct evbuffer *body;
 	size_t i;
 	int rv;
 
@@ -352,31 +419,34 @@ client_send_lines(struct client *c, uint64_t tag, const char *status, const stru
 	for (i = 0; i < n; i++)
 		if (!client_line_ok(lines[i].iov_base, lines[i].iov_len))
 			return -POP3D_ERR_INVALID;
-	out = bufferevent_get_output(c->bev);
-	client_write(c, status, strlen(status));
+	if ((body = evbuffer_new()) == NULL)
+		return -POP3D_ERR_NOMEM;
 	for (i = 0; i < n; i++) {
 		if (lines[i].iov_len > 0 && ((const char *)lines[i].iov_base)[0] == '.')
-			evbuffer_add(out, ".", 1);
-		client_write(c, lines[i].iov_base, lines[i].iov_len);
+			evbuffer_add(body, ".", 1);
+		evbuffer_add(body, lines[i].iov_base, lines[i].iov_len);
+		evbuffer_add(body, "\r\n", 2);
 	}
-	evbuffer_add(out, ".\r\n", 3);
-	if (c->inflight) {
-		client_first_line(c, status, strlen(status));
+	evbuffer_add(body, ".\r\n", 3);
+	output_line(c, status, strlen(status), client_first_line(c));
+	output_raw(c, (const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body));
+	evbuffer_free(body);
+	if (c->inflight)
 		client_complete(c);
-	}
 	client_backpressure(c);
 	return 0;
 }
 
 /* Feed the streamed file into the output until it holds enough. */
-static void
+void
 client_stream_fill(struct client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	char buf[CLIENT_STREAM_CHUNK];
 	ssize_t n;
 
-	while (c->stream_fd >= 0 && evbuffer_get_length(out) < 4 * CLIENT_WRITE_LOW) {
+	while (c->stream_fd >= 0 && c->stream_ready && !c->dead &&
+	    evbuffer_get_length(out) < 4 * CLIENT_WRITE_LOW) {
 		if (!stuff_wants_more(&c->stream))
 			n = 0;
 		else if ((n = read(c->stream_fd, buf, sizeof(buf))) == -1) {
@@ -391,6 +461,7 @@ client_stream_fill(struct client *c)
 			stuff_finish(&c->stream, out);
 			close(c->stream_fd);
 			c->stream_fd = -1;
+			c->stream_ready = 0;
 			if (c->closing) {
 				/* disconnect arrived mid-stream; flush then close */
 				break;
@@ -421,14 +492,13 @@ client_send_file(struct client *c, uint64_t tag, const char *status, const char 
 		close(fd);
 		return -POP3D_ERR_IO;
 	}
-	client_write(c, status, strlen(status));
-	if (c->inflight) {
-		client_first_line(c, status, strlen(status));
+	output_line(c, status, strlen(status), client_first_line(c));
+	if (c->inflight)
 		evtimer_del(c->ev_resp);	/* the core completes it now */
-	}
 	stuff_init(&c->stream, top);
 	c->stream_fd = fd;
-	client_stream_fill(c);
+	c->stream_ready = 0;
+	output_stream(c);
 	client_backpressure(c);
 	return 0;
 }
@@ -447,16 +517,20 @@ client_bad_line(struct client *c, const char *msg)
 		    "-ERR too many bad commands, closing connection");
 		return;
 	}
-	client_write(c, msg, strlen(msg));
+	client_puts(c, msg);
 	client_backpressure(c);
 }
 
-static void
-client_seen(uint64_t consumer, void *ctx)
+/* Consumer `consumer` received ev: remember it if ev is the command in
+ * flight, so its departure can be noticed. */
+void
+client_seen(struct client *c, const struct pop3d_event *ev, uint64_t consumer)
 {
-	struct client *c = ctx;
 	uint64_t *nr;
 
+	if (c->dead || c->inflight == 0 || ev->tag != c->inflight ||
+	    ev->type != POP3D_PLUGIN_POP3D || ev->origin != 0)
+		return;
 	if (c->nreceivers == c->receivers_cap) {
 		size_t cap = c->receivers_cap ? c->receivers_cap * 2 : 4;
 
@@ -488,7 +562,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	    (unsigned long long)c->id, (unsigned long long)c->ncmds, cmd->verb,
 	    masked ? (cmd->arg ? 4 : 0) : (int)cmd->arglen,
 	    masked ? "****" : (cmd->arg ? cmd->arg : ""));
-	if (!pipeline_has_handler(srv->pipeline, name)) {
+	if (!pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, name)) {
 		if (strcmp(cmd->verb, "quit") == 0) {
 			char bye[600];
 
@@ -531,9 +605,9 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	ev.tls = c->tls;
 	ev.argc = cmd->arg != NULL ? 2 : 1;
 	ev.argv = a;
-	saw = server_dispatch(srv, &ev, client_seen, c);
+	saw = server_dispatch(srv, &ev);
 	if (c->inflight == ev.tag)
-		c->plugin_saw = saw;
+		c->plugin_saw = (saw & PIPELINE_SAW) != 0;
 	/* A plugin may have replaced ARG1 (freeing the old one, see pop3d.h):
 	 * free whatever is there now. */
 	if (ev.argc > 1 && ev.argv[1].type != POP3D_ARG_INT)
@@ -558,7 +632,7 @@ client_auth_data(struct client *c, const char *line, size_t len)
 	int saw;
 
 	c->sasl = 0;
-	if (!pipeline_has_handler(srv->pipeline, "pop3d_auth_data")) {
+	if (!pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, "pop3d_auth_data")) {
 		client_puts(c, "-ERR [SYS/TEMP] authentication not available, try again later");
 		client_complete(c);
 		return;
@@ -588,10 +662,11 @@ client_auth_data(struct client *c, const char *line, size_t len)
 		evtimer_add(c->ev_resp, &tv);
 	log_debug("client=%llu event=auth-data tag=%llu octets=%zu", (unsigned long long)c->id,
 	    (unsigned long long)c->inflight, len);
-	saw = server_dispatch(srv, &ev, client_seen, c);
+	saw = server_dispatch(srv, &ev);
 	if (c->inflight == ev.tag)
-		c->plugin_saw = saw;
-	free(ev.argv[1].s);
+		c->plugin_saw = (saw & PIPELINE_SAW) != 0;
+	if (ev.argc > 1 && ev.argv[1].type != POP3D_ARG_INT)
+		free(ev.argv[1].s);
 }
 
 /* Parse and run buffered lines while no command is in flight. */
@@ -603,7 +678,7 @@ client_process(struct client *c)
 	struct line_cmd cmd;
 	size_t len;
 
-	while (!c->dead && !c->closing && (c->inflight == 0 || c->sasl)) {
+	while (!c->dead && !c->closing && c->jobs == 0 && (c->inflight == 0 || c->sasl)) {
 		enum line_status st = line_extract(&c->lf, in,
 		    c->sasl ? srv->opts.max_auth_line : srv->opts.max_line, srv->linebuf, &len);
 
@@ -636,7 +711,8 @@ client_process(struct client *c)
 		c->bad_lines = 0;
 		client_command(c, &cmd);
 	}
-	if (!c->dead && !c->closing && c->eof && c->inflight == 0 && c->stream_fd < 0)
+	if (!c->dead && !c->closing && c->eof && c->inflight == 0 && c->jobs == 0 &&
+	    c->stream_fd < 0)
 		client_close(c, "client closed connection", NULL);
 }
 
@@ -660,8 +736,8 @@ client_write_cb(struct bufferevent *bev, void *arg)
 		client_stream_fill(c);
 	if (c->dead)
 		return;
-	if (c->closing && c->stream_fd < 0 &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+	(void)bev;
+	if (c->closing && client_flushed(c)) {
 		client_kill(c, c->reason);
 		return;
 	}
@@ -697,6 +773,9 @@ client_defer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (c->dead) {
+		if (c->jobs > 0)
+			return;		/* freed when its last job finishes */
+		client_disconnected(c);
 		client_free(c);
 		server_client_gone(srv);
 		return;

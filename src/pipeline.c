@@ -1,4 +1,4 @@
-/* pipeline.c - ordered plugins and consumers, and event dispatch. */
+/* pipeline.c - ordered plugins and consumers, event dispatch, suspended jobs. */
 #include "config.h"
 
 #include <fnmatch.h>
@@ -8,6 +8,18 @@
 #include "log.h"
 #include "pipeline.h"
 
+/* A dispatch suspended on a plugin's pending verdict. */
+struct pipeline_job {
+	struct pipeline_job *next;
+	struct pop3d_event ev;		/* deep copy; ev.hook is the pending hook */
+	char *name;
+	char *command;
+	int at_priority;		/* position of the pending plugin */
+	uint64_t at_order;
+	int flags;
+	int to_consumers;
+};
+
 struct pipeline {
 	struct pipeline_entry **plugins;	/* sorted by priority, order */
 	size_t nplugins;
@@ -15,17 +27,24 @@ struct pipeline {
 	size_t nconsumers;
 	uint64_t next_id;
 	uint64_t next_order;
+	uint64_t next_hook;
 	int depth;				/* nested dispatches running */
 	int garbage;				/* dead entries to sweep */
+	struct pipeline_job *jobs;
+	pipeline_seen_cb seen;
+	pipeline_done_cb done;
 };
 
 struct pipeline *
-pipeline_new(void)
+pipeline_new(pipeline_seen_cb seen, pipeline_done_cb done)
 {
 	struct pipeline *pl = calloc(1, sizeof(*pl));
 
-	if (pl != NULL)
+	if (pl != NULL) {
 		pl->next_id = 1;
+		pl->seen = seen;
+		pl->done = done;
+	}
 	return pl;
 }
 
@@ -33,21 +52,73 @@ static void
 pipeline_entry_free(struct pipeline_entry *e)
 {
 	size_t i;
+	int t;
 
-	for (i = 0; i < e->npatterns; i++)
-		free(e->patterns[i]);
-	free(e->patterns);
+	for (t = 0; t < 2; t++) {
+		for (i = 0; i < e->npatterns[t]; i++)
+			free(e->patterns[t][i]);
+		free(e->patterns[t]);
+	}
 	free(e->name);
 	free(e);
+}
+
+struct pop3d_arg *
+pipeline_args_copy(const struct pop3d_arg *argv, int argc)
+{
+	struct pop3d_arg *v = calloc((size_t)argc + 1, sizeof(*v));
+	int i;
+
+	if (v == NULL)
+		return NULL;
+	for (i = 0; i < argc; i++) {
+		v[i] = argv[i];
+		v[i].s = NULL;
+		if (argv[i].type == POP3D_ARG_INT || argv[i].s == NULL)
+			continue;
+		if ((v[i].s = malloc(argv[i].len + 1)) == NULL) {
+			pipeline_args_free(v, i);
+			return NULL;
+		}
+		memcpy(v[i].s, argv[i].s, argv[i].len);
+		v[i].s[argv[i].len] = '\0';
+	}
+	return v;
+}
+
+void
+pipeline_args_free(struct pop3d_arg *v, int argc)
+{
+	int i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < argc; i++)
+		free(v[i].s);
+	free(v);
+}
+
+static void
+pipeline_job_free(struct pipeline_job *j)
+{
+	pipeline_args_free(j->ev.argv, j->ev.argc);
+	free(j->name);
+	free(j->command);
+	free(j);
 }
 
 void
 pipeline_free(struct pipeline *pl)
 {
+	struct pipeline_job *j;
 	size_t i;
 
 	if (pl == NULL)
 		return;
+	while ((j = pl->jobs) != NULL) {
+		pl->jobs = j->next;
+		pipeline_job_free(j);
+	}
 	for (i = 0; i < pl->nplugins; i++)
 		pipeline_entry_free(pl->plugins[i]);
 	for (i = 0; i < pl->nconsumers; i++)
@@ -66,7 +137,7 @@ pipeline_normalise(const char *name)
 
 	if (strcmp(name, "all") == 0 || strcmp(name, "*") == 0)
 		return strdup("*");
-	if (strncmp(name, "pop3d_", 6) == 0)
+	if (strncmp(name, "pop3d_", 6) == 0 || strcmp(name, "response") == 0)
 		return strdup(name);
 	n = strlen(name);
 	if ((s = malloc(n + 7)) == NULL)
@@ -136,7 +207,7 @@ pipeline_plugin_add(struct pipeline *pl, const char *alias, int priority, pop3d_
 	struct pipeline_entry *e;
 	size_t i, pos;
 
-	if (alias == NULL || pipeline_find_plugin(pl, alias) != NULL)
+	if (alias == NULL || *alias == '\0' || pipeline_find_plugin(pl, alias) != NULL)
 		return -1;
 	if ((e = pipeline_entry_new(pl, alias)) == NULL)
 		return -1;
@@ -216,59 +287,60 @@ pipeline_remove(struct pipeline *pl, struct pipeline_entry *e)
 }
 
 int
-pipeline_register(struct pipeline_entry *e, const char *const *names, size_t n)
+pipeline_register(struct pipeline_entry *e, int type, const char *const *names, size_t n)
 {
 	size_t i, j, add = 0;
 	char **np;
 
 	for (i = 0; i < n; i++) {
-		for (j = 0; j < e->npatterns; j++)
-			if (strcmp(e->patterns[j], names[i]) == 0)
+		for (j = 0; j < e->npatterns[type]; j++)
+			if (strcmp(e->patterns[type][j], names[i]) == 0)
 				break;
-		if (j == e->npatterns)
+		if (j == e->npatterns[type])
 			add++;
 	}
-	if (e->npatterns + add > PIPELINE_MAX_PATTERNS)
+	if (e->npatterns[type] + add > PIPELINE_MAX_PATTERNS)
 		return -1;
-	if ((np = realloc(e->patterns, (e->npatterns + add + 1) * sizeof(*np))) == NULL)
+	np = realloc(e->patterns[type], (e->npatterns[type] + add + 1) * sizeof(*np));
+	if (np == NULL)
 		return -1;
-	e->patterns = np;
+	e->patterns[type] = np;
 	for (i = 0; i < n; i++) {
-		for (j = 0; j < e->npatterns; j++)
-			if (strcmp(e->patterns[j], names[i]) == 0)
+		for (j = 0; j < e->npatterns[type]; j++)
+			if (strcmp(np[j], names[i]) == 0)
 				break;
-		if (j < e->npatterns)
+		if (j < e->npatterns[type])
 			continue;
-		if ((e->patterns[e->npatterns] = strdup(names[i])) == NULL)
+		if ((np[e->npatterns[type]] = strdup(names[i])) == NULL)
 			return -1;
-		e->npatterns++;
+		e->npatterns[type]++;
 	}
 	return 0;
 }
 
 void
-pipeline_unregister(struct pipeline_entry *e, const char *const *names, size_t n)
+pipeline_unregister(struct pipeline_entry *e, int type, const char *const *names, size_t n)
 {
 	size_t i, j;
 
 	for (i = 0; i < n; i++)
-		for (j = 0; j < e->npatterns; j++)
-			if (strcmp(e->patterns[j], names[i]) == 0) {
-				free(e->patterns[j]);
-				e->patterns[j] = e->patterns[--e->npatterns];
+		for (j = 0; j < e->npatterns[type]; j++)
+			if (strcmp(e->patterns[type][j], names[i]) == 0) {
+				free(e->patterns[type][j]);
+				e->patterns[type][j] = e->patterns[type][--e->npatterns[type]];
 				break;
 			}
 }
 
 static int
-pipeline_entry_matches(const struct pipeline_entry *e, const char *name)
+pipeline_entry_matches(const struct pipeline_entry *e, int type, const char *name)
 {
 	size_t i;
 
 	if (e->dead)
 		return 0;
-	for (i = 0; i < e->npatterns; i++)
-		if (pipeline_match(e->patterns[i], name))
+	for (i = 0; i < e->npatterns[type]; i++)
+		if (pipeline_match(e->patterns[type][i], name))
 			return 1;
 	return 0;
 }
@@ -289,56 +361,183 @@ pipeline_plugin_order(struct pipeline *pl, const char **aliases, size_t n)
 }
 
 int
-pipeline_has_handler(struct pipeline *pl, const char *name)
+pipeline_has_handler(struct pipeline *pl, int type, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < pl->nplugins; i++)
-		if (pipeline_entry_matches(pl->plugins[i], name))
+		if (pipeline_entry_matches(pl->plugins[i], type, name))
 			return 1;
+	if (type == POP3D_PLUGIN_POP3C)
+		return 0;
 	for (i = 0; i < pl->nconsumers; i++)
-		if (pipeline_entry_matches(pl->consumers[i], name))
+		if (pipeline_entry_matches(pl->consumers[i], type, name))
 			return 1;
 	return 0;
 }
 
-/*
- * Run ev through the plugins, then the consumers.  Arrays may grow while a
- * handler runs (realloc), so entries are re-read by index on every step and
- * the counts captured first: entries added during a dispatch do not see it.
- */
-int
-pipeline_dispatch(struct pipeline *pl, struct pop3d *srv, struct pop3d_event *ev,
-    pipeline_seen_cb seen, void *ctx)
+/* Suspend: copy the event (as rewritten so far) into a job. */
+static int
+pipeline_suspend(struct pipeline *pl, struct pop3d_event *ev, struct pipeline_entry *e,
+    int flags, int to_consumers)
 {
-	size_t i, np = pl->nplugins, nc = pl->nconsumers;
-	int verdict, to_consumers = 1, plugin_saw = 0;
+	struct pipeline_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return -1;
+	j->ev = *ev;
+	j->name = strdup(ev->name);
+	j->command = ev->command != NULL ? strdup(ev->command) : NULL;
+	j->ev.argv = pipeline_args_copy(ev->argv, ev->argc);
+	if (j->name == NULL || j->ev.argv == NULL || (ev->command != NULL && j->command == NULL)) {
+		j->ev.argc = ev->argv != NULL && j->ev.argv != NULL ? ev->argc : 0;
+		pipeline_job_free(j);
+		return -1;
+	}
+	j->ev.name = j->name;
+	j->ev.command = j->command;
+	j->at_priority = e->priority;
+	j->at_order = e->order;
+	j->flags = flags;
+	j->to_consumers = to_consumers;
+	j->next = pl->jobs;
+	pl->jobs = j;
+	return 0;
+}
+
+/*
+ * Run ev through the plugins after position (prio, order), then the
+ * consumers.  Arrays may grow while a handler runs (realloc), so entries
+ * are re-read by index on every step.  Returns flags; PIPELINE_PENDING when
+ * a plugin suspended the event (then *pending is that plugin).
+ */
+static int
+pipeline_run(struct pipeline *pl, struct pop3d *srv, struct pop3d_event *ev, int started,
+    int prio, uint64_t order, int flags, int to_consumers)
+{
+	size_t i, nc = pl->nconsumers;
+	int verdict, type = ev->type;
 
 	pl->depth++;
-	for (i = 0; i < np && i < pl->nplugins; i++) {
+	for (i = 0; i < pl->nplugins; i++) {
 		struct pipeline_entry *e = pl->plugins[i];
 
-		if (!pipeline_entry_matches(e, ev->name))
+		if (started && (e->priority < prio || (e->priority == prio && e->order <= order)))
 			continue;
-		plugin_saw = 1;
+		if (!pipeline_entry_matches(e, type, ev->name))
+			continue;
+		flags |= PIPELINE_SAW;
+		ev->hook = ++pl->next_hook;
 		verdict = e->pcb(srv, ev, e->arg);
-		if (verdict == POP3D_EAT_CLIENT || verdict == POP3D_EAT_ALL)
+		if (verdict == POP3D_EAT_PENDING) {
+			if (pipeline_suspend(pl, ev, e, flags, to_consumers) == 0) {
+				pl->depth--;
+				pipeline_sweep(pl);
+				return flags | PIPELINE_PENDING;
+			}
+			log_warnx("event=hook-suspend-failed plugin=%s", e->name);
+			verdict = POP3D_EAT_NONE;
+		}
+		if (verdict == POP3D_HOOK_TEMPFAIL) {
+			flags |= PIPELINE_TEMPFAIL | PIPELINE_SWALLOWED;
 			to_consumers = 0;
+			break;
+		}
+		if (verdict == POP3D_EAT_CLIENT || verdict == POP3D_EAT_ALL) {
+			to_consumers = 0;
+			flags |= PIPELINE_SWALLOWED;
+		}
 		if (verdict == POP3D_EAT_PLUGIN || verdict == POP3D_EAT_ALL)
 			break;
 	}
-	if (to_consumers) {
+	ev->hook = 0;
+	if (to_consumers && type == POP3D_PLUGIN_POP3D) {
 		for (i = 0; i < nc && i < pl->nconsumers; i++) {
 			struct pipeline_entry *e = pl->consumers[i];
 
-			if (!pipeline_entry_matches(e, ev->name))
+			if (!pipeline_entry_matches(e, type, ev->name))
 				continue;
-			if (seen != NULL)
-				seen(e->id, ctx);
+			if (pl->seen != NULL)
+				pl->seen(srv, ev, e->id);
 			e->ccb(srv, ev, e->arg);
 		}
 	}
 	pl->depth--;
 	pipeline_sweep(pl);
-	return plugin_saw;
+	return flags;
+}
+
+int
+pipeline_dispatch(struct pipeline *pl, struct pop3d *srv, struct pop3d_event *ev)
+{
+	return pipeline_run(pl, srv, ev, 0, 0, 0, 0, 1);
+}
+
+int
+pipeline_pending(struct pipeline *pl, uint64_t hook)
+{
+	struct pipeline_job *j;
+
+	for (j = pl->jobs; j != NULL; j = j->next)
+		if (j->ev.hook == hook)
+			return 1;
+	return 0;
+}
+
+int
+pipeline_resolve(struct pipeline *pl, struct pop3d *srv, uint64_t hook, int verdict,
+    const struct pop3d_arg *argv, int argc)
+{
+	struct pipeline_job **pp, *j;
+	int flags, to_consumers, stop = 0;
+
+	if (hook == 0)
+		return -POP3D_ERR_STALE;
+	for (pp = &pl->jobs; (j = *pp) != NULL; pp = &j->next)
+		if (j->ev.hook == hook)
+			break;
+	if (j == NULL)
+		return -POP3D_ERR_STALE;
+	if (verdict != POP3D_HOOK_TEMPFAIL && (verdict < POP3D_EAT_NONE || verdict > POP3D_EAT_ALL))
+		return -POP3D_ERR_INVALID;
+	if (argv != NULL) {
+		struct pop3d_arg *copy = pipeline_args_copy(argv, argc);
+
+		if (copy == NULL)
+			return -POP3D_ERR_NOMEM;
+		pipeline_args_free(j->ev.argv, j->ev.argc);
+		j->ev.argv = copy;
+		j->ev.argc = argc;
+	}
+	*pp = j->next;
+	flags = j->flags;
+	to_consumers = j->to_consumers;
+	if (verdict == POP3D_HOOK_TEMPFAIL) {
+		flags |= PIPELINE_TEMPFAIL | PIPELINE_SWALLOWED;
+		to_consumers = 0;
+		stop = 1;
+	} else {
+		if (verdict == POP3D_EAT_CLIENT || verdict == POP3D_EAT_ALL) {
+			to_consumers = 0;
+			flags |= PIPELINE_SWALLOWED;
+		}
+		if (verdict == POP3D_EAT_PLUGIN || verdict == POP3D_EAT_ALL)
+			stop = 1;
+	}
+	if (stop) {
+		/* No later plugin: consumers only (priority beyond every plugin). */
+		flags = pipeline_run(pl, srv, &j->ev, 1, 0x7fffffff, UINT64_MAX, flags,
+		    to_consumers);
+	} else
+		flags = pipeline_run(pl, srv, &j->ev, 1, j->at_priority, j->at_order, flags,
+		    to_consumers);
+	if (flags & PIPELINE_PENDING) {
+		/* Suspended again: a new job holds a fresh copy. */
+		pipeline_job_free(j);
+		return 0;
+	}
+	if (pl->done != NULL)
+		pl->done(srv, &j->ev, flags);
+	pipeline_job_free(j);
+	return 0;
 }

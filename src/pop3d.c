@@ -114,6 +114,25 @@ pop3d_resume_cb(evutil_socket_t fd, short what, void *arg)
 	listener_resume(arg);
 }
 
+/* Pipeline callbacks: events refer to clients by id, never by pointer. */
+static void
+server_seen(struct pop3d *srv, const struct pop3d_event *ev, uint64_t consumer)
+{
+	struct client *c;
+
+	if (ev->client != 0 && (c = server_client_find(srv, ev->client)) != NULL)
+		client_seen(c, ev, consumer);
+}
+
+static void
+server_done(struct pop3d *srv, struct pop3d_event *ev, int flags)
+{
+	struct client *c;
+
+	if (ev->client != 0 && (c = server_client_find(srv, ev->client)) != NULL)
+		client_job_done(c, ev, flags);
+}
+
 struct pop3d *
 pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 {
@@ -158,7 +177,7 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 	srv->hash_size = 256;
 	srv->hash = calloc(srv->hash_size, sizeof(*srv->hash));
 	srv->addrs = calloc(1, sizeof(*srv->addrs));
-	srv->pipeline = pipeline_new();
+	srv->pipeline = pipeline_new(server_seen, server_done);
 	srv->linebuf = malloc(srv->opts.max_auth_line);
 	srv->ev_stop = evtimer_new(base, pop3d_stop_cb, srv);
 	srv->ev_resume = evtimer_new(base, pop3d_resume_cb, srv);
@@ -195,6 +214,7 @@ pop3d_free(struct pop3d *srv)
 	while ((c = TAILQ_FIRST(&srv->clients)) != NULL) {
 		TAILQ_REMOVE(&srv->clients, c, entry);
 		c->dead = 1;
+		output_clear(c);
 		event_del(c->ev_defer);
 		if (c->stream_fd >= 0)
 			close(c->stream_fd);
@@ -319,13 +339,22 @@ server_client_link(struct pop3d *srv, struct client *c)
 
 	TAILQ_INSERT_TAIL(&srv->clients, c, entry);
 	srv->nclients++;
-	if (srv->nclients > srv->hash_size)
+	if (srv->nclients * 2 > srv->hash_size)
 		server_rehash(srv);
 	else {
 		h = server_hash(srv, c->id);
 		c->hnext = srv->hash[h];
 		srv->hash[h] = c;
 	}
+}
+
+/* A client died: it no longer counts against the limits.  It stays in the
+ * table (found by id, marked dead) until it is freed. */
+void
+server_client_retire(struct pop3d *srv, struct client *c)
+{
+	srv->nclients--;
+	server_addr_release(srv, c->peer);
 }
 
 void
@@ -339,8 +368,6 @@ server_client_unlink(struct pop3d *srv, struct client *c)
 			break;
 		}
 	TAILQ_REMOVE(&srv->clients, c, entry);
-	srv->nclients--;
-	server_addr_release(srv, c->peer);
 }
 
 /* A client was freed: finish a shutdown, or accept again after EMFILE. */
@@ -435,14 +462,22 @@ server_trace(const struct pop3d_event *ev)
 	    (unsigned long long)ev->seq, buf);
 }
 
-/* Every event passes here: sequence number, trace, pipeline.  Returns 1
- * when a plugin saw it; seen() is told of each consumer that did. */
+/* Every event passes here: sequence number, trace, pipeline.  Returns the
+ * PIPELINE_* flags; a suspended event about a client holds that client. */
 int
-server_dispatch(struct pop3d *srv, struct pop3d_event *ev, pipeline_seen_cb seen, void *ctx)
+server_dispatch(struct pop3d *srv, struct pop3d_event *ev)
 {
-	ev->seq = ++srv->next_seq;
+	struct client *c;
+	int flags;
+
+	if (ev->type == POP3D_PLUGIN_POP3D)
+		ev->seq = ++srv->next_seq;
 	server_trace(ev);
-	return pipeline_dispatch(srv->pipeline, srv, ev, seen, ctx);
+	flags = pipeline_dispatch(srv->pipeline, srv, ev);
+	if ((flags & PIPELINE_PENDING) && ev->client != 0 &&
+	    (c = server_client_find(srv, ev->client)) != NULL)
+		c->jobs++;
+	return flags;
 }
 
 void
@@ -460,7 +495,7 @@ server_emit(struct pop3d *srv, const char *name, struct client *c, struct pop3d_
 	}
 	ev.argc = argc;
 	ev.argv = argv;
-	server_dispatch(srv, &ev, NULL, NULL);
+	server_dispatch(srv, &ev);
 }
 
 /* Consumers. */
@@ -483,7 +518,8 @@ pop3d_consumer_del(struct pop3d *srv, uint64_t id)
 	pipeline_remove(srv->pipeline, e);
 	for (c = TAILQ_FIRST(&srv->clients); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
-		client_consumer_gone(c, id);
+		if (!c->dead)
+			client_consumer_gone(c, id);
 	}
 }
 
@@ -522,26 +558,39 @@ pop3d_names_free(char **v, size_t n)
 }
 
 static int
-pop3d_entry_register(struct pop3d *srv, struct pipeline_entry *e, const char *const *names,
-    size_t n, size_t *bad)
+pop3d_entry_register(struct pop3d *srv, struct pipeline_entry *e, int type,
+    const char *const *names, size_t n, size_t *bad)
 {
 	char **v;
+	size_t i;
 	int rv;
 
 	if (e == NULL)
 		return -POP3D_ERR_INVALID;
 	if (n > PIPELINE_MAX_PATTERNS)
 		return -POP3D_ERR_LIMIT;
+	if (type == POP3D_PLUGIN_POP3C) {
+		/* One event: "response" ("all" means the same). */
+		for (i = 0; i < n; i++)
+			if (names[i] == NULL || (strcmp(names[i], "response") != 0 &&
+			    strcmp(names[i], "all") != 0)) {
+				if (bad != NULL)
+					*bad = i;
+				return -POP3D_ERR_UNKNOWN_EVENT;
+			}
+		return pipeline_register(e, type, n > 0 ? (const char *const[]){ "response" } :
+		    NULL, n > 0 ? 1 : 0) == -1 ? -POP3D_ERR_LIMIT : 0;
+	}
 	if ((rv = pop3d_names(srv, names, n, &v, bad)) != 0)
 		return rv;
-	rv = pipeline_register(e, (const char *const *)v, n) == -1 ? -POP3D_ERR_LIMIT : 0;
+	rv = pipeline_register(e, type, (const char *const *)v, n) == -1 ? -POP3D_ERR_LIMIT : 0;
 	pop3d_names_free(v, n);
 	return rv;
 }
 
 static int
-pop3d_entry_unregister(struct pop3d *srv, struct pipeline_entry *e, const char *const *names,
-    size_t n)
+pop3d_entry_unregister(struct pop3d *srv, struct pipeline_entry *e, int type,
+    const char *const *names, size_t n)
 {
 	char **v;
 	size_t i;
@@ -556,7 +605,13 @@ pop3d_entry_unregister(struct pop3d *srv, struct pipeline_entry *e, const char *
 			pop3d_names_free(v, i);
 			return -POP3D_ERR_INVALID;
 		}
-	pipeline_unregister(e, (const char *const *)v, n);
+	if (type == POP3D_PLUGIN_POP3C)
+		for (i = 0; i < n; i++)
+			if (strcmp(v[i], "*") == 0) {
+				free(v[i]);
+				v[i] = strdup("response");
+			}
+	pipeline_unregister(e, type, (const char *const *)v, n);
 	pop3d_names_free(v, n);
 	return 0;
 }
@@ -567,7 +622,8 @@ pop3d_consumer_register(struct pop3d *srv, uint64_t id, const char *const *names
 {
 	struct pipeline_entry *e = pipeline_find(srv->pipeline, id);
 
-	return pop3d_entry_register(srv, e != NULL && !e->is_plugin ? e : NULL, names, n, bad);
+	return pop3d_entry_register(srv, e != NULL && !e->is_plugin ? e : NULL,
+	    POP3D_PLUGIN_POP3D, names, n, bad);
 }
 
 int
@@ -575,7 +631,8 @@ pop3d_consumer_unregister(struct pop3d *srv, uint64_t id, const char *const *nam
 {
 	struct pipeline_entry *e = pipeline_find(srv->pipeline, id);
 
-	return pop3d_entry_unregister(srv, e != NULL && !e->is_plugin ? e : NULL, names, n);
+	return pop3d_entry_unregister(srv, e != NULL && !e->is_plugin ? e : NULL,
+	    POP3D_PLUGIN_POP3D, names, n);
 }
 
 size_t
@@ -587,8 +644,8 @@ pop3d_consumer_patterns(struct pop3d *srv, uint64_t id, const char ***out)
 		*out = NULL;
 		return 0;
 	}
-	*out = (const char **)e->patterns;
-	return e->npatterns;
+	*out = (const char **)e->patterns[POP3D_PLUGIN_POP3D];
+	return e->npatterns[POP3D_PLUGIN_POP3D];
 }
 
 /* Plugins. */
@@ -604,7 +661,8 @@ pop3d_plugin_add(struct pop3d *srv, const char *alias, int priority, pop3d_plugi
 int
 pop3d_plugin_del(struct pop3d *srv, const char *alias)
 {
-	struct pipeline_entry *e = pipeline_find_plugin(srv->pipeline, alias);
+	struct pipeline_entry *e = alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) :
+	    NULL;
 
 	if (e == NULL)
 		return -1;
@@ -616,15 +674,79 @@ int
 pop3d_plugin_register(struct pop3d *srv, const char *alias, const char *const *names, size_t n,
     size_t *bad)
 {
-	return pop3d_entry_register(srv, pipeline_find_plugin(srv->pipeline, alias), names, n,
-	    bad);
+	return pop3d_plugin_register_type(srv, alias, POP3D_PLUGIN_POP3D, names, n, bad);
 }
 
 int
 pop3d_plugin_unregister(struct pop3d *srv, const char *alias, const char *const *names,
     size_t n)
 {
-	return pop3d_entry_unregister(srv, pipeline_find_plugin(srv->pipeline, alias), names, n);
+	return pop3d_plugin_unregister_type(srv, alias, POP3D_PLUGIN_POP3D, names, n);
+}
+
+int
+pop3d_plugin_register_type(struct pop3d *srv, const char *alias, enum pop3d_plugin_type type,
+    const char *const *names, size_t n, size_t *bad)
+{
+	if (type != POP3D_PLUGIN_POP3D && type != POP3D_PLUGIN_POP3C)
+		return -POP3D_ERR_INVALID;
+	return pop3d_entry_register(srv, alias != NULL ? pipeline_find_plugin(srv->pipeline,
+	    alias) : NULL, (int)type, names, n, bad);
+}
+
+int
+pop3d_plugin_unregister_type(struct pop3d *srv, const char *alias, enum pop3d_plugin_type type,
+    const char *const *names, size_t n)
+{
+	if (type != POP3D_PLUGIN_POP3D && type != POP3D_PLUGIN_POP3C)
+		return -POP3D_ERR_INVALID;
+	return pop3d_entry_unregister(srv, alias != NULL ? pipeline_find_plugin(srv->pipeline,
+	    alias) : NULL, (int)type, names, n);
+}
+
+size_t
+pop3d_plugin_patterns(struct pop3d *srv, const char *alias, enum pop3d_plugin_type type,
+    const char ***out)
+{
+	struct pipeline_entry *e = alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) :
+	    NULL;
+
+	if (e == NULL || (type != POP3D_PLUGIN_POP3D && type != POP3D_PLUGIN_POP3C)) {
+		*out = NULL;
+		return 0;
+	}
+	*out = (const char **)e->patterns[type];
+	return e->npatterns[type];
+}
+
+int
+pop3d_plugin_get(struct pop3d *srv, const char *alias, int *priority, void **arg)
+{
+	struct pipeline_entry *e = alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) :
+	    NULL;
+
+	if (e == NULL)
+		return -1;
+	if (priority != NULL)
+		*priority = e->priority;
+	if (arg != NULL)
+		*arg = e->arg;
+	return 0;
+}
+
+int
+pop3d_hook_resolve(struct pop3d *srv, uint64_t hook, int verdict, const struct pop3d_arg *argv,
+    int argc)
+{
+	if (argc < 0 || (argc > 0 && argv == NULL))
+		return -POP3D_ERR_INVALID;
+	return pipeline_resolve(srv->pipeline, srv, hook, verdict, argv, argc);
+}
+
+int
+pop3d_hook_pending(struct pop3d *srv, uint64_t hook)
+{
+	return pipeline_pending(srv->pipeline, hook);
 }
 
 size_t
@@ -735,7 +857,7 @@ pop3d_send_event(struct pop3d *srv, const char *name, const struct pop3d_arg *ar
 		ev.state = c->state;
 		ev.tls = c->tls;
 	}
-	server_dispatch(srv, &ev, NULL, NULL);
+	server_dispatch(srv, &ev);
 	for (i = 0; i < ev.argc; i++)
 		if (ev.argv[i].type != POP3D_ARG_INT)
 			free(ev.argv[i].s);
@@ -792,7 +914,7 @@ pop3d_has_handler(struct pop3d *srv, const char *name)
 
 	if (full == NULL)
 		return 0;
-	rv = pipeline_has_handler(srv->pipeline, full);
+	rv = pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, full);
 	free(full);
 	return rv;
 }
@@ -857,6 +979,8 @@ pop3d_clients(struct pop3d *srv, int (*cb)(const struct pop3d_client_info *, voi
 	struct client *c;
 
 	TAILQ_FOREACH(c, &srv->clients, entry) {
+		if (c->dead)
+			continue;
 		client_info(c, &ci);
 		if (cb(&ci, arg) != 0)
 			break;

@@ -46,6 +46,20 @@ enum pop3d_eat {
 	POP3D_EAT_PLUGIN = 3,	/* consumers see it, later plugins do not */
 	POP3D_EAT_ALL = 4	/* nobody else sees it */
 };
+/* A plugin handler may return this and resolve later with
+ * pop3d_hook_resolve(srv, ev->hook, verdict, ...).  Until then the event
+ * waits, and so does its client: no further line of that client is parsed
+ * and no later response line of it is written. */
+#define POP3D_EAT_PENDING 0
+/* A resolution (not a return value): stop the event; its client gets
+ * -ERR [SYS/TEMP] and is disconnected. */
+#define POP3D_HOOK_TEMPFAIL (-1)
+
+/* Plugin types: POP3D plugins see pop3d_* events; POP3C plugins see each
+ * response line about to be sent to a client, as the event "response"
+ * (ARG0 client, ARG1 the line), and may rewrite ARG1 or swallow the line
+ * (POP3D_EAT_CLIENT or POP3D_EAT_ALL: nothing goes on the wire). */
+enum pop3d_plugin_type { POP3D_PLUGIN_POP3D = 0, POP3D_PLUGIN_POP3C = 1 };
 
 /* Errors returned (negated) by the pop3d_* methods. */
 enum pop3d_error {
@@ -92,6 +106,9 @@ struct pop3d_event {
 	uint64_t origin;	/* 0: the core; else who injected it */
 	int argc;
 	struct pop3d_arg *argv;	/* ARG0..ARGn of the seed */
+	uint64_t hook;		/* for plugins: the id to resolve a pending verdict */
+	const char *command;	/* "response" events: verb being answered, or NULL */
+	enum pop3d_plugin_type type;
 };
 
 /* Spawn options; pop3d_options_init() fills the defaults. */
@@ -171,10 +188,31 @@ int pop3d_plugin_add(struct pop3d *, const char *alias, int priority, pop3d_plug
     void *arg);
 /* Remove a plugin by alias; returns 0 or -1 when no such plugin. */
 int pop3d_plugin_del(struct pop3d *, const char *alias);
-/* Register/unregister a plugin for event names (same syntax as consumers). */
+/* Register/unregister a plugin for event names (same syntax as consumers)
+ * of type POP3D. */
 int pop3d_plugin_register(struct pop3d *, const char *alias, const char *const *names, size_t n,
     size_t *bad);
 int pop3d_plugin_unregister(struct pop3d *, const char *alias, const char *const *names, size_t n);
+/* The same for either type; POP3C takes the name "response" (or "all"). */
+int pop3d_plugin_register_type(struct pop3d *, const char *alias, enum pop3d_plugin_type,
+    const char *const *names, size_t n, size_t *bad);
+int pop3d_plugin_unregister_type(struct pop3d *, const char *alias, enum pop3d_plugin_type,
+    const char *const *names, size_t n);
+/* A plugin's registrations of one type. */
+size_t pop3d_plugin_patterns(struct pop3d *, const char *alias, enum pop3d_plugin_type,
+    const char ***out);
+/* Priority of a plugin, 0 when found; -1 when there is no such plugin. */
+int pop3d_plugin_get(struct pop3d *, const char *alias, int *priority, void **arg);
+/*
+ * Resolve a pending verdict.  verdict is a pop3d_eat value or
+ * POP3D_HOOK_TEMPFAIL; argv (may be NULL: keep) replaces the arguments for
+ * everyone after the plugin.  Returns 0, or -POP3D_ERR_STALE when hook is not
+ * pending (resolved already, or never existed).
+ */
+int pop3d_hook_resolve(struct pop3d *, uint64_t hook, int verdict, const struct pop3d_arg *argv,
+    int argc);
+/* Whether hook is pending. */
+int pop3d_hook_pending(struct pop3d *, uint64_t hook);
 /* Aliases in pipeline order; returns the count, fills up to n. */
 size_t pop3d_plugin_order(struct pop3d *, const char **aliases, size_t n);
 

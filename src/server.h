@@ -64,7 +64,14 @@ struct client {
 	size_t nreceivers, receivers_cap;
 	/* File streaming (pop3d_send_file). */
 	int stream_fd;
+	int stream_ready;		/* its status line is out: stream now */
 	struct stuff stream;
+	/* POP3C hooks (output.c): a response line awaiting plugin verdicts
+	 * holds every later output of this client, in order. */
+	int hooking;
+	int hook_auth;			/* ... it is the first answer to PASS etc. */
+	TAILQ_HEAD(, output_item) outq;
+	unsigned jobs;			/* suspended dispatches about this client */
 	/* Life cycle. */
 	int eof;			/* client closed its side */
 	int closing;			/* close once output is flushed */
@@ -78,6 +85,7 @@ struct client {
 TAILQ_HEAD(client_list, client);
 
 struct addrcount;
+struct output_item;
 
 struct pop3d {
 	struct event_base *base;
@@ -105,10 +113,11 @@ struct pop3d {
 /* pop3d.c */
 struct client *server_client_find(struct pop3d *, uint64_t id);
 void server_client_link(struct pop3d *, struct client *);
+void server_client_retire(struct pop3d *, struct client *);
 void server_client_unlink(struct pop3d *, struct client *);
 int server_addr_acquire(struct pop3d *, const char *addr);
 void server_addr_release(struct pop3d *, const char *addr);
-int server_dispatch(struct pop3d *, struct pop3d_event *, pipeline_seen_cb, void *);
+int server_dispatch(struct pop3d *, struct pop3d_event *);
 void server_emit(struct pop3d *, const char *name, struct client *, struct pop3d_arg *, int);
 void server_client_gone(struct pop3d *);
 int64_t server_now(void);
@@ -125,6 +134,21 @@ void client_close(struct client *, const char *reason, const char *lastline);
 void client_kill(struct client *, const char *reason);
 void client_consumer_gone(struct client *, uint64_t consumer);
 void client_info(struct client *, struct pop3d_client_info *);
+void client_seen(struct client *, const struct pop3d_event *, uint64_t consumer);
+void client_job_done(struct client *, struct pop3d_event *, int flags);
+void client_stream_fill(struct client *);
+void client_tempfail(struct client *);
+int client_flushed(struct client *);
+void client_write(struct client *, const char *, size_t);
+
+/* output.c */
+void output_line(struct client *, const char *, size_t, int auth);
+void output_raw(struct client *, const char *, size_t);
+void output_stream(struct client *);
+void output_flush(struct client *);
+void output_hook_done(struct client *, struct pop3d_event *, int flags);
+void output_clear(struct client *);
+int output_busy(struct client *);
 
 /* listener.c */
 int listener_add(struct pop3d *, const char *addr, int port);

@@ -1,0 +1,221 @@
+/*
+ * output.c - the response path of a client: every response line passes
+ * the POP3C plugins ("response" events), which may rewrite or swallow it.
+ *
+ * Invariant: output leaves in the order it was produced.  While a response
+ * line waits for a pending POP3C verdict, everything after it (lines, raw
+ * multi-line bodies, the start of a file stream) is queued behind it, and
+ * the client parses no further command (it has a suspended job).
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "log.h"
+#include "server.h"
+
+enum { OUTPUT_LINE, OUTPUT_RAW, OUTPUT_STREAM };
+
+struct output_item {
+	TAILQ_ENTRY(output_item) entry;
+	int kind;
+	int auth;
+	size_t len;
+	char data[];
+};
+
+int
+output_busy(struct client *c)
+{
+	return c->hooking || !TAILQ_EMPTY(&c->outq);
+}
+
+static void
+output_enqueue(struct client *c, int kind, const char *data, size_t len, int auth)
+{
+	struct output_item *it = malloc(sizeof(*it) + len + 1);
+
+	if (it == NULL) {
+		client_kill(c, "out of memory");
+		return;
+	}
+	it->kind = kind;
+	it->auth = auth;
+	it->len = len;
+	if (len > 0)
+		memcpy(it->data, data, len);
+	it->data[len] = '\0';
+	TAILQ_INSERT_TAIL(&c->outq, it, entry);
+}
+
+void
+output_clear(struct client *c)
+{
+	struct output_item *it;
+
+	while ((it = TAILQ_FIRST(&c->outq)) != NULL) {
+		TAILQ_REMOVE(&c->outq, it, entry);
+		free(it);
+	}
+}
+
+/* Put a final line on the wire; track AUTHORIZATION -> TRANSACTION. */
+static void
+output_emit(struct client *c, const char *line, size_t len, int auth)
+{
+	if (auth && len >= 3 && memcmp(line, "+OK", 3) == 0)
+		c->state = POP3D_STATE_TRANSACTION;
+	client_write(c, line, len);
+}
+
+static int
+output_line_ok(const char *s, size_t len)
+{
+	return s != NULL && memchr(s, '\r', len) == NULL && memchr(s, '\n', len) == NULL &&
+	    memchr(s, '\0', len) == NULL;
+}
+
+/* The line as the plugins left it (ARG1), or the original if they broke it. */
+static void
+output_emit_result(struct client *c, const struct pop3d_event *ev, const char *orig,
+    size_t olen, int auth)
+{
+	if (ev->argc > 1 && ev->argv[1].type == POP3D_ARG_STR &&
+	    output_line_ok(ev->argv[1].s, ev->argv[1].len))
+		output_emit(c, ev->argv[1].s, ev->argv[1].len, auth);
+	else {
+		log_warnx("client=%llu event=bad-rewrite", (unsigned long long)c->id);
+		if (orig != NULL)
+			output_emit(c, orig, olen, auth);
+	}
+}
+
+/* Run one line through the POP3C plugins; 1 when it is now pending. */
+static int
+output_hook(struct client *c, const char *line, size_t len, int auth)
+{
+	struct pop3d_event ev;
+	struct pop3d_arg *a;
+	int flags;
+
+	if ((a = calloc(2, sizeof(*a))) == NULL || (a[1].s = malloc(len + 1)) == NULL) {
+		free(a);
+		client_kill(c, "out of memory");
+		return 0;
+	}
+	a[0].type = POP3D_ARG_INT;
+	a[0].i = (long long)c->id;
+	a[1].type = POP3D_ARG_STR;
+	memcpy(a[1].s, line, len);
+	a[1].s[len] = '\0';
+	a[1].len = len;
+	memset(&ev, 0, sizeof(ev));
+	ev.name = "response";
+	ev.type = POP3D_PLUGIN_POP3C;
+	ev.client = c->id;
+	ev.tag = c->inflight;
+	ev.command = c->verb[0] != '\0' ? c->verb : NULL;
+	ev.state = c->state;
+	ev.tls = c->tls;
+	ev.argc = 2;
+	ev.argv = a;
+	flags = server_dispatch(c->srv, &ev);
+	if (flags & PIPELINE_PENDING) {
+		c->hooking = 1;
+		c->hook_auth = auth;
+	} else if (flags & PIPELINE_TEMPFAIL)
+		client_tempfail(c);
+	else if (!(flags & PIPELINE_SWALLOWED))
+		output_emit_result(c, &ev, line, len, auth);
+	pipeline_args_free(ev.argv, ev.argc);
+	return (flags & PIPELINE_PENDING) != 0;
+}
+
+/* A response line: through the POP3C plugins, or behind a pending one. */
+void
+output_line(struct client *c, const char *line, size_t len, int auth)
+{
+	if (c->dead)
+		return;
+	if (output_busy(c))
+		output_enqueue(c, OUTPUT_LINE, line, len, auth);
+	else if (pipeline_has_handler(c->srv->pipeline, POP3D_PLUGIN_POP3C, "response"))
+		output_hook(c, line, len, auth);
+	else
+		output_emit(c, line, len, auth);
+}
+
+/* Formatted bytes (multi-line bodies): never hooked, but kept in order. */
+void
+output_raw(struct client *c, const char *data, size_t len)
+{
+	if (c->dead)
+		return;
+	if (output_busy(c))
+		output_enqueue(c, OUTPUT_RAW, data, len, 0);
+	else
+		evbuffer_add(bufferevent_get_output(c->bev), data, len);
+}
+
+/* Start streaming the client's open file once everything before is out. */
+void
+output_stream(struct client *c)
+{
+	if (c->dead)
+		return;
+	if (output_busy(c))
+		output_enqueue(c, OUTPUT_STREAM, NULL, 0, 0);
+	else {
+		c->stream_ready = 1;
+		client_stream_fill(c);
+	}
+}
+
+/* Release queued output until the next pending hook. */
+void
+output_flush(struct client *c)
+{
+	struct output_item *it;
+
+	while (!c->dead && !c->hooking && (it = TAILQ_FIRST(&c->outq)) != NULL) {
+		TAILQ_REMOVE(&c->outq, it, entry);
+		switch (it->kind) {
+		case OUTPUT_LINE:
+			if (pipeline_has_handler(c->srv->pipeline, POP3D_PLUGIN_POP3C, "response"))
+				output_hook(c, it->data, it->len, it->auth);
+			else
+				output_emit(c, it->data, it->len, it->auth);
+			break;
+		case OUTPUT_RAW:
+			evbuffer_add(bufferevent_get_output(c->bev), it->data, it->len);
+			break;
+		case OUTPUT_STREAM:
+			c->stream_ready = 1;
+			client_stream_fill(c);
+			break;
+		}
+		free(it);
+	}
+}
+
+/* The pending POP3C verdicts for the held line are in. */
+void
+output_hook_done(struct client *c, struct pop3d_event *ev, int flags)
+{
+	int auth = c->hook_auth;
+
+	c->hooking = 0;
+	if (c->dead)
+		return;
+	if (flags & PIPELINE_TEMPFAIL) {
+		client_tempfail(c);
+		return;
+	}
+	if (!(flags & PIPELINE_SWALLOWED))
+		output_emit_result(c, ev, NULL, 0, auth);
+	output_flush(c);
+}
