@@ -266,8 +266,9 @@ codec_arg(const struct pop3d_arg *a, json_t **b64)
 	}
 }
 
-char *
-codec_event(const struct pop3d_event *ev, size_t *len)
+/* The JSON object of an event (type "event"). */
+json_t *
+codec_event_object(const struct pop3d_event *ev)
 {
 	json_t *o, *args, *b64s = NULL, *b;
 	int i, lossy = 0;
@@ -291,6 +292,8 @@ codec_event(const struct pop3d_event *ev, size_t *len)
 		json_object_set_new(o, "tag", json_integer((json_int_t)ev->tag));
 	if (ev->origin != 0)
 		json_object_set_new(o, "origin", json_integer((json_int_t)ev->origin));
+	if (ev->command != NULL)
+		json_object_set_new(o, "command", json_string(ev->command));
 	for (i = 0; i < ev->argc; i++) {
 		json_array_append_new(args, codec_arg(&ev->argv[i], &b));
 		if (b != NULL) {
@@ -309,7 +312,81 @@ codec_event(const struct pop3d_event *ev, size_t *len)
 	json_object_set_new(o, "args", args);
 	if (lossy)
 		json_object_set_new(o, "args_b64", b64s);
+	return o;
+}
+
+char *
+codec_event(const struct pop3d_event *ev, size_t *len)
+{
+	return codec_dump(codec_event_object(ev), len);
+}
+
+char *
+codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len)
+{
+	json_t *o = codec_event_object(ev);
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "type", json_string("hook"));
+	json_object_set_new(o, "hook", json_integer((json_int_t)ev->hook));
+	json_object_set_new(o, "plugin", json_string(plugin));
+	json_object_set_new(o, "plugin_type", json_string(ev->type == POP3D_PLUGIN_POP3C ?
+	    "POP3C" : "POP3D"));
 	return codec_dump(o, len);
+}
+
+/* JSON array -> event arguments: integers, strings (NUL-free), else JSON
+ * text.  *argc gets the count; NULL on a bad array. */
+struct pop3d_arg *
+codec_args(json_t *arr, int *argc)
+{
+	struct pop3d_arg *av;
+	size_t i, n;
+
+	if (!json_is_array(arr) || (n = json_array_size(arr)) > 64)
+		return NULL;
+	if ((av = calloc(n + 1, sizeof(*av))) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		json_t *a = json_array_get(arr, i);
+
+		if (json_is_integer(a)) {
+			av[i].type = POP3D_ARG_INT;
+			av[i].i = json_integer_value(a);
+			continue;
+		}
+		if (json_is_string(a)) {
+			av[i].type = POP3D_ARG_STR;
+			av[i].len = json_string_length(a);
+			if (strlen(json_string_value(a)) != av[i].len)
+				goto bad;
+			av[i].s = strdup(json_string_value(a));
+		} else {
+			av[i].type = POP3D_ARG_JSON;
+			av[i].s = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
+			av[i].len = av[i].s != NULL ? strlen(av[i].s) : 0;
+		}
+		if (av[i].s == NULL)
+			goto bad;
+	}
+	*argc = (int)n;
+	return av;
+bad:
+	codec_args_free(av, (int)n);
+	return NULL;
+}
+
+void
+codec_args_free(struct pop3d_arg *av, int argc)
+{
+	int i;
+
+	if (av == NULL)
+		return;
+	for (i = 0; i < argc; i++)
+		free(av[i].s);
+	free(av);
 }
 
 char *

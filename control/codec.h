@@ -31,7 +31,14 @@ const char *codec_decode(const char *line, size_t len, struct codec_cmd *cmd, ch
 void codec_cmd_clear(struct codec_cmd *);
 
 /* Encoding.  All return malloc'd text ending in "\n", or NULL. */
+json_t *codec_event_object(const struct pop3d_event *ev);
 char *codec_event(const struct pop3d_event *ev, size_t *len);
+/* A hook message for a controller plugin: the event with type "hook",
+ * "hook" (the id to answer with a verdict), "plugin" and "plugin_type". */
+char *codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len);
+/* Event arguments from a JSON array (at most 64); NULL when invalid. */
+struct pop3d_arg *codec_args(json_t *arr, int *argc);
+void codec_args_free(struct pop3d_arg *, int argc);
 char *codec_reply_ok(json_t *id, json_t *result, size_t *len);	/* steals result */
 char *codec_reply_error(json_t *id, const char *code, const char *message, size_t *len);
 char *codec_dump(json_t *obj, size_t *len);			/* steals obj */

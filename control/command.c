@@ -331,44 +331,16 @@ command_send_event(struct controller *c, json_t *id, json_t *root)
 {
 	json_t *name = json_object_get(root, "event"), *args = json_object_get(root, "args");
 	struct pop3d_arg *av = NULL;
-	size_t i, n = 0;
-	int rv;
+	int n = 0, rv;
 
 	if (!json_is_string(name) || strlen(json_string_value(name)) != json_string_length(name) ||
-	    (args != NULL && !json_is_array(args)) ||
-	    (args != NULL && json_array_size(args) > 64)) {
+	    (args != NULL && (av = codec_args(args, &n)) == NULL)) {
 		control_reply_error(c, id, "invalid_argument", "need string \"event\" and "
 		    "optional array \"args\" (at most 64)");
 		return;
 	}
-	if (args != NULL)
-		n = json_array_size(args);
-	if ((av = calloc(n + 1, sizeof(*av))) == NULL) {
-		control_reply_error(c, id, "internal_error", "out of memory");
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		json_t *a = json_array_get(args, i);
-
-		if (json_is_integer(a)) {
-			av[i].type = POP3D_ARG_INT;
-			av[i].i = json_integer_value(a);
-		} else if (json_is_string(a) &&
-		    strlen(json_string_value(a)) == json_string_length(a)) {
-			av[i].type = POP3D_ARG_STR;
-			av[i].s = (char *)json_string_value(a);
-			av[i].len = json_string_length(a);
-		} else {
-			av[i].type = POP3D_ARG_JSON;
-			av[i].s = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
-			av[i].len = av[i].s != NULL ? strlen(av[i].s) : 0;
-		}
-	}
-	rv = pop3d_send_event(c->ctl->srv, json_string_value(name), av, (int)n, c->id);
-	for (i = 0; i < n; i++)
-		if (av[i].type == POP3D_ARG_JSON)
-			free(av[i].s);
-	free(av);
+	rv = pop3d_send_event(c->ctl->srv, json_string_value(name), av, n, c->id);
+	codec_args_free(av, n);
 	if (rv == -POP3D_ERR_UNKNOWN_EVENT)
 		control_reply_error(c, id, "unknown_event", "no such event: %s (custom events "
 		    "are named x_*)", json_string_value(name));
@@ -449,6 +421,271 @@ command_hello(struct controller *c, json_t *id, json_t *root)
 	    "name", c->name, "lossy", c->lossy));
 }
 
+/* An alias: 1-63 printable characters. */
+static const char *
+command_alias(json_t *root)
+{
+	json_t *v = json_object_get(root, "alias");
+	const char *s;
+	size_t i;
+
+	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 63)
+		return NULL;
+	s = json_string_value(v);
+	for (i = 0; s[i] != '\0'; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == '"' || (unsigned char)s[i] >= 0x7f)
+			return NULL;
+	return i == json_string_length(v) ? s : NULL;
+}
+
+/* An own controller plugin by alias, or an error reply. */
+static struct hook_plugin *
+command_own_plugin(struct controller *c, json_t *id, json_t *root)
+{
+	const char *alias = command_alias(root);
+	struct hook_plugin *p;
+
+	if (alias == NULL) {
+		control_reply_error(c, id, "invalid_argument", "need \"alias\"");
+		return NULL;
+	}
+	if ((p = hook_plugin_find(c->ctl, alias)) == NULL) {
+		if (pop3d_plugin_get(c->ctl->srv, alias, NULL, NULL) == 0)
+			control_reply_error(c, id, "permission_denied", "plugin %s is not yours",
+			    alias);
+		else
+			control_reply_error(c, id, "invalid_argument", "no plugin %s", alias);
+		return NULL;
+	}
+	if (p->controller != c->id) {
+		control_reply_error(c, id, "permission_denied", "plugin %s is not yours", alias);
+		return NULL;
+	}
+	return p;
+}
+
+/* "POP3D" (default) or "POP3C"; -1 when invalid. */
+static int
+command_plugin_type(json_t *root)
+{
+	json_t *t = json_object_get(root, "type");
+
+	if (t == NULL)
+		return POP3D_PLUGIN_POP3D;
+	if (!json_is_string(t))
+		return -1;
+	if (strcmp(json_string_value(t), "POP3D") == 0)
+		return POP3D_PLUGIN_POP3D;
+	if (strcmp(json_string_value(t), "POP3C") == 0)
+		return POP3D_PLUGIN_POP3C;
+	return -1;
+}
+
+static void
+command_plugin_add(struct controller *c, json_t *id, json_t *root)
+{
+	const char *alias = command_alias(root);
+	json_t *prio = json_object_get(root, "priority");
+	int n;
+
+	if (alias == NULL || (prio != NULL && (!json_is_integer(prio) ||
+	    json_integer_value(prio) < -1000000 || json_integer_value(prio) > 1000000))) {
+		control_reply_error(c, id, "invalid_argument", "need \"alias\" (1-63 printable "
+		    "characters) and optional integer \"priority\"");
+		return;
+	}
+	if ((n = hook_plugin_add(c, alias, prio != NULL ? (int)json_integer_value(prio) : 0)) < 0) {
+		control_reply_error(c, id, "invalid_argument", "alias %s is in use", alias);
+		return;
+	}
+	control_reply_ok(c, id, json_pack("{s:i}", "plugins", n));
+}
+
+static json_t *
+command_plugin_info(struct control *ctl, const char *alias)
+{
+	struct hook_plugin *p = hook_plugin_find(ctl, alias);
+	const char **pat;
+	json_t *o, *types = json_object();
+	size_t n, i;
+	int prio = 0, t;
+
+	pop3d_plugin_get(ctl->srv, alias, &prio, NULL);
+	for (t = 0; t < 2; t++) {
+		json_t *a = json_array();
+
+		n = pop3d_plugin_patterns(ctl->srv, alias, (enum pop3d_plugin_type)t, &pat);
+		for (i = 0; i < n; i++)
+			json_array_append_new(a, json_string(strcmp(pat[i], "*") == 0 ? "all" :
+			    pat[i]));
+		json_object_set_new(types, t == 0 ? "POP3D" : "POP3C", a);
+	}
+	o = json_pack("{s:s, s:i, s:o}", "alias", alias, "priority", prio, "events", types);
+	if (p != NULL) {
+		json_object_set_new(o, "controller", json_integer((json_int_t)p->controller));
+		json_object_set_new(o, "timeout_ms", json_pack("{s:I, s:I}", "POP3D",
+		    (json_int_t)p->timeout_ms[0], "POP3C", (json_int_t)p->timeout_ms[1]));
+	} else
+		json_object_set_new(o, "controller", json_null());
+	return o;
+}
+
+static void
+command_plugin_register(struct controller *c, json_t *id, json_t *root)
+{
+	struct hook_plugin *p;
+	json_t *tmo = json_object_get(root, "timeout_ms"), *ont = json_object_get(root,
+	    "on_timeout");
+	const char **names;
+	size_t n, bad = 0;
+	int type = command_plugin_type(root), v = 0, rv;
+
+	if ((p = command_own_plugin(c, id, root)) == NULL)
+		return;
+	if (type < 0 || (tmo != NULL && (!json_is_integer(tmo) || json_integer_value(tmo) < 1 ||
+	    json_integer_value(tmo) > 600000)) || (ont != NULL && (!json_is_string(ont) ||
+	    (v = hook_verdict_parse(json_string_value(ont), 1)) == 0))) {
+		control_reply_error(c, id, "invalid_argument", "\"type\": POP3D or POP3C; "
+		    "\"timeout_ms\": 1-600000; \"on_timeout\": none, client, plugin, all or "
+		    "tempfail");
+		return;
+	}
+	if ((names = command_strings(json_object_get(root, "events"), &n)) == NULL) {
+		control_reply_error(c, id, "invalid_argument", "\"events\" must be an array of "
+		    "strings");
+		return;
+	}
+	rv = pop3d_plugin_register_type(c->ctl->srv, p->alias, (enum pop3d_plugin_type)type,
+	    names, n, &bad);
+	if (rv == -POP3D_ERR_UNKNOWN_EVENT)
+		control_reply_error(c, id, "unknown_event", "no such event: %s", names[bad]);
+	else if (rv != 0)
+		command_result(c, id, rv, NULL);
+	else {
+		if (tmo != NULL)
+			p->timeout_ms[type] = (unsigned)json_integer_value(tmo);
+		if (ont != NULL)
+			p->on_timeout[type] = v;
+		control_reply_ok(c, id, command_plugin_info(c->ctl, p->alias));
+	}
+	free(names);
+}
+
+static void
+command_plugin_unregister(struct controller *c, json_t *id, json_t *root)
+{
+	struct hook_plugin *p;
+	const char **names;
+	size_t n;
+	int type = command_plugin_type(root), rv;
+
+	if ((p = command_own_plugin(c, id, root)) == NULL)
+		return;
+	if (type < 0 || (names = command_strings(json_object_get(root, "events"), &n)) == NULL) {
+		control_reply_error(c, id, "invalid_argument", "need \"events\" and optional "
+		    "\"type\"");
+		return;
+	}
+	rv = pop3d_plugin_unregister_type(c->ctl->srv, p->alias, (enum pop3d_plugin_type)type,
+	    names, n);
+	free(names);
+	if (rv != 0)
+		command_result(c, id, rv, NULL);
+	else
+		control_reply_ok(c, id, command_plugin_info(c->ctl, p->alias));
+}
+
+static void
+command_plugin_del(struct controller *c, json_t *id, json_t *root)
+{
+	struct hook_plugin *p;
+
+	if ((p = command_own_plugin(c, id, root)) == NULL)
+		return;
+	hook_plugin_del(c->ctl, p);
+	control_reply_ok(c, id, json_pack("{s:i}", "plugins",
+	    (int)pop3d_plugin_order(c->ctl->srv, NULL, 0)));
+}
+
+static void
+command_plugin_get(struct controller *c, json_t *id, json_t *root)
+{
+	const char *alias = command_alias(root);
+
+	if (alias == NULL || pop3d_plugin_get(c->ctl->srv, alias, NULL, NULL) != 0) {
+		control_reply_error(c, id, "invalid_argument", "no such plugin");
+		return;
+	}
+	control_reply_ok(c, id, command_plugin_info(c->ctl, alias));
+}
+
+static void
+command_plugin_list(struct controller *c, json_t *id, json_t *root)
+{
+	const char **order;
+	size_t n, i;
+	json_t *a = json_array();
+
+	(void)root;
+	n = pop3d_plugin_order(c->ctl->srv, NULL, 0);
+	if ((order = calloc(n + 1, sizeof(*order))) == NULL) {
+		json_decref(a);
+		control_reply_error(c, id, "internal_error", "out of memory");
+		return;
+	}
+	pop3d_plugin_order(c->ctl->srv, order, n);
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, command_plugin_info(c->ctl, order[i]));
+	free(order);
+	control_reply_ok(c, id, json_pack("{s:o}", "plugins", a));
+}
+
+static void
+command_plugin_order(struct controller *c, json_t *id, json_t *root)
+{
+	const char **order;
+	size_t n, i;
+	json_t *a = json_array();
+
+	(void)root;
+	n = pop3d_plugin_order(c->ctl->srv, NULL, 0);
+	if ((order = calloc(n + 1, sizeof(*order))) == NULL) {
+		json_decref(a);
+		control_reply_error(c, id, "internal_error", "out of memory");
+		return;
+	}
+	pop3d_plugin_order(c->ctl->srv, order, n);
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_string(order[i]));
+	free(order);
+	control_reply_ok(c, id, json_pack("{s:o}", "plugins", a));
+}
+
+static void
+command_verdict(struct controller *c, json_t *id, json_t *root)
+{
+	json_t *hook = json_object_get(root, "hook"), *eat = json_object_get(root, "eat");
+	json_t *args = json_object_get(root, "args");
+	struct pop3d_arg *av = NULL;
+	const char *code = NULL;
+	int verdict, n = 0;
+
+	if (!json_is_integer(hook) || json_integer_value(hook) <= 0 || !json_is_string(eat) ||
+	    (verdict = hook_verdict_parse(json_string_value(eat), 1)) == 0 ||
+	    (args != NULL && (av = codec_args(args, &n)) == NULL)) {
+		control_reply_error(c, id, "invalid_argument", "need \"hook\", \"eat\" (none, "
+		    "client, plugin, all or tempfail) and optional array \"args\"");
+		return;
+	}
+	if (hook_verdict(c, (uint64_t)json_integer_value(hook), verdict, av, n, &code) != 0)
+		control_reply_error(c, id, code, strcmp(code, "stale") == 0 ?
+		    "hook %lld is not pending (late or answered)" :
+		    "hook %lld went to another controller", (long long)json_integer_value(hook));
+	else
+		control_reply_ok(c, id, NULL);
+	codec_args_free(av, n);
+}
+
 static const struct command_def commands[] = {
 	{ "register", { "events" }, 0, command_register },
 	{ "unregister", { "events" }, 1, command_unregister },
@@ -464,6 +701,15 @@ static const struct command_def commands[] = {
 	{ "ping", { NULL }, 1, command_ping },
 	{ "list_clients", { NULL }, 1, command_list_clients },
 	{ "hello", { "name", "lossy" }, 1, command_hello },
+	{ "plugin_add", { "alias", "priority" }, 0, command_plugin_add },
+	{ "plugin_register", { "alias", "type", "events", "timeout_ms", "on_timeout" }, 0,
+	    command_plugin_register },
+	{ "plugin_unregister", { "alias", "type", "events" }, 1, command_plugin_unregister },
+	{ "plugin_del", { "alias" }, 1, command_plugin_del },
+	{ "plugin_get", { "alias" }, 1, command_plugin_get },
+	{ "plugin_list", { NULL }, 1, command_plugin_list },
+	{ "plugin_order", { NULL }, 1, command_plugin_order },
+	{ "verdict", { "hook", "eat", "args" }, 1, command_verdict },
 };
 
 void

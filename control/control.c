@@ -263,6 +263,7 @@ control_kill(struct controller *c, const char *reason)
 	log_info("controller=%llu event=disconnect reason=\"%s\" name=\"%s\"",
 	    (unsigned long long)c->id, reason, c->name);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	hook_controller_gone(c);
 	TAILQ_REMOVE(&ctl->controllers, c, entry);
 	ctl->ncontrollers--;
 	if (c->consumer != 0)
@@ -641,6 +642,8 @@ control_new(struct pop3d *srv, const struct control_options *opts)
 	ctl->opts.allow = NULL;
 	ctl->opts.nallow = 0;
 	TAILQ_INIT(&ctl->controllers);
+	TAILQ_INIT(&ctl->plugins);
+	TAILQ_INIT(&ctl->pending);
 	if ((ctl->path = strdup(opts->path)) == NULL)
 		goto fail;
 	if (opts->nallow > 0) {
@@ -683,6 +686,7 @@ control_free(struct control *ctl)
 
 	if (ctl == NULL)
 		return;
+	hook_free_all(ctl);
 	while ((c = TAILQ_FIRST(&ctl->controllers)) != NULL) {
 		/* Best effort: hand over what is owed before closing. */
 		evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));

@@ -44,6 +44,32 @@ struct controller {
 };
 TAILQ_HEAD(controller_list, controller);
 
+/* A controller acting as a plugin (hook.c). */
+struct hook_plugin {
+	TAILQ_ENTRY(hook_plugin) entry;
+	struct control *ctl;
+	char alias[64];
+	uint64_t controller;		/* owner, by id */
+	int priority;
+	unsigned timeout_ms[2];		/* by pop3d_plugin_type */
+	int on_timeout[2];		/* verdict, or 0: the default rule */
+};
+TAILQ_HEAD(hook_plugin_list, hook_plugin);
+
+/* A hook sent to a controller and not answered yet. */
+struct hook_pending {
+	TAILQ_ENTRY(hook_pending) entry;
+	struct control *ctl;
+	uint64_t hook;
+	uint64_t controller;
+	uint64_t client;
+	char alias[64];
+	char event[64];
+	int on_timeout;			/* resolution when it times out */
+	struct event *timer;
+};
+TAILQ_HEAD(hook_pending_list, hook_pending);
+
 struct control {
 	struct pop3d *srv;
 	struct control_options opts;
@@ -61,6 +87,8 @@ struct control {
 	size_t cache_len;
 	void (*shutdown_cb)(void *);
 	void *shutdown_arg;
+	struct hook_plugin_list plugins;
+	struct hook_pending_list pending;
 };
 
 /* control.c */
@@ -72,6 +100,19 @@ void control_kill(struct controller *, const char *reason);
 void control_send_registered(struct controller *);
 void control_broadcast_shutdown(struct control *);
 json_t *control_listeners(struct control *);
+
+/* hook.c */
+#define HOOK_TIMEOUT_MS 2000
+int hook_plugin_add(struct controller *, const char *alias, int priority);
+struct hook_plugin *hook_plugin_find(struct control *, const char *alias);
+int hook_plugin_del(struct control *, struct hook_plugin *);
+int hook_verdict(struct controller *, uint64_t hook, int verdict, struct pop3d_arg *, int argc,
+    const char **code);
+void hook_controller_gone(struct controller *);
+void hook_free_all(struct control *);
+int hook_verdict_parse(const char *, int allow_tempfail);
+const char *hook_verdict_name(int);
+struct controller *control_find(struct control *, uint64_t id);
 
 /* command.c */
 void command_run(struct controller *, struct codec_cmd *);

@@ -14,9 +14,14 @@
  *               gets +OK, "*" gets -ERR cancelled, anything else -ERR [AUTH]
  *   AUTH PLAIN x  (initial response) +OK when x is the line above
  *   DELE, APOP  no handler registered
+ *
+ * TESTD_CPLUGIN="PRIORITY:VERDICT" adds an in-process plugin "cplug" for
+ * cmd_user that appends "+c" to ARG1 and returns VERDICT (1-4).
+ * TESTD_NO_CONSUMER=1 leaves the in-process consumer out.
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,9 +137,46 @@ testd_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 	/* rset: deliberately never answered */
 }
 
+/* The in-process plugin of a mixed chain: rewrite ARG1, return a verdict. */
+static int
+testd_cplugin(struct pop3d *srv, struct pop3d_event *ev, void *arg)
+{
+	size_t n;
+	char *s;
+
+	(void)srv;
+	if (ev->argc > 1 && ev->argv[1].type == POP3D_ARG_STR) {
+		n = ev->argv[1].len;
+		if ((s = malloc(n + 3)) != NULL) {
+			memcpy(s, ev->argv[1].s, n);
+			memcpy(s + n, "+c", 3);
+			free(ev->argv[1].s);
+			ev->argv[1].s = s;
+			ev->argv[1].len = n + 2;
+		}
+	}
+	return (int)(intptr_t)arg;
+}
+
 static void
 testd_setup(struct pop3d *srv)
 {
+	const char *cp = getenv("TESTD_CPLUGIN");
+
+	if (cp != NULL) {
+		static const char *const ev[] = { "cmd_user" };
+		int prio = 0, verdict = 1;
+
+		if (sscanf(cp, "%d:%d", &prio, &verdict) != 2 ||
+		    pop3d_plugin_add(srv, "cplug", prio, testd_cplugin,
+		    (void *)(intptr_t)verdict) < 0 ||
+		    pop3d_plugin_register(srv, "cplug", ev, 1, NULL) != 0) {
+			fprintf(stderr, "testd: bad TESTD_CPLUGIN\n");
+			exit(1);
+		}
+	}
+	if (getenv("TESTD_NO_CONSUMER") != NULL)
+		return;
 	static const char *names[] = { "cmd_user", "cmd_pass", "cmd_stat", "cmd_noop",
 	    "cmd_list", "cmd_retr", "cmd_top", "cmd_capa", "cmd_uidl", "cmd_rset",
 	    "cmd_auth", "auth_data", "cmd_quit" };

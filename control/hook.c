@@ -1,0 +1,288 @@
+/*
+ * hook.c - controllers as plugins.  A controller adds a plugin to the one
+ * pipeline; for each matching event it receives a hook message and answers
+ * with a verdict.  The event (and its client) waits meanwhile.
+ *
+ * Why the deadline: a hook not answered within timeout_ms (default 2 s)
+ * resolves with its on_timeout verdict, so a slow or dead controller can
+ * never hold a client forever.  Unless told otherwise, a hook on the way to
+ * authentication (cmd_pass/cmd_apop/cmd_auth/auth_data, or a POP3C hook on
+ * the answer to PASS/APOP/AUTH) resolves with tempfail, so a timeout never
+ * lets a client past authentication.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "../src/log.h"
+#include "controller.h"
+#include "pop3d.h"
+
+static const char *const hook_verdicts[] = { "tempfail", "none", "client", "plugin", "all" };
+
+/* "none".."all" -> POP3D_EAT_*, "tempfail" -> POP3D_HOOK_TEMPFAIL; 0 if bad. */
+int
+hook_verdict_parse(const char *s, int allow_tempfail)
+{
+	int i;
+
+	if (s == NULL)
+		return 0;
+	for (i = 1; i <= 4; i++)
+		if (strcmp(s, hook_verdicts[i]) == 0)
+			return i;
+	if (allow_tempfail && strcmp(s, "tempfail") == 0)
+		return POP3D_HOOK_TEMPFAIL;
+	return 0;
+}
+
+const char *
+hook_verdict_name(int v)
+{
+	if (v == POP3D_HOOK_TEMPFAIL)
+		return "tempfail";
+	if (v >= 1 && v <= 4)
+		return hook_verdicts[v];
+	return "default";
+}
+
+struct controller *
+control_find(struct control *ctl, uint64_t id)
+{
+	struct controller *c;
+
+	TAILQ_FOREACH(c, &ctl->controllers, entry)
+		if (c->id == id && !c->dead)
+			return c;
+	return NULL;
+}
+
+struct hook_plugin *
+hook_plugin_find(struct control *ctl, const char *alias)
+{
+	struct hook_plugin *p;
+
+	TAILQ_FOREACH(p, &ctl->plugins, entry)
+		if (strcmp(p->alias, alias) == 0)
+			return p;
+	return NULL;
+}
+
+/* Whether an event is on the way to authentication. */
+static int
+hook_is_auth(const struct pop3d_event *ev)
+{
+	static const char *const verbs[] = { "pass", "apop", "auth", NULL };
+	const char *const *v;
+
+	if (ev->type == POP3D_PLUGIN_POP3C) {
+		for (v = verbs; *v != NULL; v++)
+			if (ev->command != NULL && strcmp(ev->command, *v) == 0)
+				return 1;
+		return 0;
+	}
+	return strcmp(ev->name, "pop3d_cmd_pass") == 0 || strcmp(ev->name, "pop3d_cmd_apop") == 0 ||
+	    strcmp(ev->name, "pop3d_cmd_auth") == 0 || strcmp(ev->name, "pop3d_auth_data") == 0;
+}
+
+static void
+hook_pending_free(struct hook_pending *hp)
+{
+	TAILQ_REMOVE(&hp->ctl->pending, hp, entry);
+	event_free(hp->timer);
+	free(hp);
+}
+
+/* No verdict in time: tell the controller, resolve with on_timeout. */
+static void
+hook_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hook_pending *hp = arg;
+	struct control *ctl = hp->ctl;
+	struct controller *c = control_find(ctl, hp->controller);
+	uint64_t hook = hp->hook;
+	int verdict = hp->on_timeout;
+
+	(void)fd;
+	(void)what;
+	log_warnx("controller=%llu event=hook-timeout hook=%llu plugin=%s event_name=%s "
+	    "client=%llu resolution=%s", (unsigned long long)hp->controller,
+	    (unsigned long long)hook, hp->alias, hp->event, (unsigned long long)hp->client,
+	    hook_verdict_name(verdict));
+	if (c != NULL) {
+		struct pop3d_arg a[4];
+		struct pop3d_event ev;
+		size_t len;
+		char *s;
+
+		memset(a, 0, sizeof(a));
+		a[0].type = POP3D_ARG_INT;
+		a[0].i = (long long)hook;
+		a[1].type = POP3D_ARG_STR;
+		a[1].s = hp->alias;
+		a[1].len = strlen(hp->alias);
+		a[2].type = POP3D_ARG_STR;
+		a[2].s = hp->event;
+		a[2].len = strlen(hp->event);
+		a[3].type = POP3D_ARG_INT;
+		a[3].i = (long long)hp->client;
+		memset(&ev, 0, sizeof(ev));
+		ev.name = "pop3d_hook_timeout";
+		ev.seq = pop3d_next_seq(ctl->srv);
+		ev.argc = 4;
+		ev.argv = a;
+		if ((s = codec_event(&ev, &len)) != NULL)
+			control_write(c, s, len);
+		free(s);
+	}
+	hook_pending_free(hp);
+	pop3d_hook_resolve(ctl->srv, hook, verdict, NULL, 0);
+}
+
+/* The pipeline calls this for each matching event: send a hook, suspend. */
+static int
+hook_dispatch(struct pop3d *srv, struct pop3d_event *ev, void *arg)
+{
+	struct hook_plugin *p = arg;
+	struct control *ctl = p->ctl;
+	struct controller *c = control_find(ctl, p->controller);
+	struct hook_pending *hp;
+	int type = ev->type == POP3D_PLUGIN_POP3C ? 1 : 0;
+	struct timeval tv;
+	size_t len;
+	char *s;
+
+	(void)srv;
+	if (c == NULL || c->closing)
+		return POP3D_EAT_NONE;
+	if ((hp = calloc(1, sizeof(*hp))) == NULL)
+		return POP3D_EAT_NONE;
+	hp->ctl = ctl;
+	hp->hook = ev->hook;
+	hp->controller = c->id;
+	hp->client = ev->client;
+	snprintf(hp->alias, sizeof(hp->alias), "%s", p->alias);
+	snprintf(hp->event, sizeof(hp->event), "%s", ev->name);
+	hp->on_timeout = p->on_timeout[type] != 0 ? p->on_timeout[type] :
+	    hook_is_auth(ev) ? POP3D_HOOK_TEMPFAIL : POP3D_EAT_NONE;
+	if ((hp->timer = evtimer_new(pop3d_get_base(ctl->srv), hook_timeout_cb, hp)) == NULL ||
+	    (s = codec_hook(ev, p->alias, &len)) == NULL) {
+		if (hp->timer != NULL)
+			event_free(hp->timer);
+		free(hp);
+		return POP3D_EAT_NONE;
+	}
+	TAILQ_INSERT_TAIL(&ctl->pending, hp, entry);
+	tv.tv_sec = p->timeout_ms[type] / 1000;
+	tv.tv_usec = (suseconds_t)(p->timeout_ms[type] % 1000) * 1000;
+	evtimer_add(hp->timer, &tv);
+	control_write(c, s, len);
+	free(s);
+	return POP3D_EAT_PENDING;
+}
+
+int
+hook_plugin_add(struct controller *c, const char *alias, int priority)
+{
+	struct control *ctl = c->ctl;
+	struct hook_plugin *p;
+	int n;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return -1;
+	p->ctl = ctl;
+	p->controller = c->id;
+	p->priority = priority;
+	p->timeout_ms[0] = p->timeout_ms[1] = HOOK_TIMEOUT_MS;
+	snprintf(p->alias, sizeof(p->alias), "%s", alias);
+	if ((n = pop3d_plugin_add(ctl->srv, alias, priority, hook_dispatch, p)) < 0) {
+		free(p);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&ctl->plugins, p, entry);
+	log_info("controller=%llu event=plugin-add plugin=%s priority=%d",
+	    (unsigned long long)c->id, alias, priority);
+	return n;
+}
+
+int
+hook_plugin_del(struct control *ctl, struct hook_plugin *p)
+{
+	TAILQ_REMOVE(&ctl->plugins, p, entry);
+	pop3d_plugin_del(ctl->srv, p->alias);
+	log_info("controller=%llu event=plugin-del plugin=%s", (unsigned long long)p->controller,
+	    p->alias);
+	free(p);
+	return 0;
+}
+
+/* A verdict from controller c; *code is the error code on failure. */
+int
+hook_verdict(struct controller *c, uint64_t hook, int verdict, struct pop3d_arg *argv, int argc,
+    const char **code)
+{
+	struct control *ctl = c->ctl;
+	struct hook_pending *hp;
+
+	TAILQ_FOREACH(hp, &ctl->pending, entry)
+		if (hp->hook == hook)
+			break;
+	if (hp == NULL) {
+		*code = "stale";
+		return -1;
+	}
+	if (hp->controller != c->id) {
+		*code = "invalid_argument";
+		return -1;
+	}
+	hook_pending_free(hp);
+	if (pop3d_hook_resolve(ctl->srv, hook, verdict, argv, argv != NULL ? argc : 0) != 0) {
+		*code = "stale";
+		return -1;
+	}
+	return 0;
+}
+
+/* A controller left: its plugins go first, then its pending hooks resolve
+ * at once with their on_timeout (the pipeline moves past them). */
+void
+hook_controller_gone(struct controller *c)
+{
+	struct control *ctl = c->ctl;
+	struct hook_plugin *p, *pn;
+	struct hook_pending *hp, *hn;
+
+	for (p = TAILQ_FIRST(&ctl->plugins); p != NULL; p = pn) {
+		pn = TAILQ_NEXT(p, entry);
+		if (p->controller == c->id)
+			hook_plugin_del(ctl, p);
+	}
+	for (hp = TAILQ_FIRST(&ctl->pending); hp != NULL; hp = hn) {
+		hn = TAILQ_NEXT(hp, entry);
+		if (hp->controller == c->id) {
+			uint64_t hook = hp->hook;
+			int verdict = hp->on_timeout;
+
+			log_info("controller=%llu event=hook-abandoned hook=%llu resolution=%s",
+			    (unsigned long long)c->id, (unsigned long long)hook,
+			    hook_verdict_name(verdict));
+			hook_pending_free(hp);
+			pop3d_hook_resolve(ctl->srv, hook, verdict, NULL, 0);
+			hn = TAILQ_FIRST(&ctl->pending);	/* resolution may change the list */
+		}
+	}
+}
+
+void
+hook_free_all(struct control *ctl)
+{
+	struct hook_plugin *p;
+
+	while (!TAILQ_EMPTY(&ctl->pending))
+		hook_pending_free(TAILQ_FIRST(&ctl->pending));
+	while ((p = TAILQ_FIRST(&ctl->plugins)) != NULL)
+		hook_plugin_del(ctl, p);
+}

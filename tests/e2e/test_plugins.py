@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the plugin pipeline with controllers as plugins: the
+EAT matrix, ordering, rewriting, POP3C hooks, hook timeouts, controllers
+dying with hooks pending, and a chain that mixes an in-process C plugin
+(tests/testd's "cplug") with controller plugins."""
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import POP3D, TESTD, WAIT, Client, Controller, Daemon, main
+
+VERDICTS = ["none", "client", "plugin", "all"]
+
+
+class PluginTest(unittest.TestCase):
+    binary = POP3D
+    env = None
+
+    def setUp(self):
+        self.d = Daemon(self.binary, env=self.env)
+
+    def tearDown(self):
+        self.d.stop()
+
+    def ctl(self, **kw):
+        c = Controller(self.d.sock, **kw)
+        self.addCleanup(c.close)
+        return c
+
+    def client(self):
+        c = Client(self.d.port)
+        self.addCleanup(c.close)
+        return c
+
+    def hook(self, c, timeout=WAIT):
+        """The next hook message on controller c."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, m in enumerate(c.events):
+                if m.get("type") == "hook":
+                    return c.events.pop(i)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no hook")
+            m = c.read(left)
+            if m.get("type") == "reply":
+                raise AssertionError("unexpected reply %r" % m)
+            c.events.append(m)
+
+    def no_message(self, c, secs=0.3):
+        """Assert controller c receives nothing (events/hooks) for secs."""
+        c.ok("ping")  # a barrier: everything sent before is in the stream
+        self.assertEqual([m for m in c.events if m.get("event") != "pop3d_registered"], [])
+        c.s.settimeout(secs)
+        try:
+            data = c.s.recv(65536)
+        except OSError:
+            data = b""
+        self.assertEqual(data, b"")
+
+
+class EatMatrix(PluginTest):
+    def run_matrix(self, verdict):
+        pa, pb, o = self.ctl(name="A"), self.ctl(name="B"), self.ctl(name="O")
+        pa.ok("plugin_add", alias="A", priority=1)
+        pb.ok("plugin_add", alias="B", priority=2)
+        pa.ok("plugin_register", alias="A", events=["cmd_user"])
+        pb.ok("plugin_register", alias="B", events=["cmd_user"])
+        o.ok("register", events=["cmd_user"])
+        p = self.client()
+        p.send("USER bob\r\n")
+        h = self.hook(pa)
+        self.assertEqual(h["plugin"], "A")
+        self.assertEqual(h["event"], "pop3d_cmd_user")
+        self.assertEqual(h["args"], [1, "bob"])
+        self.assertEqual(h["tag"], 1)
+        pa.ok("verdict", hook=h["hook"], eat=verdict, args=[1, "bob+A"])
+        if verdict in ("none", "client"):
+            hb = self.hook(pb)
+            self.assertEqual(hb["args"], [1, "bob+A"])
+            pb.ok("verdict", hook=hb["hook"], eat="none")
+        else:
+            self.no_message(pb)
+        if verdict in ("none", "plugin"):
+            e = o.event("pop3d_cmd_user")
+            self.assertEqual(e["args"], [1, "bob+A"])
+            o.ok("send_to_client", client=1, tag=e["tag"], text="+OK from O")
+            self.assertEqual(p.line(), "+OK from O")
+        else:
+            self.no_message(o)
+            # The plugin that ate it answers the client itself.
+            pa.ok("send_to_client", client=1, tag=1, text="+OK from A")
+            self.assertEqual(p.line(), "+OK from A")
+
+    def test_none(self):
+        self.run_matrix("none")
+
+    def test_client(self):
+        self.run_matrix("client")
+
+    def test_plugin(self):
+        self.run_matrix("plugin")
+
+    def test_all(self):
+        self.run_matrix("all")
+
+
+class Ordering(PluginTest):
+    def test_priority_then_addition(self):
+        c = self.ctl()
+        c.ok("plugin_add", alias="late", priority=5)
+        c.ok("plugin_add", alias="early", priority=-5)
+        c.ok("plugin_add", alias="mid1")
+        self.assertEqual(c.ok("plugin_add", alias="mid2")["plugins"], 5)
+        self.assertEqual(c.ok("plugin_order")["plugins"],
+                         ["early", "greeting", "mid1", "mid2", "late"])
+        r = c.call("plugin_add", alias="mid1")
+        self.assertEqual(r["error"]["code"], "invalid_argument")
+        info = c.ok("plugin_get", alias="greeting")
+        self.assertIsNone(info["controller"])
+        self.assertEqual(info["events"]["POP3D"], ["pop3d_connection"])
+        lst = c.ok("plugin_list")["plugins"]
+        self.assertEqual([x["alias"] for x in lst], ["early", "greeting", "mid1", "mid2", "late"])
+        r = c.call("plugin_del", alias="greeting")
+        self.assertEqual(r["error"]["code"], "permission_denied")
+        other = self.ctl()
+        r = other.call("plugin_del", alias="mid1")
+        self.assertEqual(r["error"]["code"], "permission_denied")
+        self.assertEqual(c.ok("plugin_del", alias="mid1")["plugins"], 4)
+
+    def test_chain_order_seen_by_client(self):
+        c = self.ctl()
+        for alias, prio in (("p2", 2), ("p1", 1), ("p3", 3)):
+            c.ok("plugin_add", alias=alias, priority=prio)
+            c.ok("plugin_register", alias=alias, events=["cmd_noop"])
+        c.ok("register", events=["cmd_noop"])
+        p = self.client()
+        p.send("NOOP\r\n")
+        seen = []
+        for _ in range(3):
+            h = self.hook(c)
+            seen.append(h["plugin"])
+            c.ok("verdict", hook=h["hook"], eat="none")
+        self.assertEqual(seen, ["p1", "p2", "p3"])
+        e = c.event("pop3d_cmd_noop")
+        c.ok("send_to_client", client=1, tag=e["tag"], text="+OK")
+        self.assertEqual(p.line(), "+OK")
+
+    def test_plugin_del_during_dispatch(self):
+        a, b, o = self.ctl(), self.ctl(), self.ctl()
+        a.ok("plugin_add", alias="A", priority=1)
+        b.ok("plugin_add", alias="B", priority=2)
+        a.ok("plugin_register", alias="A", events=["cmd_user"])
+        b.ok("plugin_register", alias="B", events=["cmd_user"])
+        o.ok("register", events=["cmd_user"])
+        p = self.client()
+        p.send("USER x\r\n")
+        h = self.hook(a)
+        b.ok("plugin_del", alias="B")  # while A's hook is pending
+        a.ok("verdict", hook=h["hook"], eat="none")
+        self.no_message(b)
+        e = o.event("pop3d_cmd_user")
+        o.ok("send_to_client", client=1, tag=e["tag"], text="+OK")
+        self.assertEqual(p.line(), "+OK")
+
+
+class Verdicts(PluginTest):
+    def test_stale_and_foreign_verdicts(self):
+        a, b = self.ctl(), self.ctl()
+        a.ok("plugin_add", alias="A")
+        a.ok("plugin_register", alias="A", events=["cmd_user"])
+        b.ok("register", events=["cmd_user"])
+        p = self.client()
+        p.send("USER x\r\n")
+        h = self.hook(a)
+        r = b.call("verdict", hook=h["hook"], eat="none")
+        self.assertEqual(r["error"]["code"], "invalid_argument")
+        r = a.call("verdict", hook=h["hook"], eat="bogus")
+        self.assertEqual(r["error"]["code"], "invalid_argument")
+        a.ok("verdict", hook=h["hook"], eat="none")
+        r = a.call("verdict", hook=h["hook"], eat="none")
+        self.assertEqual(r["error"]["code"], "stale")
+        r = a.call("verdict", hook=999999, eat="none")
+        self.assertEqual(r["error"]["code"], "stale")
+        e = b.event("pop3d_cmd_user")
+        b.ok("send_to_client", client=1, tag=e["tag"], text="+OK")
+        self.assertEqual(p.line(), "+OK")
+
+    def test_pipelined_commands_held_behind_hook(self):
+        a, o = self.ctl(), self.ctl()
+        a.ok("plugin_add", alias="A")
+        a.ok("plugin_register", alias="A", events=["cmd_user"])
+        o.ok("register", events=["cmd_*"])
+        p = self.client()
+        p.send("USER x\r\nNOOP\r\nSTAT\r\n")
+        h = self.hook(a)
+        time.sleep(0.3)
+        # Nothing after USER reached anybody while the hook is pending.
+        o.ok("ping")
+        self.assertEqual([m for m in o.events if m.get("type") == "event"
+                          and m["event"] != "pop3d_registered"], [])
+        a.ok("verdict", hook=h["hook"], eat="none")
+        for text in ("+OK user", "+OK noop", "+OK stat"):
+            e = o.event()
+            o.ok("send_to_client", client=1, tag=e["tag"], text=text)
+        self.assertEqual([p.line(), p.line(), p.line()], ["+OK user", "+OK noop", "+OK stat"])
+
+
+class Pop3c(PluginTest):
+    def test_rewrite_and_swallow(self):
+        a, o = self.ctl(), self.ctl()
+        a.ok("plugin_add", alias="R")
+        a.ok("plugin_register", alias="R", type="POP3C", events=["response"])
+        o.ok("register", events=["cmd_*"])
+        p = Client(self.d.port, greet=False)
+        self.addCleanup(p.close)
+        # The greeting passes through the hook too.
+        h = self.hook(a)
+        self.assertEqual(h["event"], "response")
+        self.assertEqual(h["plugin_type"], "POP3C")
+        self.assertTrue(h["args"][1].startswith("+OK POP3 "))
+        a.ok("verdict", hook=h["hook"], eat="none", args=[h["args"][0], "+OK hello there"])
+        self.assertEqual(p.line(), "+OK hello there")
+        p.send("NOOP\r\n")
+        e = o.event("pop3d_cmd_noop")
+        o.ok("send_to_client", client=1, tag=e["tag"], text="+OK noop")
+        h = self.hook(a)
+        self.assertEqual(h["args"], [1, "+OK noop"])
+        self.assertEqual(h["command"], "noop")
+        a.ok("verdict", hook=h["hook"], eat="all")  # swallowed: nothing on the wire
+        p.send("STAT\r\n")
+        e = o.event("pop3d_cmd_stat")
+        o.ok("send_to_client", client=1, tag=e["tag"], lines=["+OK 1 5", "body"])
+        h = self.hook(a)
+        a.ok("verdict", hook=h["hook"], eat="none")
+        self.assertEqual(p.line(), "+OK 1 5")
+        self.assertEqual(p.multiline(), ["body"])
+
+    def test_output_order_kept_behind_pending_hook(self):
+        a, o = self.ctl(), self.ctl()
+        a.ok("plugin_add", alias="R")
+        p = self.client()
+        a.ok("plugin_register", alias="R", type="POP3C", events=["all"])
+        o.ok("register", events=["cmd_*"])
+        p.send("NOOP\r\nLIST\r\n")
+        e = o.event("pop3d_cmd_noop")
+        o.ok("send_to_client", client=1, tag=e["tag"], text="+OK first")
+        h1 = self.hook(a)
+        time.sleep(0.2)
+        self.no_message(o)  # LIST is held: the client has a suspended job
+        a.ok("verdict", hook=h1["hook"], eat="none")
+        e = o.event("pop3d_cmd_list")
+        o.ok("send_to_client", client=1, tag=e["tag"], lines=["+OK 0 messages"])
+        h2 = self.hook(a)
+        a.ok("verdict", hook=h2["hook"], eat="none", args=[1, "+OK none"])
+        self.assertEqual(p.line(), "+OK first")
+        self.assertEqual(p.line(), "+OK none")
+        self.assertEqual(p.multiline(), [])
+
+
+class Timeouts(PluginTest):
+    def setup_one(self, on_timeout=None, events=("cmd_user",), type_="POP3D"):
+        a, o = self.ctl(), self.ctl()
+        a.ok("plugin_add", alias="T")
+        kw = {"alias": "T", "events": list(events), "timeout_ms": 300, "type": type_}
+        if on_timeout:
+            kw["on_timeout"] = on_timeout
+        a.ok("plugin_register", **kw)
+        o.ok("register", events=["cmd_*"])
+        return a, o
+
+    def test_each_on_timeout(self):
+        for on_timeout in ("none", "client", "plugin", "all", "tempfail"):
+            with self.subTest(on_timeout=on_timeout):
+                self.d.stop()
+                self.d = Daemon(self.binary, env=self.env)
+                a, o = self.setup_one(on_timeout)
+                p = self.client()
+                p.send("USER x\r\n")
+                h = self.hook(a)
+                e = a.event("pop3d_hook_timeout", timeout=5)
+                self.assertEqual(e["args"], [h["hook"], "T", "pop3d_cmd_user", 1])
+                r = a.call("verdict", hook=h["hook"], eat="none")
+                self.assertEqual(r["error"]["code"], "stale")
+                if on_timeout == "tempfail":
+                    self.assertEqual(p.line(), "-ERR [SYS/TEMP] server unavailable, "
+                                               "try again later")
+                    self.assertTrue(p.closed())
+                elif on_timeout in ("none", "plugin"):
+                    e = o.event("pop3d_cmd_user")
+                    o.ok("send_to_client", client=1, tag=e["tag"], text="+OK")
+                    self.assertEqual(p.line(), "+OK")
+                else:
+                    self.no_message(o)
+                p.close()
+
+    def test_default_on_timeout_for_pass_is_tempfail(self):
+        a, o = self.setup_one(events=("cmd_user", "cmd_pass"))
+        p = self.client()
+        p.send("USER x\r\n")
+        h = self.hook(a)
+        e = a.event("pop3d_hook_timeout", timeout=5)  # user: default none
+        e = o.event("pop3d_cmd_user")
+        o.ok("send_to_client", client=1, tag=e["tag"], text="+OK")
+        self.assertEqual(p.line(), "+OK")
+        p.send("PASS secret\r\n")
+        self.hook(a)
+        self.assertEqual(p.line(timeout=5),
+                         "-ERR [SYS/TEMP] server unavailable, try again later")
+        self.assertTrue(p.closed())
+        self.no_message(o)
+
+    def test_default_pop3c_on_pass_answer_is_tempfail(self):
+        a, o = self.setup_one(events=("response",), type_="POP3C")
+        # The greeting hook times out with the default (none): greeting goes out.
+        p = self.client()
+        p.send("PASS secret\r\n")
+        e = o.event("pop3d_cmd_pass")
+        o.ok("send_to_client", client=1, tag=e["tag"], text="+OK logged in")
+        h = self.hook(a)
+        while h.get("command") != "pass":  # skip the greeting's (timed out: none)
+            h = self.hook(a)
+        # Not answered: the +OK never reaches the client.
+        self.assertEqual(p.line(timeout=5),
+                         "-ERR [SYS/TEMP] server unavailable, try again later")
+        self.assertTrue(p.closed())
+
+
+class ControllerDeath(PluginTest):
+    def test_kill9_with_hook_pending(self):
+        o = self.ctl()
+        o.ok("register", events=["cmd_*"])
+        proc = subprocess.Popen(
+            ["python3", "-c",
+             "import socket,sys,time\n"
+             "s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])\n"
+             "s.sendall(b'{\"cmd\":\"plugin_add\",\"alias\":\"K\"}\\n"
+             "{\"cmd\":\"plugin_register\",\"alias\":\"K\",\"events\":[\"cmd_user\"],"
+             "\"timeout_ms\":600000}\\n')\n"
+             "time.sleep(60)\n", self.d.sock])
+        self.addCleanup(proc.wait)
+        deadline = time.monotonic() + WAIT
+        while "K" not in o.ok("plugin_order")["plugins"]:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        p = self.client()
+        p.send("USER x\r\n")
+        self.d.wait_log(r"client=1 event=command tag=1 verb=user")
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        proc.kill()
+        e = o.event("pop3d_cmd_user")  # resolved at once with on_timeout none
+        self.assertLess(time.monotonic() - t0, 5)
+        o.ok("send_to_client", client=1, tag=e["tag"], text="+OK")
+        self.assertEqual(p.line(), "+OK")
+        self.assertNotIn("K", o.ok("plugin_order")["plugins"])
+
+
+class MixedChain(PluginTest):
+    """In-process C plugin 'cplug' (priority 0, rewrites ARG1 += '+c') between
+    controller plugins at priorities -1 and 1; testd's own consumer is off."""
+    binary = TESTD
+
+    def run_chain(self, cverdict):
+        self.d.stop()
+        self.d = Daemon(TESTD, env={"TESTD_CPLUGIN": "0:%d" % cverdict,
+                                    "TESTD_NO_CONSUMER": "1"})
+        a, b, o = self.ctl(), self.ctl(), self.ctl()
+        a.ok("plugin_add", alias="before", priority=-1)
+        b.ok("plugin_add", alias="after", priority=1)
+        a.ok("plugin_register", alias="before", events=["cmd_user"])
+        b.ok("plugin_register", alias="after", events=["cmd_user"])
+        o.ok("register", events=["cmd_user"])
+        self.assertEqual(o.ok("plugin_order")["plugins"], ["before", "greeting", "cplug",
+                                                           "after"])
+        p = self.client()
+        p.send("USER bob\r\n")
+        h = self.hook(a)
+        a.ok("verdict", hook=h["hook"], eat="none", args=[1, "bob+a"])
+        verdict = VERDICTS[cverdict - 1]
+        if verdict in ("none", "client"):
+            hb = self.hook(b)
+            self.assertEqual(hb["args"], [1, "bob+a+c"])
+            b.ok("verdict", hook=hb["hook"], eat="none")
+        else:
+            self.no_message(b)
+        if verdict in ("none", "plugin"):
+            e = o.event("pop3d_cmd_user")
+            self.assertEqual(e["args"], [1, "bob+a+c"])
+        else:
+            self.no_message(o)
+        b.ok("send_to_client", client=1, tag=1, text="+OK done")
+        self.assertEqual(p.line(), "+OK done")
+
+    def test_mixed_none(self):
+        self.run_chain(1)
+
+    def test_mixed_client(self):
+        self.run_chain(2)
+
+    def test_mixed_plugin(self):
+        self.run_chain(3)
+
+    def test_mixed_all(self):
+        self.run_chain(4)
+
+
+if __name__ == "__main__":
+    main()
