@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -26,7 +27,7 @@ enum {
 	OPT_ALIAS, OPT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_MAX_LINE, OPT_MAX_BAD_LINES,
 	OPT_MAX_CLIENTS, OPT_MAX_PER_ADDRESS, OPT_COMMAND, OPT_CONTROL, OPT_CONTROL_MODE,
 	OPT_CONTROL_GROUP, OPT_CONTROL_ALLOW_UID, OPT_MAX_CONTROLLERS, OPT_CONTROL_MAX_LINE,
-	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_MAX_AUTH_LINE, OPT_HELP, OPT_VERSION
+	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_MAX_AUTH_LINE, OPT_PLUGIN, OPT_HELP, OPT_VERSION
 };
 
 static const struct option daemon_longopts[] = {
@@ -41,6 +42,7 @@ static const struct option daemon_longopts[] = {
 	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 	{ "max-bad-lines", required_argument, NULL, OPT_MAX_BAD_LINES },
 	{ "max-auth-line", required_argument, NULL, OPT_MAX_AUTH_LINE },
+	{ "plugin", required_argument, NULL, OPT_PLUGIN },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "max-per-address", required_argument, NULL, OPT_MAX_PER_ADDRESS },
 	{ "command", required_argument, NULL, OPT_COMMAND },
@@ -72,6 +74,7 @@ daemon_usage(FILE *f)
 "             [--control-group GROUP] [--control-allow-uid UID]...\n"
 "             [--max-controllers N] [--control-max-line N]\n"
 "             [--control-max-output N] [--control-stall-timeout S]\n"
+"             [--plugin PATH.so[=ARG]]...\n"
 "See pop3d(8).\n");
 }
 
@@ -90,6 +93,50 @@ daemon_number(const char *opt, const char *s, unsigned long long min, unsigned l
 		exit(2);
 	}
 	return v;
+}
+
+/*
+ * Load PATH.so[=ARG]: dlopen, the versioned entry point, the ABI check.
+ * Handles stay open for the life of the process (plugins may keep timers).
+ */
+static int
+daemon_plugin(struct pop3d *srv, const char *spec)
+{
+	const struct pop3d_plugin_def *def;
+	pop3d_plugin_entry_fn entry;
+	char *path, *arg;
+	void *h;
+	int n;
+
+	if ((path = strdup(spec)) == NULL)
+		return -1;
+	if ((arg = strchr(path, '=')) != NULL)
+		*arg++ = '\0';
+	if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		log_warnx("plugin %s: %s", path, dlerror());
+		free(path);
+		return -1;
+	}
+	*(void **)(&entry) = dlsym(h, POP3D_PLUGIN_ENTRY);
+	if (entry == NULL || (def = entry()) == NULL) {
+		log_warnx("plugin %s: no %s() entry point", path, POP3D_PLUGIN_ENTRY);
+		free(path);
+		return -1;
+	}
+	if (def->abi != POP3D_ABI_VERSION) {
+		log_warnx("plugin %s: built for plugin ABI %d, this pop3d has ABI %d; rebuild it "
+		    "against this pop3d.h", path, def->abi, POP3D_ABI_VERSION);
+		free(path);
+		return -1;
+	}
+	if ((n = pop3d_plugin_load(srv, def, NULL, arg)) < 0) {
+		log_warn("plugin %s: cannot add %s", path, def->name != NULL ? def->name : "?");
+		free(path);
+		return -1;
+	}
+	log_info("event=plugin-loaded plugin=%s path=%s plugins=%d", def->name, path, n);
+	free(path);
+	return 0;
 }
 
 struct daemon_state {
@@ -131,15 +178,22 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 	struct control_options copts;
 	struct daemon_state ds;
 	struct event *sigs[3];
-	const char *address = NULL, **verbs;
+	const char *address = NULL, **verbs, **plugins;
 	int port = 110, foreground = 0, verbose = 0, ch, i, rv = 2;
 	size_t nverbs = 0;
 	static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
 
 	pop3d_options_init(&opts);
 	control_options_init(&copts);
-	if ((verbs = calloc((size_t)argc + 1, sizeof(*verbs))) == NULL)
+	size_t nplugins = 0;
+
+	verbs = calloc((size_t)argc + 1, sizeof(*verbs));
+	plugins = calloc((size_t)argc + 1, sizeof(*plugins));
+	if (verbs == NULL || plugins == NULL) {
+		free(verbs);
+		free(plugins);
 		return 1;
+	}
 	while ((ch = getopt_long(argc, argv, "fv", daemon_longopts, NULL)) != -1) {
 		const char *name = NULL;
 		for (i = 0; daemon_longopts[i].name != NULL; i++)
@@ -172,6 +226,9 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_MAX_LINE:
 			opts.max_line = daemon_number(name, optarg, 16, 65536);
+			break;
+		case OPT_PLUGIN:
+			plugins[nplugins++] = optarg;
 			break;
 		case OPT_MAX_AUTH_LINE:
 			opts.max_auth_line = daemon_number(name, optarg, 16, 1 << 20);
@@ -261,6 +318,9 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 	pop3d_set_stopped_cb(ds.srv, daemon_stopped, &ds);
 	if (pop3d_listen(ds.srv, address, port) == -1)
 		fatal("cannot listen on %s port %d", address != NULL ? address : "*", port);
+	for (i = 0; (size_t)i < nplugins; i++)
+		if (daemon_plugin(ds.srv, plugins[i]) == -1)
+			exit(1);
 	if (copts.path != NULL && (ds.ctl = control_new(ds.srv, &copts)) == NULL)
 		exit(1);
 	if (setup != NULL)
@@ -288,5 +348,6 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 done:
 	control_options_clear(&copts);
 	free(verbs);
+	free(plugins);
 	return rv;
 }

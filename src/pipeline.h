@@ -46,6 +46,8 @@ struct pipeline_entry {
 	void *arg;
 	char **patterns[2];		/* by pop3d_plugin_type */
 	size_t npatterns[2];
+	/* Entry points of a pop3d_plugin_def plugin. */
+	void (*unregister_cb)(struct pop3d *, const char *alias, void *state);
 };
 
 /* A consumer received ev. */

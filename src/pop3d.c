@@ -201,6 +201,31 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 	return srv;
 }
 
+static int pop3d_plugin_remove(struct pop3d *, struct pipeline_entry *);
+
+/* Remove every plugin that has an unregister entry point. */
+static void
+pop3d_free_plugins(struct pop3d *srv)
+{
+	const char **order;
+	size_t n, i;
+
+	n = pipeline_plugin_order(srv->pipeline, NULL, 0);
+	if ((order = calloc(n + 1, sizeof(*order))) == NULL)
+		return;
+	pipeline_plugin_order(srv->pipeline, order, n);
+	/* Removal frees names: look every entry up before removing any. */
+	for (i = 0; i < n; i++)
+		order[i] = (const char *)pipeline_find_plugin(srv->pipeline, order[i]);
+	for (i = 0; i < n; i++) {
+		struct pipeline_entry *e = (struct pipeline_entry *)(uintptr_t)order[i];
+
+		if (e->unregister_cb != NULL)
+			pop3d_plugin_remove(srv, e);
+	}
+	free(order);
+}
+
 void
 pop3d_free(struct pop3d *srv)
 {
@@ -209,6 +234,9 @@ pop3d_free(struct pop3d *srv)
 
 	if (srv == NULL)
 		return;
+	/* Plugins' unregister entry points run while the server still works. */
+	if (srv->pipeline != NULL)
+		pop3d_free_plugins(srv);
 	listener_free_all(srv);
 	/* Live clients go without events; dead ones await their ev_defer. */
 	while ((c = TAILQ_FIRST(&srv->clients)) != NULL) {
@@ -658,16 +686,70 @@ pop3d_plugin_add(struct pop3d *srv, const char *alias, int priority, pop3d_plugi
 	return (int)pipeline_plugin_order(srv->pipeline, NULL, 0);
 }
 
+/* Remove a plugin entry; its unregister entry point runs first. */
+static int
+pop3d_plugin_remove(struct pop3d *srv, struct pipeline_entry *e)
+{
+	if (e == NULL)
+		return -1;
+	if (e->unregister_cb != NULL) {
+		void (*cb)(struct pop3d *, const char *, void *) = e->unregister_cb;
+
+		e->unregister_cb = NULL;
+		cb(srv, e->name, e->arg);
+	}
+	pipeline_remove(srv->pipeline, e);
+	return 0;
+}
+
 int
 pop3d_plugin_del(struct pop3d *srv, const char *alias)
 {
-	struct pipeline_entry *e = alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) :
-	    NULL;
+	return pop3d_plugin_remove(srv, alias != NULL ? pipeline_find_plugin(srv->pipeline,
+	    alias) : NULL);
+}
 
-	if (e == NULL)
+int
+pop3d_plugin_del_arg(struct pop3d *srv, void *arg)
+{
+	const char *order[256];
+	size_t n, i;
+	struct pipeline_entry *e;
+
+	n = pipeline_plugin_order(srv->pipeline, order, 256);
+	for (i = 0; i < n && i < 256; i++)
+		if ((e = pipeline_find_plugin(srv->pipeline, order[i])) != NULL && e->arg == arg)
+			return pop3d_plugin_remove(srv, e);
+	return -1;
+}
+
+int
+pop3d_plugin_load(struct pop3d *srv, const struct pop3d_plugin_def *def, const char *alias,
+    const char *arg)
+{
+	struct pipeline_entry *e;
+	void *state = NULL;
+
+	if (def == NULL || def->abi != POP3D_ABI_VERSION) {
+		errno = EPROTO;
 		return -1;
-	pipeline_remove(srv->pipeline, e);
-	return 0;
+	}
+	if (alias == NULL)
+		alias = def->name;
+	if (def->handler == NULL || alias == NULL ||
+	    pipeline_plugin_add(srv->pipeline, alias, def->priority, def->handler, NULL) == -1) {
+		errno = EEXIST;
+		return -1;
+	}
+	e = pipeline_find_plugin(srv->pipeline, alias);
+	if (def->register_cb != NULL && def->register_cb(srv, alias, arg, &state) != 0) {
+		pipeline_remove(srv->pipeline, e);
+		errno = EINVAL;
+		return -1;
+	}
+	e->arg = state;
+	e->unregister_cb = def->unregister_cb;
+	return (int)pipeline_plugin_order(srv->pipeline, NULL, 0);
 }
 
 int

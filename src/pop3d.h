@@ -186,8 +186,39 @@ typedef int (*pop3d_plugin_cb)(struct pop3d *, struct pop3d_event *, void *arg);
  * Returns the number of plugins, or -1 (alias in use). */
 int pop3d_plugin_add(struct pop3d *, const char *alias, int priority, pop3d_plugin_cb cb,
     void *arg);
-/* Remove a plugin by alias; returns 0 or -1 when no such plugin. */
+/* Remove a plugin by alias, calling its unregister entry point if it has
+ * one; returns 0 or -1 when no such plugin. */
 int pop3d_plugin_del(struct pop3d *, const char *alias);
+/* Remove the plugin whose handler argument is arg (the seed's
+ * plugin_del(plugin object)). */
+int pop3d_plugin_del_arg(struct pop3d *, void *arg);
+
+/*
+ * A plugin with entry points, as the seed's PCSI_register/PCSI_unregister.
+ * pop3d_plugin_load() adds it and calls register_cb, which registers for
+ * events (pop3d_plugin_register_type) and may set *state; the handler gets
+ * that state as its arg; unregister_cb runs when it is removed.
+ *
+ * A loadable plugin (pop3d --plugin PATH.so[=ARG]) exports
+ *     const struct pop3d_plugin_def *pop3d_plugin_entry(void);
+ * returning a definition whose abi is POP3D_ABI_VERSION; any other value is
+ * refused.  A loadable plugin does not link libpop3d: the daemon exports
+ * the API.
+ */
+struct pop3d_plugin_def {
+	int abi;		/* POP3D_ABI_VERSION */
+	const char *name;	/* default alias */
+	int priority;
+	int (*register_cb)(struct pop3d *, const char *alias, const char *arg, void **state);
+	void (*unregister_cb)(struct pop3d *, const char *alias, void *state);
+	pop3d_plugin_cb handler;
+};
+#define POP3D_PLUGIN_ENTRY "pop3d_plugin_entry"
+typedef const struct pop3d_plugin_def *(*pop3d_plugin_entry_fn)(void);
+/* Returns the number of plugins, or -1 (ABI mismatch, alias in use, or
+ * register_cb failed; errno EPROTO for the ABI). alias NULL: def->name. */
+int pop3d_plugin_load(struct pop3d *, const struct pop3d_plugin_def *, const char *alias,
+    const char *arg);
 /* Register/unregister a plugin for event names (same syntax as consumers)
  * of type POP3D. */
 int pop3d_plugin_register(struct pop3d *, const char *alias, const char *const *names, size_t n,

@@ -407,5 +407,109 @@ class MixedChain(PluginTest):
         self.run_chain(4)
 
 
+BUILD = os.path.dirname(POP3D)
+EVENTLOG = os.path.join(BUILD, "plugins", ".libs", "eventlog.so")
+AUTHLIMIT = os.path.join(BUILD, "plugins", ".libs", "authlimit.so")
+BADABI = os.path.join(BUILD, "tests", ".libs", "badabi.so")
+TINYPOP3 = os.path.join(BUILD, "docs", "examples", "tinypop3")
+
+
+class LoadablePlugins(unittest.TestCase):
+    def test_eventlog_masks_passwords(self):
+        with Daemon(TESTD, control=False) as tmp:
+            log = os.path.join(tmp.tmp, "events.log")
+            with Daemon(TESTD, args=("--plugin", EVENTLOG + "=" + log)) as d:
+                c = Controller(d.sock)
+                self.assertIn("eventlog", c.ok("plugin_order")["plugins"])
+                c.close()
+                p = Client(d.port)
+                self.assertEqual(p.cmd("USER bob"), "+OK user bob")
+                self.assertEqual(p.cmd("PASS s3cr3t-pw"), "-ERR [AUTH] invalid password")
+                self.assertEqual(p.cmd("AUTH PLAIN AGJvYgBzZWNyZXQ="), "+OK authenticated")
+                self.assertEqual(p.cmd("QUIT"), "+OK bye")
+                p.closed()
+                d.wait_log(r"client=1 event=disconnect")
+            with open(log) as f:
+                text = f.read()
+        self.assertRegex(text, r"seq=\d+ event=pop3d_connection client=1 args=\[1,"
+                               r"\"127\.0\.0\.1\",\d+,\"127\.0\.0\.1\",\d+\]")
+        self.assertIn('event=pop3d_cmd_user client=1 tag=1 args=[1,"bob"]', text)
+        self.assertIn('event=pop3d_cmd_pass client=1 tag=2 args=[1,"****"]', text)
+        self.assertIn('event=pop3d_cmd_auth client=1 tag=3 args=[1,"PLAIN ****"]', text)
+        self.assertIn("event=pop3d_disconnected client=1 args=[1]", text)
+        self.assertNotIn("s3cr3t", text)
+        self.assertNotIn("AGJvYgBzZWNyZXQ", text)
+
+    def test_authlimit(self):
+        with Daemon(TESTD, args=("--plugin", AUTHLIMIT + "=failures=2,window=60,delay=400")) \
+                as d:
+            a = Client(d.port)
+            self.assertEqual(a.cmd("PASS wrong1"), "-ERR [AUTH] invalid password")
+            self.assertEqual(a.cmd("PASS wrong2"), "-ERR [AUTH] invalid password")
+            # Locked out now, even with the right password, and from a second
+            # connection of the same address; the answer is delayed by a timer.
+            t0 = time.monotonic()
+            a.send("PASS secret\r\n")
+            b = Client(d.port)
+            self.assertEqual(b.cmd("NOOP"), "+OK")  # others do not wait
+            self.assertLess(time.monotonic() - t0, 0.35)
+            self.assertEqual(a.line(), "-ERR [AUTH] too many authentication failures, "
+                                       "try again later")
+            self.assertGreaterEqual(time.monotonic() - t0, 0.38)
+            self.assertEqual(b.cmd("PASS secret"), "-ERR [AUTH] too many authentication "
+                                                   "failures, try again later")
+            self.assertEqual(b.cmd("USER bob"), "+OK user bob")
+            self.assertIn("authlimit", Controller(d.sock).ok("plugin_order")["plugins"])
+            a.close()
+            b.close()
+
+    def test_bad_abi_refused(self):
+        p = subprocess.run([POP3D, "-f", "--address", "127.0.0.1", "--port", "0",
+                            "--plugin", BADABI], capture_output=True, text=True, timeout=WAIT)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("built for plugin ABI 999, this pop3d has ABI 1", p.stderr)
+
+    def test_missing_plugin_refused(self):
+        p = subprocess.run([POP3D, "-f", "--address", "127.0.0.1", "--port", "0",
+                            "--plugin", "/nonexistent/x.so"], capture_output=True, text=True,
+                           timeout=WAIT)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent/x.so", p.stderr)
+
+    def test_bad_plugin_argument_refused(self):
+        p = subprocess.run([POP3D, "-f", "--address", "127.0.0.1", "--port", "0",
+                            "--plugin", AUTHLIMIT + "=bogus=1"], capture_output=True,
+                           text=True, timeout=WAIT)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("authlimit: bad argument", p.stderr)
+
+
+class ExampleProgram(unittest.TestCase):
+    """docs/examples/tinypop3.c, built by the suite, served to poplib."""
+
+    def test_tinypop3_with_poplib(self):
+        import poplib
+        proc = subprocess.Popen([TINYPOP3, "0"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        try:
+            line = proc.stdout.readline()
+            port = int(line.split()[-1])
+            p = poplib.POP3("127.0.0.1", port, timeout=WAIT)
+            self.assertIn(b"tinypop3.example", p.getwelcome())
+            p.user("demo")
+            p.pass_("demo")
+            self.assertEqual(p.stat()[0], 2)
+            resp, lines, octets = p.retr(1)
+            self.assertEqual(lines, [b"From: alice@example.org", b"Subject: hello", b"",
+                                     b"Hi there.", b".signature"])
+            self.assertEqual(len(p.list()[1]), 2)
+            p.dele(2)
+            self.assertEqual(p.stat()[0], 1)
+            self.assertEqual(p.quit(), b"+OK bye")
+        finally:
+            proc.terminate()
+            proc.wait(WAIT)
+
+
 if __name__ == "__main__":
     main()

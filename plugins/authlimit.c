@@ -1,0 +1,259 @@
+/*
+ * authlimit.c - pop3d plugin: auth-failure limiter.
+ *
+ * After FAILURES "-ERR" answers to PASS, APOP or AUTH for one peer address
+ * within WINDOW seconds, further PASS/APOP/AUTH attempts from that address
+ * are answered by this plugin, after DELAY milliseconds (a timer, never a
+ * blocking sleep), with "-ERR [AUTH] too many authentication failures, try
+ * again later"; they never reach the controllers (POP3D_EAT_ALL).
+ *
+ *   pop3d --plugin authlimit.so=failures=3,window=300,delay=2000
+ *
+ * Why per address and not per user: a guessing client rotates user names.
+ * Memory is bounded: at most AUTHLIMIT_MAX_ADDRS addresses are tracked; the
+ * least recently failing one is forgotten first.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "pop3d.h"
+
+#define AUTHLIMIT_MAX_ADDRS 4096
+#define AUTHLIMIT_MAX_FAILURES 64
+static const char authlimit_msg[] = "-ERR [AUTH] too many authentication failures, try again later";
+
+struct authlimit_addr {
+	struct authlimit_addr *next;
+	char addr[64];
+	time_t fails[AUTHLIMIT_MAX_FAILURES];	/* ring of failure times */
+	unsigned nfails, head;
+	time_t last;
+};
+
+struct authlimit_reply {
+	struct authlimit_reply *next, **prevp;
+	struct authlimit *al;
+	uint64_t client, tag;
+	struct event *ev;
+};
+
+struct authlimit {
+	struct pop3d *srv;
+	unsigned failures, window, delay_ms;
+	struct authlimit_addr *addrs;
+	unsigned naddrs;
+	struct authlimit_reply *replies;
+};
+
+/* Parse "failures=N,window=S,delay=MS"; -1 on an unknown key. */
+static int
+authlimit_args(struct authlimit *al, const char *arg)
+{
+	char buf[256], *p, *tok, *save = NULL;
+
+	if (arg == NULL)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		unsigned long v;
+
+		if ((p = strchr(tok, '=')) == NULL)
+			return -1;
+		*p++ = '\0';
+		v = strtoul(p, NULL, 10);
+		if (strcmp(tok, "failures") == 0 && v >= 1 && v <= AUTHLIMIT_MAX_FAILURES)
+			al->failures = (unsigned)v;
+		else if (strcmp(tok, "window") == 0 && v >= 1)
+			al->window = (unsigned)v;
+		else if (strcmp(tok, "delay") == 0 && v <= 60000)
+			al->delay_ms = (unsigned)v;
+		else
+			return -1;
+	}
+	return 0;
+}
+
+static struct authlimit_addr *
+authlimit_find(struct authlimit *al, const char *addr, int create)
+{
+	struct authlimit_addr *a, **pp, **oldest = NULL;
+
+	for (pp = &al->addrs; (a = *pp) != NULL; pp = &a->next) {
+		if (strcmp(a->addr, addr) == 0)
+			return a;
+		if (oldest == NULL || a->last < (*oldest)->last)
+			oldest = pp;
+	}
+	if (!create)
+		return NULL;
+	if (al->naddrs >= AUTHLIMIT_MAX_ADDRS && oldest != NULL) {
+		a = *oldest;
+		*oldest = a->next;
+		free(a);
+		al->naddrs--;
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	snprintf(a->addr, sizeof(a->addr), "%s", addr);
+	a->next = al->addrs;
+	al->addrs = a;
+	al->naddrs++;
+	return a;
+}
+
+/* Failures of addr within the window. */
+static unsigned
+authlimit_count(struct authlimit *al, struct authlimit_addr *a, time_t now)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < a->nfails; i++)
+		if (now - a->fails[i] < (time_t)al->window)
+			n++;
+	return n;
+}
+
+static void
+authlimit_reply_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct authlimit_reply *r = arg;
+
+	(void)fd;
+	(void)what;
+	pop3d_send_to_client(r->al->srv, r->client, r->tag, authlimit_msg,
+	    sizeof(authlimit_msg) - 1, 0);
+	*r->prevp = r->next;
+	if (r->next != NULL)
+		r->next->prevp = r->prevp;
+	event_free(r->ev);
+	free(r);
+}
+
+static int
+authlimit_is_auth(const char *verb)
+{
+	return verb != NULL && (strcmp(verb, "pass") == 0 || strcmp(verb, "apop") == 0 ||
+	    strcmp(verb, "auth") == 0);
+}
+
+static int
+authlimit_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
+{
+	struct authlimit *al = arg;
+	struct pop3d_client_info ci;
+	struct authlimit_addr *a;
+	time_t now = time(NULL);
+
+	if (pop3d_client_info(srv, ev->client, &ci) != 0)
+		return POP3D_EAT_NONE;
+	if (ev->type == POP3D_PLUGIN_POP3C) {
+		/* Count -ERR answers to PASS/APOP/AUTH, not our own. */
+		if (!authlimit_is_auth(ev->command) || ev->argc < 2 || ev->argv[1].s == NULL ||
+		    strncmp(ev->argv[1].s, "-ERR", 4) != 0 ||
+		    strcmp(ev->argv[1].s, authlimit_msg) == 0)
+			return POP3D_EAT_NONE;
+		if ((a = authlimit_find(al, ci.peer, 1)) == NULL)
+			return POP3D_EAT_NONE;
+		a->fails[a->head] = now;
+		a->head = (a->head + 1) % al->failures;
+		if (a->nfails < al->failures)
+			a->nfails++;
+		a->last = now;
+		return POP3D_EAT_NONE;
+	}
+	if ((a = authlimit_find(al, ci.peer, 0)) == NULL ||
+	    authlimit_count(al, a, now) < al->failures)
+		return POP3D_EAT_NONE;
+	/* Locked out: answer later ourselves; nobody else sees the attempt. */
+	{
+		struct authlimit_reply *r = calloc(1, sizeof(*r));
+		struct timeval tv = { (time_t)(al->delay_ms / 1000),
+		    (suseconds_t)(al->delay_ms % 1000) * 1000 };
+
+		if (r == NULL)
+			return POP3D_EAT_ALL;
+		r->al = al;
+		r->client = ev->client;
+		r->tag = ev->tag;
+		if ((r->ev = evtimer_new(pop3d_get_base(srv), authlimit_reply_cb, r)) == NULL) {
+			free(r);
+			return POP3D_EAT_ALL;
+		}
+		r->next = al->replies;
+		if (r->next != NULL)
+			r->next->prevp = &r->next;
+		r->prevp = &al->replies;
+		al->replies = r;
+		evtimer_add(r->ev, &tv);
+	}
+	return POP3D_EAT_ALL;
+}
+
+static int
+authlimit_register(struct pop3d *srv, const char *alias, const char *arg, void **state)
+{
+	static const char *const cmds[] = { "cmd_pass", "cmd_apop", "cmd_auth" };
+	static const char *const resp[] = { "response" };
+	struct authlimit *al = calloc(1, sizeof(*al));
+
+	if (al == NULL)
+		return -1;
+	al->srv = srv;
+	al->failures = 3;
+	al->window = 300;
+	al->delay_ms = 2000;
+	if (authlimit_args(al, arg) != 0) {
+		fprintf(stderr, "authlimit: bad argument \"%s\" (want "
+		    "failures=N,window=S,delay=MS)\n", arg);
+		free(al);
+		return -1;
+	}
+	if (pop3d_plugin_register_type(srv, alias, POP3D_PLUGIN_POP3D, cmds, 3, NULL) != 0 ||
+	    pop3d_plugin_register_type(srv, alias, POP3D_PLUGIN_POP3C, resp, 1, NULL) != 0) {
+		free(al);
+		return -1;
+	}
+	*state = al;
+	return 0;
+}
+
+static void
+authlimit_unregister(struct pop3d *srv, const char *alias, void *state)
+{
+	struct authlimit *al = state;
+	struct authlimit_addr *a;
+	struct authlimit_reply *r;
+
+	(void)srv;
+	(void)alias;
+	while ((a = al->addrs) != NULL) {
+		al->addrs = a->next;
+		free(a);
+	}
+	while ((r = al->replies) != NULL) {
+		al->replies = r->next;
+		event_free(r->ev);
+		free(r);
+	}
+	free(al);
+}
+
+static const struct pop3d_plugin_def authlimit_def = {
+	POP3D_ABI_VERSION, "authlimit", -100, authlimit_register, authlimit_unregister,
+	authlimit_handler
+};
+
+const struct pop3d_plugin_def *pop3d_plugin_entry(void);
+
+const struct pop3d_plugin_def *
+pop3d_plugin_entry(void)
+{
+	return &authlimit_def;
+}

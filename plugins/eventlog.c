@@ -1,0 +1,158 @@
+/*
+ * eventlog.c - pop3d plugin: one line per event, passwords masked.
+ *
+ *   pop3d --plugin eventlog.so=/var/log/pop3d-events.log
+ *
+ * Without an argument lines go to stderr.  Lines look like
+ *   2026-11-26T14:12:28Z seq=12 event=pop3d_cmd_pass client=3 tag=2 args=[3,"****"]
+ * The secret of PASS, APOP (the digest), AUTH (the initial response) and
+ * every pop3d_auth_data line is replaced by **** before it is written.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pop3d.h"
+
+struct eventlog {
+	FILE *f;
+	int own;
+};
+
+/* Write s as a JSON-ish quoted string, escaping control bytes. */
+static void
+eventlog_quote(FILE *f, const char *s, size_t len)
+{
+	size_t i;
+
+	fputc('"', f);
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+/* How much of ARG1 may be shown: all, none, or up to the first space. */
+static size_t
+eventlog_visible(const struct pop3d_event *ev, const struct pop3d_arg *a)
+{
+	const char *sp;
+
+	if (strcmp(ev->name, "pop3d_cmd_pass") == 0 || strcmp(ev->name, "pop3d_auth_data") == 0)
+		return 0;
+	if (strcmp(ev->name, "pop3d_cmd_apop") == 0 || strcmp(ev->name, "pop3d_cmd_auth") == 0) {
+		sp = memchr(a->s, ' ', a->len);
+		return sp != NULL ? (size_t)(sp - a->s) : a->len;
+	}
+	return a->len;
+}
+
+static int
+eventlog_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
+{
+	struct eventlog *el = arg;
+	char ts[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int i;
+
+	(void)srv;
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(el->f, "%s seq=%llu event=%s", ts, (unsigned long long)ev->seq, ev->name);
+	if (ev->client != 0)
+		fprintf(el->f, " client=%llu", (unsigned long long)ev->client);
+	if (ev->tag != 0)
+		fprintf(el->f, " tag=%llu", (unsigned long long)ev->tag);
+	fputs(" args=[", el->f);
+	for (i = 0; i < ev->argc; i++) {
+		const struct pop3d_arg *a = &ev->argv[i];
+
+		if (i > 0)
+			fputc(',', el->f);
+		if (a->type == POP3D_ARG_INT)
+			fprintf(el->f, "%lld", a->i);
+		else if (a->s == NULL)
+			fputs("null", el->f);
+		else if (i == 1) {
+			size_t vis = eventlog_visible(ev, a);
+
+			if (vis == a->len)
+				eventlog_quote(el->f, a->s, a->len);
+			else {
+				fputc('"', el->f);
+				if (vis > 0) {
+					fwrite(a->s, 1, vis, el->f);
+					fputc(' ', el->f);
+				}
+				fputs("****\"", el->f);
+			}
+		} else
+			eventlog_quote(el->f, a->s, a->len);
+	}
+	fputs("]\n", el->f);
+	fflush(el->f);
+	return POP3D_EAT_NONE;
+}
+
+static int
+eventlog_register(struct pop3d *srv, const char *alias, const char *arg, void **state)
+{
+	static const char *const all[] = { "all" };
+	struct eventlog *el = calloc(1, sizeof(*el));
+
+	if (el == NULL)
+		return -1;
+	if (arg != NULL && *arg != '\0') {
+		if ((el->f = fopen(arg, "a")) == NULL) {
+			perror(arg);
+			free(el);
+			return -1;
+		}
+		el->own = 1;
+	} else
+		el->f = stderr;
+	if (pop3d_plugin_register_type(srv, alias, POP3D_PLUGIN_POP3D, all, 1, NULL) != 0) {
+		if (el->own)
+			fclose(el->f);
+		free(el);
+		return -1;
+	}
+	*state = el;
+	return 0;
+}
+
+static void
+eventlog_unregister(struct pop3d *srv, const char *alias, void *state)
+{
+	struct eventlog *el = state;
+
+	(void)srv;
+	(void)alias;
+	if (el->own)
+		fclose(el->f);
+	free(el);
+}
+
+static const struct pop3d_plugin_def eventlog_def = {
+	POP3D_ABI_VERSION, "eventlog", 1000, eventlog_register, eventlog_unregister,
+	eventlog_handler
+};
+
+const struct pop3d_plugin_def *pop3d_plugin_entry(void);
+
+const struct pop3d_plugin_def *
+pop3d_plugin_entry(void)
+{
+	return &eventlog_def;
+}
