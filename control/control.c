@@ -197,8 +197,9 @@ control_listeners(struct control *ctl)
 
 	n = pop3d_getsockname(ctl->srv, names, 32);
 	for (i = 0; i < n && i < 32; i++)
-		json_array_append_new(a, json_pack("{s:s, s:i, s:b}", "address", names[i].address,
-		    "port", names[i].port, "tls", names[i].tls));
+		json_array_append_new(a, json_pack("{s:s, s:i, s:b, s:b}", "address",
+		    names[i].address, "port", names[i].port, "tls", names[i].tls, "proxy",
+		    names[i].proxy));
 	return a;
 }
 
@@ -436,11 +437,12 @@ control_greeting(struct controller *c)
 	size_t len;
 	char *s;
 
-	g = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:o, s:{s:I, s:I, s:I, "
+	g = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:b, s:o, s:{s:I, s:I, s:I, "
 	    "s:I, s:I, s:I, s:I, s:I, s:I}}",
 	    "type", "greeting", "protocol", 1, "server", "pop3d", "version", PACKAGE_VERSION,
 	    "alias", o->alias, "hostname", o->hostname, "pid", (json_int_t)getpid(),
 	    "session_id", pop3d_session_id(ctl->srv), "controller", (json_int_t)c->id,
+	    "stls", pop3d_tls_available(ctl->srv),
 	    "listeners", control_listeners(ctl), "limits",
 	    "max_line", (json_int_t)o->max_line,
 	    "timeout", (json_int_t)o->timeout,

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "log.h"
 #include "server.h"
@@ -33,6 +38,8 @@ static void client_defer_cb(evutil_socket_t, short, void *);
 static void client_idle_cb(evutil_socket_t, short, void *);
 static void client_resp_cb(evutil_socket_t, short, void *);
 static void client_process(struct client *);
+static void client_phase_cb(evutil_socket_t, short, void *);
+static void client_tls_start(struct client *);
 
 /* Numeric host and port of a socket address; IPv4-mapped IPv6 as IPv4. */
 static void
@@ -65,7 +72,7 @@ client_refuse(int fd, const char *why)
 
 /* Make a client from an accepted socket, or refuse it at a limit. */
 struct client *
-client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen)
+client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int lflags)
 {
 	struct sockaddr_storage ss;
 	socklen_t slen = sizeof(ss);
@@ -82,15 +89,28 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen)
 		client_refuse(fd, "max-clients");
 		return NULL;
 	}
-	if (server_addr_acquire(srv, host) == -1) {
+	if (lflags & POP3D_LISTEN_PROXY) {
+		/* Only trusted peers may speak for others; no greeting otherwise. */
+		if (!proxy_cidr_match(srv->trusted, srv->ntrusted, peer)) {
+			log_warnx("event=refused reason=\"untrusted proxy\" peer=%s", host);
+			close(fd);
+			return NULL;
+		}
+	} else if (server_addr_acquire(srv, host) == -1) {
 		client_refuse(fd, "max-per-address");
 		return NULL;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		server_addr_release(srv, host);
+		if (!(lflags & POP3D_LISTEN_PROXY))
+			server_addr_release(srv, host);
 		close(fd);
 		return NULL;
 	}
+	c->lflags = lflags;
+	c->implicit_tls = (lflags & POP3D_LISTEN_TLS) != 0;
+	c->addr_counted = !(lflags & POP3D_LISTEN_PROXY);
+	c->phase = (lflags & POP3D_LISTEN_PROXY) ? CLIENT_PROXY :
+	    c->implicit_tls ? CLIENT_HANDSHAKE : CLIENT_READY;
 	c->srv = srv;
 	c->id = ++srv->next_client;
 	c->stream_fd = -1;
@@ -107,7 +127,9 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen)
 	c->ev_defer = event_new(srv->base, -1, 0, client_defer_cb, c);
 	c->ev_idle = evtimer_new(srv->base, client_idle_cb, c);
 	c->ev_resp = evtimer_new(srv->base, client_resp_cb, c);
-	if (c->bev == NULL || c->ev_defer == NULL || c->ev_idle == NULL || c->ev_resp == NULL) {
+	c->ev_phase = evtimer_new(srv->base, client_phase_cb, c);
+	if (c->bev == NULL || c->ev_defer == NULL || c->ev_idle == NULL || c->ev_resp == NULL ||
+	    c->ev_phase == NULL) {
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
 		else
@@ -118,7 +140,10 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen)
 			event_free(c->ev_idle);
 		if (c->ev_resp)
 			event_free(c->ev_resp);
-		server_addr_release(srv, host);
+		if (c->ev_phase)
+			event_free(c->ev_phase);
+		if (c->addr_counted)
+			server_addr_release(srv, host);
 		free(c);
 		return NULL;
 	}
@@ -129,6 +154,23 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen)
 	return c;
 }
 
+/* A new connection: the PROXY header, the TLS handshake, or the greeting. */
+void
+client_begin(struct client *c)
+{
+	struct timeval tv = { (time_t)c->srv->opts.proxy_timeout, 0 };
+
+	log_info("client=%llu event=connect peer=%s:%d local=%s:%d",
+	    (unsigned long long)c->id, c->peer, c->peer_port, c->local, c->local_port);
+	if (c->phase == CLIENT_PROXY) {
+		evtimer_add(c->ev_phase, &tv);
+		bufferevent_enable(c->bev, EV_READ);
+	} else if (c->phase == CLIENT_HANDSHAKE)
+		client_tls_start(c);
+	else
+		client_start(c);
+}
+
 /* Announce the client (the greeting plugin answers), then start reading. */
 void
 client_start(struct client *c)
@@ -136,8 +178,8 @@ client_start(struct client *c)
 	struct pop3d_arg a[5];
 	struct timeval tv = { (time_t)c->srv->opts.timeout, 0 };
 
-	log_info("client=%llu event=connect peer=%s:%d local=%s:%d",
-	    (unsigned long long)c->id, c->peer, c->peer_port, c->local, c->local_port);
+	c->phase = CLIENT_READY;
+	c->announced = 1;
 	memset(a, 0, sizeof(a));
 	a[0].type = POP3D_ARG_INT;
 	a[0].i = (long long)c->id;
@@ -202,6 +244,7 @@ client_free(struct client *c)
 	event_free(c->ev_defer);
 	event_free(c->ev_idle);
 	event_free(c->ev_resp);
+	event_free(c->ev_phase);
 	free(c->event_name);
 	free(c->receivers);
 	free(c);
@@ -213,7 +256,7 @@ client_disconnected(struct client *c)
 {
 	struct pop3d_arg a;
 
-	if (c->disconnected_sent || c->jobs > 0)
+	if (c->disconnected_sent || c->jobs > 0 || !c->announced)
 		return;
 	memset(&a, 0, sizeof(a));
 	a.type = POP3D_ARG_INT;
@@ -240,6 +283,7 @@ client_kill(struct client *c, const char *reason)
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->ev_idle);
 	evtimer_del(c->ev_resp);
+	evtimer_del(c->ev_phase);
 	output_clear(c);
 	server_client_retire(srv, c);
 	log_info("client=%llu event=disconnect reason=\"%s\" duration=%llds commands=%llu",
@@ -253,8 +297,33 @@ client_kill(struct client *c, const char *reason)
 int
 client_flushed(struct client *c)
 {
-	return c->stream_fd < 0 && !output_busy(c) &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+	struct bufferevent *u;
+
+	if (c->stream_fd >= 0 || output_busy(c) ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return 0;
+	/* Under TLS the records wait in the underlying bufferevent, and a
+	 * closing client gets close_notify last (strict clients want it). */
+	if (c->tls && (u = bufferevent_get_underlying(c->bev)) != NULL) {
+		struct timeval tv = { 0, 20000 };
+
+		if (evbuffer_get_length(bufferevent_get_output(u)) == 0) {
+			SSL *ssl;
+
+			if (!c->closing || c->tls_closed || c->eof ||
+			    (ssl = bufferevent_openssl_get_ssl(c->bev)) == NULL)
+				return 1;
+			c->tls_closed = 1;
+			if (SSL_shutdown(ssl) < 0)
+				ERR_clear_error();
+			if (evbuffer_get_length(bufferevent_get_output(u)) == 0)
+				return 1;
+		}
+		/* Nobody tells us when it drains: look again shortly. */
+		evtimer_add(c->ev_phase, &tv);
+		return 0;
+	}
+	return 1;
 }
 
 /* A hook said tempfail: drop held output, say so, close. */
@@ -542,6 +611,34 @@ client_seen(struct client *c, const struct pop3d_event *ev, uint64_t consumer)
 	c->receivers[c->nreceivers++] = consumer;
 }
 
+/*
+ * STLS (RFC 2595), handled by the core when it has a certificate.  Bytes
+ * the client sent after STLS are discarded, never read as protected input
+ * (the CVE-2011-0411 class): everything after the +OK goes through TLS.
+ */
+static void
+client_stls(struct client *c)
+{
+	static const char ok[] = "+OK Begin TLS negotiation";
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t n;
+
+	if (c->tls) {
+		client_puts(c, "-ERR TLS is already active");
+		return;
+	}
+	if (c->state != POP3D_STATE_AUTHORIZATION) {
+		client_puts(c, "-ERR STLS is only allowed before authentication");
+		return;
+	}
+	client_write(c, ok, sizeof(ok) - 1);
+	if ((n = evbuffer_get_length(in)) > 0) {
+		log_info("client=%llu event=stls-discard octets=%zu", (unsigned long long)c->id, n);
+		evbuffer_drain(in, n);
+	}
+	client_tls_start(c);
+}
+
 /* Make the command event; the core answers itself when nobody listens. */
 static void
 client_command(struct client *c, const struct line_cmd *cmd)
@@ -555,6 +652,10 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	int masked, saw;
 
 	c->ncmds++;
+	if (strcmp(cmd->verb, "stls") == 0 && srv->tls.ctx != NULL) {
+		client_stls(c);
+		return;
+	}
 	snprintf(name, sizeof(name), "pop3d_cmd_%s", cmd->verb);
 	masked = strcmp(cmd->verb, "pass") == 0 || strcmp(cmd->verb, "apop") == 0 ||
 	    strcmp(cmd->verb, "auth") == 0;
@@ -674,12 +775,16 @@ static void
 client_process(struct client *c)
 {
 	struct pop3d *srv = c->srv;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in;
 	struct line_cmd cmd;
 	size_t len;
 
-	while (!c->dead && !c->closing && c->jobs == 0 && (c->inflight == 0 || c->sasl)) {
-		enum line_status st = line_extract(&c->lf, in,
+	while (!c->dead && !c->closing && c->jobs == 0 && c->phase == CLIENT_READY &&
+	    (c->inflight == 0 || c->sasl)) {
+		enum line_status st;
+
+		in = bufferevent_get_input(c->bev);	/* STLS replaces the bufferevent */
+		st = line_extract(&c->lf, in,
 		    c->sasl ? srv->opts.max_auth_line : srv->opts.max_line, srv->linebuf, &len);
 
 		if (st == LINE_AGAIN)
@@ -712,15 +817,153 @@ client_process(struct client *c)
 		client_command(c, &cmd);
 	}
 	if (!c->dead && !c->closing && c->eof && c->inflight == 0 && c->jobs == 0 &&
-	    c->stream_fd < 0)
+	    c->phase == CLIENT_READY && c->stream_fd < 0)
 		client_close(c, "client closed connection", NULL);
+}
+
+/* Read the PROXY header: its addresses become the client's. */
+static void
+client_proxy_read(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t len = evbuffer_get_length(in);
+	struct proxy_result r;
+	unsigned char *data;
+	int n;
+
+	if (len > PROXY_MAX_HEADER)
+		len = PROXY_MAX_HEADER;
+	data = evbuffer_pullup(in, (ev_ssize_t)len);
+	if ((n = proxy_parse(data, len, &r)) == 0 && len < PROXY_MAX_HEADER)
+		return;
+	if (n <= 0) {
+		log_warnx("client=%llu event=bad-proxy-header peer=%s", (unsigned long long)c->id,
+		    c->peer);
+		client_kill(c, "bad proxy header");
+		return;
+	}
+	evbuffer_drain(in, (size_t)n);
+	evtimer_del(c->ev_phase);
+	if (!r.local) {
+		snprintf(c->peer, sizeof(c->peer), "%s", r.src);
+		c->peer_port = r.src_port;
+		snprintf(c->local, sizeof(c->local), "%s", r.dst);
+		c->local_port = r.dst_port;
+	}
+	if (server_addr_acquire(c->srv, c->peer) == -1) {
+		client_puts(c, "-ERR [SYS/TEMP] too many connections, try again later");
+		client_close(c, "max-per-address", NULL);
+		return;
+	}
+	c->addr_counted = 1;
+	log_info("client=%llu event=proxy peer=%s:%d local=%s:%d", (unsigned long long)c->id,
+	    c->peer, c->peer_port, c->local, c->local_port);
+	if (c->implicit_tls)
+		client_tls_start(c);
+	else {
+		client_start(c);
+		if (!c->dead)
+			client_process(c);
+	}
 }
 
 static void
 client_read_cb(struct bufferevent *bev, void *arg)
 {
+	struct client *c = arg;
+
 	(void)bev;
-	client_process(arg);
+	if (c->dead)
+		return;
+	if (c->phase == CLIENT_PROXY)
+		client_proxy_read(c);
+	else
+		client_process(c);
+}
+
+/* Wrap the connection in TLS (implicit TLS, or after STLS). */
+static void
+client_tls_start(struct client *c)
+{
+	struct pop3d *srv = c->srv;
+	struct timeval tv = { (time_t)srv->opts.tls_handshake_timeout, 0 };
+	struct bufferevent *f;
+	SSL *ssl;
+
+	if ((ssl = tls_session(&srv->tls)) == NULL) {
+		client_kill(c, "no tls context");
+		return;
+	}
+	f = bufferevent_openssl_filter_new(srv->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (f == NULL) {
+		SSL_free(ssl);
+		client_kill(c, "tls setup failed");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+	c->bev = f;
+	c->phase = CLIENT_HANDSHAKE;
+	bufferevent_setcb(f, client_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_setwatermark(f, EV_READ, 0, srv->opts.input_high);
+	bufferevent_setwatermark(f, EV_WRITE, CLIENT_WRITE_LOW, 0);
+	evtimer_add(c->ev_phase, &tv);
+	bufferevent_enable(f, EV_READ | EV_WRITE);
+}
+
+/* The handshake is done: pop3d_tls, and the greeting for implicit TLS. */
+static void
+client_tls_done(struct client *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	const char *version = ssl != NULL ? SSL_get_version(ssl) : "?";
+	const char *cipher = ssl != NULL ? SSL_get_cipher_name(ssl) : "?";
+	struct pop3d_arg a[3];
+
+	evtimer_del(c->ev_phase);
+	c->tls = 1;
+	log_info("client=%llu event=tls version=%s cipher=%s", (unsigned long long)c->id,
+	    version, cipher);
+	if (!c->announced)
+		client_start(c);
+	else
+		c->phase = CLIENT_READY;
+	if (c->dead)
+		return;
+	memset(a, 0, sizeof(a));
+	a[0].type = POP3D_ARG_INT;
+	a[0].i = (long long)c->id;
+	a[1].type = POP3D_ARG_STR;
+	a[1].s = (char *)(uintptr_t)version;
+	a[1].len = strlen(version);
+	a[2].type = POP3D_ARG_STR;
+	a[2].s = (char *)(uintptr_t)cipher;
+	a[2].len = strlen(cipher);
+	server_emit(c->srv, "pop3d_tls", c, a, 3);
+	if (!c->dead)
+		event_active(c->ev_defer, EV_TIMEOUT, 1);
+}
+
+/* The PROXY header or the handshake did not arrive in time. */
+static void
+client_phase_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->dead)
+		return;
+	if (c->phase == CLIENT_READY) {
+		/* A TLS client closing: its last records are on the way out. */
+		if (c->closing && client_flushed(c))
+			client_kill(c, c->reason);
+		return;
+	}
+	log_warnx("client=%llu event=%s-timeout peer=%s", (unsigned long long)c->id,
+	    c->phase == CLIENT_PROXY ? "proxy" : "tls-handshake", c->peer);
+	client_kill(c, c->phase == CLIENT_PROXY ? "proxy header timeout" :
+	    "tls handshake timeout");
 }
 
 /* Output drained below the low-water mark: progress. */
@@ -752,6 +995,23 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (c->dead)
 		return;
+	if ((what & BEV_EVENT_CONNECTED) && c->phase == CLIENT_HANDSHAKE) {
+		client_tls_done(c);
+		return;
+	}
+	if (c->phase != CLIENT_READY && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		unsigned long e = bufferevent_get_openssl_error(c->bev);
+		char buf[256] = "";
+
+		if (e != 0)
+			ERR_error_string_n(e, buf, sizeof(buf));
+		log_info("client=%llu event=%s-failed error=\"%s\"", (unsigned long long)c->id,
+		    c->phase == CLIENT_PROXY ? "proxy" : "tls-handshake",
+		    e != 0 ? buf : (what & BEV_EVENT_EOF) ? "closed" : "error");
+		client_kill(c, c->phase == CLIENT_PROXY ? "closed before proxy header" :
+		    "tls handshake failed");
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		c->eof = 1;
 		if (c->closing)

@@ -27,7 +27,8 @@ enum {
 	OPT_ALIAS, OPT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_MAX_LINE, OPT_MAX_BAD_LINES,
 	OPT_MAX_CLIENTS, OPT_MAX_PER_ADDRESS, OPT_COMMAND, OPT_CONTROL, OPT_CONTROL_MODE,
 	OPT_CONTROL_GROUP, OPT_CONTROL_ALLOW_UID, OPT_MAX_CONTROLLERS, OPT_CONTROL_MAX_LINE,
-	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_MAX_AUTH_LINE, OPT_PLUGIN, OPT_HELP, OPT_VERSION
+	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_MAX_AUTH_LINE, OPT_PLUGIN, OPT_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CIPHERS,
+	OPT_TLS_HANDSHAKE_TIMEOUT, OPT_PROXY_TRUSTED, OPT_PROXY_TIMEOUT, OPT_HELP, OPT_VERSION
 };
 
 static const struct option daemon_longopts[] = {
@@ -43,6 +44,13 @@ static const struct option daemon_longopts[] = {
 	{ "max-bad-lines", required_argument, NULL, OPT_MAX_BAD_LINES },
 	{ "max-auth-line", required_argument, NULL, OPT_MAX_AUTH_LINE },
 	{ "plugin", required_argument, NULL, OPT_PLUGIN },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS },
+	{ "tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE_TIMEOUT },
+	{ "proxy-trusted", required_argument, NULL, OPT_PROXY_TRUSTED },
+	{ "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "max-per-address", required_argument, NULL, OPT_MAX_PER_ADDRESS },
 	{ "command", required_argument, NULL, OPT_COMMAND },
@@ -74,7 +82,10 @@ daemon_usage(FILE *f)
 "             [--control-group GROUP] [--control-allow-uid UID]...\n"
 "             [--max-controllers N] [--control-max-line N]\n"
 "             [--control-max-output N] [--control-stall-timeout S]\n"
-"             [--plugin PATH.so[=ARG]]...\n"
+"             [--plugin PATH.so[=ARG]]... [--listen ADDR:PORT[,tls][,proxy]]...\n"
+"             [--tls-cert FILE --tls-key FILE] [--tls-ciphers LIST]\n"
+"             [--tls-handshake-timeout S] [--proxy-trusted CIDR]...\n"
+"             [--proxy-timeout S]\n"
 "See pop3d(8).\n");
 }
 
@@ -139,6 +150,46 @@ daemon_plugin(struct pop3d *srv, const char *spec)
 	return 0;
 }
 
+/* --listen ADDR:PORT[,tls][,proxy]; IPv6 as [::1]:1110. */
+static void
+daemon_listen(struct pop3d *srv, const char *spec)
+{
+	char buf[256], *addr = buf, *port, *opt, *save = NULL;
+	int flags = 0, p;
+
+	if (strlen(spec) >= sizeof(buf))
+		fatalx("--listen %s: too long", spec);
+	strcpy(buf, spec);
+	if ((opt = strchr(buf, ',')) != NULL)
+		*opt++ = '\0';
+	if (*addr == '[') {
+		addr++;
+		if ((port = strchr(addr, ']')) == NULL || port[1] != ':')
+			fatalx("--listen %s: expected [IPV6]:PORT", spec);
+		*port = '\0';
+		port += 2;
+	} else {
+		if ((port = strrchr(addr, ':')) == NULL)
+			fatalx("--listen %s: expected ADDR:PORT", spec);
+		*port++ = '\0';
+	}
+	p = (int)daemon_number("listen", port, 0, 65535);
+	for (opt = opt != NULL ? strtok_r(opt, ",", &save) : NULL; opt != NULL;
+	    opt = strtok_r(NULL, ",", &save)) {
+		if (strcmp(opt, "tls") == 0)
+			flags |= POP3D_LISTEN_TLS;
+		else if (strcmp(opt, "proxy") == 0)
+			flags |= POP3D_LISTEN_PROXY;
+		else
+			fatalx("--listen %s: unknown flag %s (tls, proxy)", spec, opt);
+	}
+	if ((flags & POP3D_LISTEN_TLS) && !pop3d_tls_available(srv))
+		fatalx("--listen %s: tls needs --tls-cert and --tls-key", spec);
+	if (pop3d_listen_flags(srv, *addr != '\0' && strcmp(addr, "*") != 0 ? addr : NULL, p,
+	    flags) == -1)
+		fatal("cannot listen on %s", spec);
+}
+
 struct daemon_state {
 	struct event_base *base;
 	struct pop3d *srv;
@@ -163,6 +214,8 @@ daemon_signal(evutil_socket_t sig, short what, void *arg)
 	if (sig == SIGHUP) {
 		log_reopen();
 		log_info("event=sighup");
+		if (pop3d_tls_available(ds->srv) && pop3d_tls_reload(ds->srv) == -1)
+			log_warnx("event=tls-reload-failed keeping=previous");
 		return;
 	}
 	log_info("event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
@@ -178,7 +231,10 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 	struct control_options copts;
 	struct daemon_state ds;
 	struct event *sigs[3];
-	const char *address = NULL, **verbs, **plugins;
+	const char *address = NULL, **verbs, **plugins, **listens, **trusted;
+	const char *tls_cert = NULL, *tls_key = NULL, *tls_ciphers = NULL;
+	size_t nlistens = 0, ntrusted = 0;
+	int seed_listener = 0;
 	int port = 110, foreground = 0, verbose = 0, ch, i, rv = 2;
 	size_t nverbs = 0;
 	static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
@@ -189,9 +245,13 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 
 	verbs = calloc((size_t)argc + 1, sizeof(*verbs));
 	plugins = calloc((size_t)argc + 1, sizeof(*plugins));
-	if (verbs == NULL || plugins == NULL) {
+	listens = calloc((size_t)argc + 1, sizeof(*listens));
+	trusted = calloc((size_t)argc + 1, sizeof(*trusted));
+	if (verbs == NULL || plugins == NULL || listens == NULL || trusted == NULL) {
 		free(verbs);
 		free(plugins);
+		free(listens);
+		free(trusted);
 		return 1;
 	}
 	while ((ch = getopt_long(argc, argv, "fv", daemon_longopts, NULL)) != -1) {
@@ -202,9 +262,11 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 		switch (ch) {
 		case OPT_ADDRESS:
 			address = optarg;
+			seed_listener = 1;
 			break;
 		case OPT_PORT:
 			port = (int)daemon_number(name, optarg, 0, 65535);
+			seed_listener = 1;
 			break;
 		case OPT_HOSTNAME:
 			opts.hostname = optarg;
@@ -229,6 +291,27 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_PLUGIN:
 			plugins[nplugins++] = optarg;
+			break;
+		case OPT_LISTEN:
+			listens[nlistens++] = optarg;
+			break;
+		case OPT_TLS_CERT:
+			tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			tls_key = optarg;
+			break;
+		case OPT_TLS_CIPHERS:
+			tls_ciphers = optarg;
+			break;
+		case OPT_TLS_HANDSHAKE_TIMEOUT:
+			opts.tls_handshake_timeout = (unsigned)daemon_number(name, optarg, 1, 3600);
+			break;
+		case OPT_PROXY_TRUSTED:
+			trusted[ntrusted++] = optarg;
+			break;
+		case OPT_PROXY_TIMEOUT:
+			opts.proxy_timeout = (unsigned)daemon_number(name, optarg, 1, 3600);
 			break;
 		case OPT_MAX_AUTH_LINE:
 			opts.max_auth_line = daemon_number(name, optarg, 16, 1 << 20);
@@ -316,7 +399,16 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 	if ((ds.srv = pop3d_new(ds.base, &opts)) == NULL)
 		fatal("cannot create the server (greeting over 512 octets, or CR/LF in it?)");
 	pop3d_set_stopped_cb(ds.srv, daemon_stopped, &ds);
-	if (pop3d_listen(ds.srv, address, port) == -1)
+	if ((tls_cert != NULL) != (tls_key != NULL))
+		fatalx("--tls-cert and --tls-key go together");
+	if (tls_cert != NULL && pop3d_tls_set(ds.srv, tls_cert, tls_key, tls_ciphers) == -1)
+		fatalx("cannot load the TLS certificate and key");
+	for (i = 0; (size_t)i < ntrusted; i++)
+		if (pop3d_proxy_trust(ds.srv, trusted[i]) == -1)
+			fatalx("--proxy-trusted %s: not an address or CIDR", trusted[i]);
+	for (i = 0; (size_t)i < nlistens; i++)
+		daemon_listen(ds.srv, listens[i]);
+	if ((seed_listener || nlistens == 0) && pop3d_listen(ds.srv, address, port) == -1)
 		fatal("cannot listen on %s port %d", address != NULL ? address : "*", port);
 	for (i = 0; (size_t)i < nplugins; i++)
 		if (daemon_plugin(ds.srv, plugins[i]) == -1)
@@ -349,5 +441,7 @@ done:
 	control_options_clear(&copts);
 	free(verbs);
 	free(plugins);
+	free(listens);
+	free(trusted);
 	return rv;
 }

@@ -51,8 +51,8 @@ listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockad
 	struct client *c;
 
 	(void)evl;
-	if ((c = client_new(l->srv, fd, sa, (socklen_t)salen)) != NULL)
-		client_start(c);
+	if ((c = client_new(l->srv, fd, sa, (socklen_t)salen, l->flags)) != NULL)
+		client_begin(c);
 }
 
 static void
@@ -169,7 +169,7 @@ listener_socket(const char *addr, int port, const char **op)
 }
 
 int
-listener_add(struct pop3d *srv, const char *addr, int port)
+listener_add(struct pop3d *srv, const char *addr, int port, int flags)
 {
 	struct sockaddr_storage ss;
 	socklen_t slen = sizeof(ss);
@@ -191,6 +191,9 @@ listener_add(struct pop3d *srv, const char *addr, int port)
 		return -1;
 	}
 	l->srv = srv;
+	l->flags = flags;
+	l->name.tls = (flags & POP3D_LISTEN_TLS) != 0;
+	l->name.proxy = (flags & POP3D_LISTEN_PROXY) != 0;
 	l->evl = evconnlistener_new(srv->base, listener_accept_cb, l,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l->evl == NULL) {
@@ -207,7 +210,8 @@ listener_add(struct pop3d *srv, const char *addr, int port)
 	    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
 		l->name.port = atoi(serv);
 	TAILQ_INSERT_TAIL(&srv->listeners, l, entry);
-	log_info("event=listening address=%s port=%d", l->name.address, l->name.port);
+	log_info("event=listening address=%s port=%d tls=%d proxy=%d", l->name.address,
+	    l->name.port, l->name.tls, l->name.proxy);
 	return 0;
 }
 

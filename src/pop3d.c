@@ -68,6 +68,8 @@ pop3d_options_init(struct pop3d_options *o)
 	o->output_high = 256 * 1024;
 	o->input_high = 16 * 1024;
 	o->max_auth_line = 8192;
+	o->tls_handshake_timeout = 30;
+	o->proxy_timeout = 3;
 }
 
 /* Monotonic milliseconds, for idle accounting. */
@@ -250,6 +252,7 @@ pop3d_free(struct pop3d *srv)
 		event_free(c->ev_defer);
 		event_free(c->ev_idle);
 		event_free(c->ev_resp);
+		event_free(c->ev_phase);
 		free(c->event_name);
 		free(c->receivers);
 		free(c);
@@ -266,6 +269,8 @@ pop3d_free(struct pop3d *srv)
 		free(srv->addrs);
 	}
 	pipeline_free(srv->pipeline);
+	tls_clear(&srv->tls);
+	free(srv->trusted);
 	if (srv->ev_stop)
 		event_free(srv->ev_stop);
 	if (srv->ev_resume)
@@ -284,11 +289,71 @@ pop3d_free(struct pop3d *srv)
 int
 pop3d_listen(struct pop3d *srv, const char *addr, int port)
 {
-	if (port < 0 || port > 65535) {
+	return pop3d_listen_flags(srv, addr, port, 0);
+}
+
+int
+pop3d_listen_flags(struct pop3d *srv, const char *addr, int port, int flags)
+{
+	if (port < 0 || port > 65535 || (flags & ~(POP3D_LISTEN_TLS | POP3D_LISTEN_PROXY)) ||
+	    ((flags & POP3D_LISTEN_TLS) && srv->tls.ctx == NULL)) {
 		errno = EINVAL;
 		return -1;
 	}
-	return listener_add(srv, addr, port);
+	return listener_add(srv, addr, port, flags);
+}
+
+int
+pop3d_tls_set(struct pop3d *srv, const char *cert, const char *key, const char *ciphers)
+{
+	char err[512];
+
+	if (cert == NULL || key == NULL)
+		return -1;
+	if (tls_load(&srv->tls, cert, key, ciphers, err, sizeof(err)) == -1) {
+		log_warnx("event=tls-load-failed error=\"%s\"", err);
+		return -1;
+	}
+	log_info("event=tls-loaded cert=%s", cert);
+	return 0;
+}
+
+int
+pop3d_tls_reload(struct pop3d *srv)
+{
+	char *cert, *key, *ciphers;
+	int rv;
+
+	if (srv->tls.ctx == NULL)
+		return 0;
+	cert = strdup(srv->tls.cert);
+	key = strdup(srv->tls.key);
+	ciphers = srv->tls.ciphers != NULL ? strdup(srv->tls.ciphers) : NULL;
+	rv = cert != NULL && key != NULL ? pop3d_tls_set(srv, cert, key, ciphers) : -1;
+	free(cert);
+	free(key);
+	free(ciphers);
+	return rv;
+}
+
+int
+pop3d_tls_available(struct pop3d *srv)
+{
+	return srv->tls.ctx != NULL;
+}
+
+int
+pop3d_proxy_trust(struct pop3d *srv, const char *cidr)
+{
+	struct proxy_cidr c, *n;
+
+	if (cidr == NULL || proxy_cidr_parse(cidr, &c) == -1)
+		return -1;
+	if ((n = realloc(srv->trusted, (srv->ntrusted + 1) * sizeof(*n))) == NULL)
+		return -1;
+	n[srv->ntrusted++] = c;
+	srv->trusted = n;
+	return 0;
 }
 
 size_t
@@ -382,7 +447,8 @@ void
 server_client_retire(struct pop3d *srv, struct client *c)
 {
 	srv->nclients--;
-	server_addr_release(srv, c->peer);
+	if (c->addr_counted)
+		server_addr_release(srv, c->peer);
 }
 
 void
@@ -1005,6 +1071,7 @@ pop3d_has_handler(struct pop3d *srv, const char *name)
 static const char *const pop3d_core_events[] = {
 	"pop3d_connection", "pop3d_disconnected", "pop3d_listener_failed",
 	"pop3d_registered", "pop3d_shutdown", "pop3d_events_dropped", "pop3d_auth_data",
+	"pop3d_tls", "pop3d_hook_timeout",
 	NULL
 };
 

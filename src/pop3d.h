@@ -127,6 +127,8 @@ struct pop3d_options {
 	size_t input_high;		/* unread pipelined input kept (16 KiB) */
 	const char *const *extra_verbs;	/* NULL-terminated, or NULL */
 	size_t max_auth_line;		/* SASL continuation line (8 KiB) */
+	unsigned tls_handshake_timeout;	/* seconds (30) */
+	unsigned proxy_timeout;		/* PROXY header deadline, seconds (3) */
 };
 void pop3d_options_init(struct pop3d_options *);
 
@@ -142,10 +144,30 @@ void pop3d_free(struct pop3d *);
  * picks a free port.  Returns 0, or -1 with errno set. */
 int pop3d_listen(struct pop3d *, const char *addr, int port);
 
+/* Listener flags. */
+#define POP3D_LISTEN_TLS 0x01	/* implicit TLS: handshake before the greeting */
+#define POP3D_LISTEN_PROXY 0x02	/* a PROXY v1/v2 header from a trusted peer first */
+/* pop3d_listen() with flags; TLS needs pop3d_tls_set() first. */
+int pop3d_listen_flags(struct pop3d *, const char *addr, int port, int flags);
+/*
+ * TLS: load the PEM certificate chain and key (TLS 1.2 minimum; ciphers
+ * NULL for the default list).  Calling it again, or pop3d_tls_reload(),
+ * replaces the context without touching established sessions.  With a
+ * context the core handles STLS itself (RFC 2595) and sends pop3d_tls
+ * (ARG0 client, ARG1 protocol version, ARG2 cipher) after each handshake.
+ * Returns 0, or -1 with the reason logged.
+ */
+int pop3d_tls_set(struct pop3d *, const char *cert, const char *key, const char *ciphers);
+int pop3d_tls_reload(struct pop3d *);
+int pop3d_tls_available(struct pop3d *);
+/* Trust PROXY headers from peers in cidr ("10.0.0.0/8", "::1"). 0 or -1. */
+int pop3d_proxy_trust(struct pop3d *, const char *cidr);
+
 struct pop3d_sockname {
 	char address[64];
 	int port;
 	int tls;
+	int proxy;
 };
 /* Fill up to n listener addresses; returns how many listeners there are. */
 size_t pop3d_getsockname(struct pop3d *, struct pop3d_sockname *out, size_t n);

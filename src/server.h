@@ -14,6 +14,8 @@
 #include "pipeline.h"
 #include "pop3d.h"
 #include "stuff.h"
+#include "proxy.h"
+#include "tls.h"
 
 struct bufferevent;
 struct event;
@@ -32,12 +34,22 @@ struct listener {
 	struct pop3d *srv;
 	struct evconnlistener *evl;
 	struct pop3d_sockname name;
+	int flags;			/* POP3D_LISTEN_* */
 	int paused;
 };
 TAILQ_HEAD(listener_list, listener);
 
+/* Before a client is READY: the PROXY header, then the TLS handshake. */
+enum client_phase { CLIENT_PROXY, CLIENT_HANDSHAKE, CLIENT_READY };
+
 struct client {
 	TAILQ_ENTRY(client) entry;
+	enum client_phase phase;
+	int lflags;			/* flags of the listener it came from */
+	int implicit_tls;		/* handshake before the greeting */
+	int announced;			/* pop3d_connection was sent */
+	int addr_counted;		/* counted against max-per-address */
+	struct event *ev_phase;		/* PROXY / handshake deadline */
 	struct client *hnext;		/* id hash chain */
 	uint64_t id;
 	struct pop3d *srv;
@@ -51,6 +63,7 @@ struct client {
 	size_t last_outlen;		/* backlog at the last idle check */
 	enum pop3d_state state;
 	int tls;
+	int tls_closed;			/* close_notify sent */
 	struct line_framer lf;
 	unsigned bad_lines;		/* bad lines in a row */
 	uint64_t ncmds;			/* command counter: the next tag - 1 */
@@ -108,6 +121,9 @@ struct pop3d {
 	void (*stopped_cb)(struct pop3d *, void *);
 	void *stopped_arg;
 	struct event *ev_resume;	/* re-enable paused listeners */
+	struct tls tls;
+	struct proxy_cidr *trusted;
+	size_t ntrusted;
 };
 
 /* pop3d.c */
@@ -123,8 +139,9 @@ void server_client_gone(struct pop3d *);
 int64_t server_now(void);
 
 /* client.c */
-struct client *client_new(struct pop3d *, int fd, struct sockaddr *peer, socklen_t);
+struct client *client_new(struct pop3d *, int fd, struct sockaddr *peer, socklen_t, int lflags);
 void client_start(struct client *);
+void client_begin(struct client *);
 int client_send_line(struct client *, uint64_t tag, const char *, size_t, int flags);
 int client_send_lines(struct client *, uint64_t tag, const char *status, const struct iovec *,
     size_t);
@@ -151,7 +168,7 @@ void output_clear(struct client *);
 int output_busy(struct client *);
 
 /* listener.c */
-int listener_add(struct pop3d *, const char *addr, int port);
+int listener_add(struct pop3d *, const char *addr, int port, int flags);
 void listener_free_all(struct pop3d *);
 void listener_pause(struct pop3d *, int err);
 void listener_resume(struct pop3d *);

@@ -121,6 +121,8 @@ testd_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 		    POP3D_SEND_MORE);
 		pop3d_send_to_client(srv, ev->client, ev->tag, "USER", 4, POP3D_SEND_MORE);
 		pop3d_send_to_client(srv, ev->client, ev->tag, "SASL PLAIN", 10, POP3D_SEND_MORE);
+		if (pop3d_tls_available(srv) && !ev->tls)
+			pop3d_send_to_client(srv, ev->client, ev->tag, "STLS", 4, POP3D_SEND_MORE);
 		pop3d_send_to_client(srv, ev->client, ev->tag, ".", 1, 0);
 	} else if (strcmp(cmd, "uidl") == 0) {
 		struct testd_later *l = calloc(1, sizeof(*l));

@@ -50,7 +50,8 @@ class Greeting(ControlTest):
         self.assertEqual(g["server"], "pop3d")
         self.assertEqual(g["pid"], self.d.proc.pid)
         self.assertEqual(g["listeners"], [{"address": "127.0.0.1", "port": self.d.port,
-                                           "tls": False}])
+                                           "tls": False, "proxy": False}])
+        self.assertFalse(g["stls"])
         self.assertEqual(g["limits"]["max_line"], 255)
         self.assertEqual(g["limits"]["control_max_line"], 1 << 20)
         for cl in clients:
@@ -317,7 +318,8 @@ class Answers(ControlTest):
 
     def test_getsockname(self):
         self.assertEqual(self.c.ok("getsockname")["listeners"],
-                         [{"address": "127.0.0.1", "port": self.d.port, "tls": False}])
+                         [{"address": "127.0.0.1", "port": self.d.port, "tls": False,
+                           "proxy": False}])
 
     def test_pipelined_burst_random_delays(self):
         """USER/PASS/STAT/LIST/RETR/QUIT in one write; the controller answers
