@@ -253,7 +253,9 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 		for (i = 0; i < n && rv == 0; i++)
 			rv = pop3d_send_to_client(srv, (uint64_t)client, i == 0 ? (uint64_t)tag : 0,
 			    iov[i].iov_base, iov[i].iov_len, POP3D_SEND_MORE);
-	} else
+	} else if (memchr(iov[0].iov_base, '\0', iov[0].iov_len) != NULL)
+		rv = -POP3D_ERR_INVALID;	/* the status line is passed as a C string */
+	else
 		rv = pop3d_send_lines(srv, (uint64_t)client, (uint64_t)tag, iov[0].iov_base,
 		    iov + 1, n - 1);
 	command_result(c, id, rv, NULL);

@@ -639,6 +639,26 @@ client_stls(struct client *c)
 	client_tls_start(c);
 }
 
+/* Client bytes for a log line: printable ASCII only, no quotes or
+ * backslashes (so a client cannot forge key=value fields), cut short. */
+static void
+client_log_safe(char *dst, size_t size, const char *s, size_t len)
+{
+	size_t i, o = 0;
+
+	for (i = 0; s != NULL && i < len && o + 5 < size; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+			dst[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(dst + o, size - o, "\\x%02x", ch);
+	}
+	if (s != NULL && i < len && o + 3 < size)
+		o += (size_t)snprintf(dst + o, size - o, "...");
+	dst[o] = '\0';
+}
+
 /* Make the command event; the core answers itself when nobody listens. */
 static void
 client_command(struct client *c, const struct line_cmd *cmd)
@@ -659,10 +679,14 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	snprintf(name, sizeof(name), "pop3d_cmd_%s", cmd->verb);
 	masked = strcmp(cmd->verb, "pass") == 0 || strcmp(cmd->verb, "apop") == 0 ||
 	    strcmp(cmd->verb, "auth") == 0;
-	log_debug("client=%llu event=command tag=%llu verb=%s arg=\"%.*s\"",
-	    (unsigned long long)c->id, (unsigned long long)c->ncmds, cmd->verb,
-	    masked ? (cmd->arg ? 4 : 0) : (int)cmd->arglen,
-	    masked ? "****" : (cmd->arg ? cmd->arg : ""));
+	if (log_verbose() >= 1) {
+		char safe[128];
+
+		client_log_safe(safe, sizeof(safe), masked ? (cmd->arg ? "****" : "") :
+		    cmd->arg, masked ? (cmd->arg ? 4 : 0) : cmd->arglen);
+		log_debug("client=%llu event=command tag=%llu verb=%s arg=\"%s\"",
+		    (unsigned long long)c->id, (unsigned long long)c->ncmds, cmd->verb, safe);
+	}
 	if (!pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, name)) {
 		if (strcmp(cmd->verb, "quit") == 0) {
 			char bye[600];

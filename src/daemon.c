@@ -339,7 +339,8 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_CONTROL_MODE:
 			copts.mode = (mode_t)strtoul(optarg, NULL, 8);
-			if (copts.mode > 0777 || optarg[strspn(optarg, "01234567")] != '\0') {
+			if (*optarg == '\0' || copts.mode > 0777 ||
+			    optarg[strspn(optarg, "01234567")] != '\0') {
 				fprintf(stderr, "pop3d: --control-mode: %s: expected octal\n", optarg);
 				goto done;
 			}

@@ -138,6 +138,15 @@ listener_socket(const char *addr, int port, const char **op)
 		*op = "socket";
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		    ai->ai_protocol);
+		if (fd == -1 && addr == NULL && ai->ai_family == AF_INET6 && errno == EAFNOSUPPORT) {
+			/* No IPv6 on this host: the wildcard falls back to IPv4. */
+			freeaddrinfo(res);
+			hints.ai_family = AF_INET;
+			if (getaddrinfo(NULL, serv, &hints, &res) != 0)
+				return -1;
+			ai = res;
+			fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		}
 		if (fd == -1) {
 			err = errno;
 			continue;

@@ -543,9 +543,22 @@ server_trace(const struct pop3d_event *ev)
 			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=%lld", i, a->i);
 		else if (mask && i > 0)
 			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=****", i);
-		else
-			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=\"%.*s\"", i,
-			    (int)(a->len > 80 ? 80 : a->len), a->s);
+		else {
+			size_t k, m = a->len > 80 ? 80 : a->len, w = 0;
+			char safe[4 * 80 + 1];
+
+			for (k = 0; k < m; k++) {
+				unsigned char ch = (unsigned char)a->s[k];
+
+				if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+					safe[w++] = (char)ch;
+				else
+					w += (size_t)snprintf(safe + w, sizeof(safe) - w, "\\x%02x",
+					    ch);
+			}
+			safe[w] = '\0';
+			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=\"%s\"", i, safe);
+		}
 		if (n < 0)
 			break;
 		o += (size_t)n;
