@@ -128,8 +128,9 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 	c->ev_idle = evtimer_new(srv->base, client_idle_cb, c);
 	c->ev_resp = evtimer_new(srv->base, client_resp_cb, c);
 	c->ev_phase = evtimer_new(srv->base, client_phase_cb, c);
+	c->ev_delay = evtimer_new(srv->base, output_delay_cb, c);
 	if (c->bev == NULL || c->ev_defer == NULL || c->ev_idle == NULL || c->ev_resp == NULL ||
-	    c->ev_phase == NULL) {
+	    c->ev_phase == NULL || c->ev_delay == NULL) {
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
 		else
@@ -142,6 +143,8 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 			event_free(c->ev_resp);
 		if (c->ev_phase)
 			event_free(c->ev_phase);
+		if (c->ev_delay)
+			event_free(c->ev_delay);
 		if (c->addr_counted)
 			server_addr_release(srv, host);
 		free(c);
@@ -245,6 +248,8 @@ client_free(struct client *c)
 	event_free(c->ev_idle);
 	event_free(c->ev_resp);
 	event_free(c->ev_phase);
+	event_free(c->ev_delay);
+	free(c->delayed);
 	free(c->event_name);
 	free(c->receivers);
 	free(c);
@@ -284,6 +289,7 @@ client_kill(struct client *c, const char *reason)
 	evtimer_del(c->ev_idle);
 	evtimer_del(c->ev_resp);
 	evtimer_del(c->ev_phase);
+	evtimer_del(c->ev_delay);
 	output_clear(c);
 	server_client_retire(srv, c);
 	log_info("client=%llu event=disconnect reason=\"%s\" duration=%llds commands=%llu",

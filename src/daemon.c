@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,7 +29,8 @@ enum {
 	OPT_MAX_CLIENTS, OPT_MAX_PER_ADDRESS, OPT_COMMAND, OPT_CONTROL, OPT_CONTROL_MODE,
 	OPT_CONTROL_GROUP, OPT_CONTROL_ALLOW_UID, OPT_MAX_CONTROLLERS, OPT_CONTROL_MAX_LINE,
 	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_MAX_AUTH_LINE, OPT_PLUGIN, OPT_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CIPHERS,
-	OPT_TLS_HANDSHAKE_TIMEOUT, OPT_PROXY_TRUSTED, OPT_PROXY_TIMEOUT, OPT_HELP, OPT_VERSION
+	OPT_TLS_HANDSHAKE_TIMEOUT, OPT_PROXY_TRUSTED, OPT_PROXY_TIMEOUT, OPT_AUTH_FAIL_DELAY, OPT_MAX_AUTH_FAILURES,
+	OPT_USER, OPT_GROUP, OPT_HELP, OPT_VERSION
 };
 
 static const struct option daemon_longopts[] = {
@@ -51,6 +53,10 @@ static const struct option daemon_longopts[] = {
 	{ "tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE_TIMEOUT },
 	{ "proxy-trusted", required_argument, NULL, OPT_PROXY_TRUSTED },
 	{ "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
+	{ "auth-fail-delay", required_argument, NULL, OPT_AUTH_FAIL_DELAY },
+	{ "max-auth-failures", required_argument, NULL, OPT_MAX_AUTH_FAILURES },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "group", required_argument, NULL, OPT_GROUP },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "max-per-address", required_argument, NULL, OPT_MAX_PER_ADDRESS },
 	{ "command", required_argument, NULL, OPT_COMMAND },
@@ -85,7 +91,8 @@ daemon_usage(FILE *f)
 "             [--plugin PATH.so[=ARG]]... [--listen ADDR:PORT[,tls][,proxy]]...\n"
 "             [--tls-cert FILE --tls-key FILE] [--tls-ciphers LIST]\n"
 "             [--tls-handshake-timeout S] [--proxy-trusted CIDR]...\n"
-"             [--proxy-timeout S]\n"
+"             [--proxy-timeout S] [--auth-fail-delay MS]\n"
+"             [--max-auth-failures N] [--user USER [--group GROUP]]\n"
 "See pop3d(8).\n");
 }
 
@@ -190,6 +197,42 @@ daemon_listen(struct pop3d *srv, const char *spec)
 		fatal("cannot listen on %s", spec);
 }
 
+/*
+ * Drop to user (and group, else the user's primary group) once every
+ * socket is bound: supplementary groups, then gid, then uid, then verify
+ * that none of them can be regained.
+ */
+static void
+daemon_drop(const char *user, const char *group)
+{
+	struct passwd *pw;
+	struct group *gr;
+	uid_t uid;
+	gid_t gid;
+
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("--user %s: no such user", user);
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (group != NULL) {
+		if ((gr = getgrnam(group)) == NULL)
+			fatalx("--group %s: no such group", group);
+		gid = gr->gr_gid;
+	}
+	if (setgroups(1, &gid) == -1)
+		fatal("setgroups");
+	if (setresgid(gid, gid, gid) == -1)
+		fatal("setresgid");
+	if (setresuid(uid, uid, uid) == -1)
+		fatal("setresuid");
+	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
+		fatalx("privilege drop did not take");
+	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+		fatalx("privilege drop can be undone; refusing to run");
+	log_info("event=privileges-dropped user=%s uid=%lu gid=%lu", user, (unsigned long)uid,
+	    (unsigned long)gid);
+}
+
 struct daemon_state {
 	struct event_base *base;
 	struct pop3d *srv;
@@ -233,6 +276,7 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 	struct event *sigs[3];
 	const char *address = NULL, **verbs, **plugins, **listens, **trusted;
 	const char *tls_cert = NULL, *tls_key = NULL, *tls_ciphers = NULL;
+	const char *run_user = NULL, *run_group = NULL;
 	size_t nlistens = 0, ntrusted = 0;
 	int seed_listener = 0;
 	int port = 110, foreground = 0, verbose = 0, ch, i, rv = 2;
@@ -309,6 +353,18 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_PROXY_TRUSTED:
 			trusted[ntrusted++] = optarg;
+			break;
+		case OPT_AUTH_FAIL_DELAY:
+			opts.auth_fail_delay_ms = (unsigned)daemon_number(name, optarg, 0, 60000);
+			break;
+		case OPT_MAX_AUTH_FAILURES:
+			opts.max_auth_failures = (unsigned)daemon_number(name, optarg, 0, 1000);
+			break;
+		case OPT_USER:
+			run_user = optarg;
+			break;
+		case OPT_GROUP:
+			run_group = optarg;
 			break;
 		case OPT_PROXY_TIMEOUT:
 			opts.proxy_timeout = (unsigned)daemon_number(name, optarg, 1, 3600);
@@ -416,6 +472,13 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			exit(1);
 	if (copts.path != NULL && (ds.ctl = control_new(ds.srv, &copts)) == NULL)
 		exit(1);
+	if (run_group != NULL && run_user == NULL)
+		fatalx("--group needs --user");
+	if (run_user != NULL)
+		daemon_drop(run_user, run_group);
+	else if (geteuid() == 0)
+		log_warnx("event=running-as-root: listeners and controllers are served by root; "
+		    "use --user to drop privileges");
 	if (setup != NULL)
 		setup(ds.srv);
 	for (i = 0; i < 3; i++) {

@@ -10,10 +10,12 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "log.h"
 #include "server.h"
@@ -31,7 +33,7 @@ struct output_item {
 int
 output_busy(struct client *c)
 {
-	return c->hooking || !TAILQ_EMPTY(&c->outq);
+	return c->hooking || c->delayed != NULL || !TAILQ_EMPTY(&c->outq);
 }
 
 static void
@@ -63,13 +65,77 @@ output_clear(struct client *c)
 	}
 }
 
-/* Put a final line on the wire; track AUTHORIZATION -> TRANSACTION. */
+/* A failed authentication: -ERR to PASS/APOP/AUTH, except for the
+ * temporary ([SYS/TEMP]) and lock ([IN-USE]) kinds that are no guess. */
+static int
+output_auth_failed(const char *line, size_t len)
+{
+	return len >= 4 && memcmp(line, "-ERR", 4) == 0 &&
+	    !(len >= 15 && memcmp(line + 4, " [SYS/TEMP]", 11) == 0) &&
+	    !(len >= 14 && memcmp(line + 4, " [IN-USE]", 9) == 0);
+}
+
+/* After the last allowed failure the client goes, with its answer. */
+static void
+output_auth_limit(struct client *c)
+{
+	unsigned max = c->srv->opts.max_auth_failures;
+
+	if (max > 0 && c->auth_failures >= max) {
+		log_info("client=%llu event=auth-failures count=%u", (unsigned long long)c->id,
+		    c->auth_failures);
+		output_clear(c);
+		client_close(c, "too many authentication failures", NULL);
+	}
+}
+
+/*
+ * Put a final line on the wire; track AUTHORIZATION -> TRANSACTION.
+ * Why the delay: a failed authentication answer waits auth_fail_delay_ms
+ * (a timer, never a blocking sleep; output after it queues behind), so
+ * guessing is slow for that client and free for everybody else.
+ */
 static void
 output_emit(struct client *c, const char *line, size_t len, int auth)
 {
 	if (auth && len >= 3 && memcmp(line, "+OK", 3) == 0)
 		c->state = POP3D_STATE_TRANSACTION;
+	if (auth && output_auth_failed(line, len)) {
+		c->auth_failures++;
+		if (c->srv->opts.auth_fail_delay_ms > 0 && (c->delayed = malloc(len)) != NULL) {
+			struct timeval tv = { (time_t)(c->srv->opts.auth_fail_delay_ms / 1000),
+			    (suseconds_t)(c->srv->opts.auth_fail_delay_ms % 1000) * 1000 };
+
+			memcpy(c->delayed, line, len);
+			c->delayed_len = len;
+			evtimer_add(c->ev_delay, &tv);
+			return;
+		}
+		client_write(c, line, len);
+		output_auth_limit(c);
+		return;
+	}
 	client_write(c, line, len);
+}
+
+/* The held failure answer goes out; then what queued behind it. */
+void
+output_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->dead || c->delayed == NULL)
+		return;
+	client_write(c, c->delayed, c->delayed_len);
+	free(c->delayed);
+	c->delayed = NULL;
+	output_auth_limit(c);
+	if (!c->closing)
+		output_flush(c);
+	if (!c->dead && c->closing && client_flushed(c))
+		client_kill(c, c->reason);
 }
 
 static int
@@ -181,7 +247,8 @@ output_flush(struct client *c)
 {
 	struct output_item *it;
 
-	while (!c->dead && !c->hooking && (it = TAILQ_FIRST(&c->outq)) != NULL) {
+	while (!c->dead && !c->hooking && c->delayed == NULL &&
+	    (it = TAILQ_FIRST(&c->outq)) != NULL) {
 		TAILQ_REMOVE(&c->outq, it, entry);
 		switch (it->kind) {
 		case OUTPUT_LINE:

@@ -70,6 +70,8 @@ pop3d_options_init(struct pop3d_options *o)
 	o->max_auth_line = 8192;
 	o->tls_handshake_timeout = 30;
 	o->proxy_timeout = 3;
+	o->auth_fail_delay_ms = 1000;
+	o->max_auth_failures = 3;
 }
 
 /* Monotonic milliseconds, for idle accounting. */
@@ -253,6 +255,8 @@ pop3d_free(struct pop3d *srv)
 		event_free(c->ev_idle);
 		event_free(c->ev_resp);
 		event_free(c->ev_phase);
+		event_free(c->ev_delay);
+		free(c->delayed);
 		free(c->event_name);
 		free(c->receivers);
 		free(c);

@@ -129,6 +129,8 @@ struct pop3d_options {
 	size_t max_auth_line;		/* SASL continuation line (8 KiB) */
 	unsigned tls_handshake_timeout;	/* seconds (30) */
 	unsigned proxy_timeout;		/* PROXY header deadline, seconds (3) */
+	unsigned auth_fail_delay_ms;	/* delay of a failed PASS/APOP/AUTH answer (1000) */
+	unsigned max_auth_failures;	/* close after this many, 0: never (3) */
 };
 void pop3d_options_init(struct pop3d_options *);
 

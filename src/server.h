@@ -85,6 +85,11 @@ struct client {
 	int hook_auth;			/* ... it is the first answer to PASS etc. */
 	TAILQ_HEAD(, output_item) outq;
 	unsigned jobs;			/* suspended dispatches about this client */
+	/* A failed authentication answer is held back (anti guessing). */
+	unsigned auth_failures;
+	char *delayed;			/* the held -ERR line, or NULL */
+	size_t delayed_len;
+	struct event *ev_delay;
 	/* Life cycle. */
 	int eof;			/* client closed its side */
 	int closing;			/* close once output is flushed */
@@ -165,6 +170,7 @@ void output_stream(struct client *);
 void output_flush(struct client *);
 void output_hook_done(struct client *, struct pop3d_event *, int flags);
 void output_clear(struct client *);
+void output_delay_cb(evutil_socket_t, short, void *);
 int output_busy(struct client *);
 
 /* listener.c */

@@ -4,6 +4,7 @@ in-process handler, see tests/testd.c) on 127.0.0.1 with --port 0, driven
 with raw sockets and Python's poplib."""
 import os
 import poplib
+import re
 import signal
 import socket
 import subprocess
@@ -265,6 +266,70 @@ class Sasl(CoreTest):
                                capture_output=True, text=True, timeout=20)
             self.assertEqual(p.returncode, 0, (extra, p.stderr))
             self.assertEqual(p.stdout.split(), ["1", "120", "2", "200"])
+
+
+class AuthFailures(CoreTest):
+    """Failed PASS/APOP/AUTH answers are delayed by a timer in the core, and
+    after --max-auth-failures the client is disconnected."""
+    args = ("--auth-fail-delay", "500", "--max-auth-failures", "3")
+
+    def test_delay_and_disconnect(self):
+        c = self.client()
+        other = self.client()
+        t0 = time.monotonic()
+        c.send("PASS bad1\r\n")
+        # Another client is not held up meanwhile.
+        self.assertEqual(other.cmd("NOOP"), "+OK")
+        self.assertLess(time.monotonic() - t0, 0.3)
+        self.assertEqual(c.line(), "-ERR [AUTH] invalid password")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.45)
+        # Pipelined commands after a failure wait behind it, in order.
+        c.send("PASS bad2\r\nNOOP\r\n")
+        self.assertEqual(c.line(), "-ERR [AUTH] invalid password")
+        self.assertEqual(c.line(), "+OK")
+        self.assertEqual(c.cmd("PASS bad3"), "-ERR [AUTH] invalid password")
+        self.assertTrue(c.closed())
+        self.d.wait_log(r"client=1 event=auth-failures count=3")
+        self.d.wait_log(r'client=1 event=disconnect reason="too many authentication failures"')
+
+    def test_success_not_delayed(self):
+        c = self.client()
+        t0 = time.monotonic()
+        self.assertEqual(c.cmd("PASS secret"), "+OK logged in")
+        self.assertLess(time.monotonic() - t0, 0.3)
+
+
+class Privileges(unittest.TestCase):
+    def test_user_drop(self):
+        import pwd
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        nobody = pwd.getpwnam("nobody")
+        with Daemon(TESTD, args=("--user", "nobody")) as d:
+            d.wait_log(r"event=privileges-dropped user=nobody uid=%d" % nobody.pw_uid)
+            with open("/proc/%d/status" % d.proc.pid) as f:
+                status = f.read()
+            uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
+            gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
+            groups = re.search(r"^Groups:\s*(.*)$", status, re.M).group(1).split()
+            self.assertEqual(set(uids), {str(nobody.pw_uid)})
+            self.assertEqual(set(gids), {str(nobody.pw_gid)})
+            self.assertEqual(groups, [str(nobody.pw_gid)])
+            c = Client(d.port)
+            self.assertEqual(c.cmd("NOOP"), "+OK")
+            c.close()
+            from harness import Controller
+            Controller(d.sock).close()  # root may still connect
+
+    def test_root_warning_and_bad_user(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        with Daemon(TESTD, control=False) as d:
+            d.wait_log(r"event=running-as-root")
+        p = subprocess.run([POP3D, "-f", "--address", "127.0.0.1", "--port", "0", "--user",
+                            "no-such-user-xyz"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no such user", p.stderr)
 
 
 class NoQuitHandler(CoreTest):
