@@ -621,21 +621,32 @@ command_plugin_get(struct controller *c, json_t *id, json_t *root)
 	control_reply_ok(c, id, command_plugin_info(c->ctl, alias));
 }
 
+/* Plugin aliases in pipeline order (malloc'd vector, borrowed strings). */
+static const char **
+command_plugin_aliases(struct controller *c, json_t *id, size_t *n)
+{
+	const char **order;
+
+	*n = pop3d_plugin_order(c->ctl->srv, NULL, 0);
+	if ((order = calloc(*n + 1, sizeof(*order))) == NULL) {
+		control_reply_error(c, id, "internal_error", "out of memory");
+		return NULL;
+	}
+	pop3d_plugin_order(c->ctl->srv, order, *n);
+	return order;
+}
+
 static void
 command_plugin_list(struct controller *c, json_t *id, json_t *root)
 {
 	const char **order;
 	size_t n, i;
-	json_t *a = json_array();
+	json_t *a;
 
 	(void)root;
-	n = pop3d_plugin_order(c->ctl->srv, NULL, 0);
-	if ((order = calloc(n + 1, sizeof(*order))) == NULL) {
-		json_decref(a);
-		control_reply_error(c, id, "internal_error", "out of memory");
+	if ((order = command_plugin_aliases(c, id, &n)) == NULL)
 		return;
-	}
-	pop3d_plugin_order(c->ctl->srv, order, n);
+	a = json_array();
 	for (i = 0; i < n; i++)
 		json_array_append_new(a, command_plugin_info(c->ctl, order[i]));
 	free(order);
@@ -647,16 +658,12 @@ command_plugin_order(struct controller *c, json_t *id, json_t *root)
 {
 	const char **order;
 	size_t n, i;
-	json_t *a = json_array();
+	json_t *a;
 
 	(void)root;
-	n = pop3d_plugin_order(c->ctl->srv, NULL, 0);
-	if ((order = calloc(n + 1, sizeof(*order))) == NULL) {
-		json_decref(a);
-		control_reply_error(c, id, "internal_error", "out of memory");
+	if ((order = command_plugin_aliases(c, id, &n)) == NULL)
 		return;
-	}
-	pop3d_plugin_order(c->ctl->srv, order, n);
+	a = json_array();
 	for (i = 0; i < n; i++)
 		json_array_append_new(a, json_string(order[i]));
 	free(order);

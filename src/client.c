@@ -240,6 +240,13 @@ static void
 client_free(struct client *c)
 {
 	server_client_unlink(c->srv, c);
+	client_destroy(c);
+}
+
+/* Release a client's resources; no events, no table bookkeeping. */
+void
+client_destroy(struct client *c)
+{
 	output_clear(c);
 	if (c->stream_fd >= 0)
 		close(c->stream_fd);

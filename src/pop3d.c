@@ -246,20 +246,7 @@ pop3d_free(struct pop3d *srv)
 	while ((c = TAILQ_FIRST(&srv->clients)) != NULL) {
 		TAILQ_REMOVE(&srv->clients, c, entry);
 		c->dead = 1;
-		output_clear(c);
-		event_del(c->ev_defer);
-		if (c->stream_fd >= 0)
-			close(c->stream_fd);
-		bufferevent_free(c->bev);
-		event_free(c->ev_defer);
-		event_free(c->ev_idle);
-		event_free(c->ev_resp);
-		event_free(c->ev_phase);
-		event_free(c->ev_delay);
-		free(c->delayed);
-		free(c->event_name);
-		free(c->receivers);
-		free(c);
+		client_destroy(c);
 	}
 	if (srv->addrs != NULL) {
 		for (i = 0; i < 1024; i++) {

@@ -154,6 +154,7 @@ int client_send_file(struct client *, uint64_t tag, const char *status, const ch
     long top);
 void client_close(struct client *, const char *reason, const char *lastline);
 void client_kill(struct client *, const char *reason);
+void client_destroy(struct client *);
 void client_consumer_gone(struct client *, uint64_t consumer);
 void client_info(struct client *, struct pop3d_client_info *);
 void client_seen(struct client *, const struct pop3d_event *, uint64_t consumer);

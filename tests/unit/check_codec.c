@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "suite.h"
 
 static json_t *
 event_json(const struct pop3d_event *ev)
@@ -261,8 +262,6 @@ main(void)
 {
 	Suite *s = suite_create("codec");
 	TCase *tc = tcase_create("codec");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_event_shapes);
 	tcase_add_test(tc, test_invalid_utf8);
@@ -271,9 +270,5 @@ main(void)
 	tcase_add_loop_test(tc, test_decode, 0, sizeof(decode_cases) / sizeof(decode_cases[0]));
 	tcase_add_test(tc, test_replies);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return suite_run(s);
 }

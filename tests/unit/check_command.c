@@ -18,6 +18,7 @@
 
 #include "control.h"
 #include "pop3d.h"
+#include "suite.h"
 
 static struct event_base *base;
 static struct pop3d *srv;
@@ -224,16 +225,10 @@ main(void)
 {
 	Suite *s = suite_create("command");
 	TCase *tc = tcase_create("command");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_commands, 0, sizeof(cmd_cases) / sizeof(cmd_cases[0]));
 	tcase_add_test(tc, test_long_line);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return suite_run(s);
 }

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "line.h"
+#include "suite.h"
 
 /* Feed input in chunks of `chunk` octets; record what the framer yields. */
 struct frame_case {
@@ -143,16 +144,10 @@ main(void)
 {
 	Suite *s = suite_create("line");
 	TCase *tc = tcase_create("line");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tc, test_frames, 0, sizeof(frame_cases) / sizeof(frame_cases[0]));
 	tcase_add_loop_test(tc, test_parse, 0, sizeof(parse_cases) / sizeof(parse_cases[0]));
 	tcase_add_test(tc, test_verbs);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return suite_run(s);
 }

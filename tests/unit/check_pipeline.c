@@ -9,6 +9,7 @@
 
 #include "pipeline.h"
 #include "pop3d.h"
+#include "suite.h"
 
 static struct event_base *base;
 static struct pop3d *srv;
@@ -279,8 +280,6 @@ main(void)
 {
 	Suite *s = suite_create("pipeline");
 	TCase *tc = tcase_create("pipeline");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_names, 0, sizeof(name_cases) / sizeof(name_cases[0]));
@@ -292,9 +291,5 @@ main(void)
 	tcase_add_test(tc, test_greeting_plugin_listed);
 	tcase_add_test(tc, test_pattern_cap);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return suite_run(s);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proxy.h"
+#include "suite.h"
 
 struct v1_case {
 	const char *in;
@@ -165,16 +166,10 @@ main(void)
 {
 	Suite *s = suite_create("proxy");
 	TCase *tc = tcase_create("proxy");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tc, test_v1, 0, sizeof(v1_cases) / sizeof(v1_cases[0]));
 	tcase_add_test(tc, test_v2);
 	tcase_add_loop_test(tc, test_cidr, 0, sizeof(cidr_cases) / sizeof(cidr_cases[0]));
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return suite_run(s);
 }

@@ -11,6 +11,7 @@
 
 #include "pop3d.h"
 #include "stuff.h"
+#include "suite.h"
 
 struct stuff_case {
 	const char *name;
@@ -151,17 +152,11 @@ main(void)
 {
 	Suite *s = suite_create("stuff");
 	TCase *tc = tcase_create("stuff");
-	SRunner *sr;
-	int failed;
 	int n = (int)(sizeof(stuff_cases) / sizeof(stuff_cases[0]));
 
 	tcase_add_loop_test(tc, test_stuff, 0, n);
 	tcase_add_loop_test(tc, test_octets, 0, n);
 	tcase_add_test(tc, test_roundtrip);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return suite_run(s);
 }
