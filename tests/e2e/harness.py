@@ -38,6 +38,7 @@ class Daemon:
         penv = dict(os.environ)
         penv.update(env or {})
         self.lines = []
+        self.sanitizer_reported = False
         self.lock = threading.Lock()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=penv, cwd=cwd or self.tmp)
@@ -94,6 +95,13 @@ class Daemon:
                 self.proc.wait(WAIT)
         self.reader.join(WAIT)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        # Sanitizer reports (leaks at exit, UB, memory errors) fail the test.
+        bad = [line for line in self.lines if "ERROR: AddressSanitizer" in line or
+               "ERROR: LeakSanitizer" in line or "runtime error:" in line]
+        if bad and not self.sanitizer_reported:
+            self.sanitizer_reported = True
+            raise AssertionError("sanitizer report from the daemon:\n" +
+                                 "\n".join(self.lines[-60:]))
         return self.proc.returncode
 
     def rss_kb(self):

@@ -1,0 +1,689 @@
+"""A helper for writing POP3 mailbox services on top of pop3d.
+
+The mailbox author subclasses :class:`Backend` and writes only:
+
+* :meth:`Backend.authenticate` - check a user name and password;
+* :meth:`Backend.apop_secret` - the shared secret for APOP (optional);
+* :meth:`Backend.list_messages` - the messages of a maildrop (unique id and
+  the path of the file holding the message);
+* :meth:`Backend.message_path` - open a message (its current path);
+* :meth:`Backend.delete_messages` - remove messages (called at QUIT).
+
+:class:`MailboxServer` does the rest of RFC 1939, 2449 and 5034 for every
+client: per-client state (AUTHORIZATION, TRANSACTION, UPDATE), USER/PASS,
+APOP with a greeting timestamp, AUTH PLAIN (initial response and "+ "
+continuation), CAPA per state (STLS when the core has TLS: the core does
+STLS itself), STAT, LIST, UIDL, RETR and TOP (streamed by the core with
+send_file), DELE/RSET, NOOP, QUIT (deletions applied only by a
+QUIT in TRANSACTION; a dropped connection applies nothing), one session per
+maildrop ([IN-USE]), response codes [AUTH], [IN-USE] and [SYS/TEMP], and
+octet counts equal to what the client receives.
+
+Sizes: the core streams a message with every line end (LF, CR or CRLF)
+turned into CRLF, a CRLF added after a last line that has none, and
+dot-stuffing.  RFC 1939 sizes exclude the stuffing and the terminator, so
+:func:`octets` counts each line end as 2 octets and a missing final line
+end as 2 more - exactly the bytes a client keeps after unstuffing.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from .client import Client
+from .protocol import Event, Pop3dError
+
+__all__ = ["Backend", "Message", "MailboxServer", "Session", "octets", "normalize",
+           "AUTHORIZATION", "TRANSACTION", "UPDATE"]
+
+log = logging.getLogger("pop3d.mailbox")
+
+AUTHORIZATION = "authorization"
+TRANSACTION = "transaction"
+UPDATE = "update"
+
+_CHUNK = 1 << 20
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_UID_OK = re.compile(r"^[\x21-\x7e]{1,70}$")
+
+
+# -- sizes ----------------------------------------------------------------------
+
+def octets_of(data: bytes) -> int:
+    """Octets a client receives for ``data`` (see module docstring)."""
+    if not data:
+        return 0
+    crlf = data.count(b"\r\n")
+    cr = data.count(b"\r")
+    lf = data.count(b"\n")
+    ends = cr + lf - crlf
+    n = len(data) - cr - lf + 2 * ends
+    if data[-1:] not in (b"\r", b"\n"):
+        n += 2
+    return n
+
+
+def octets(path: str) -> int:
+    """Octets a client receives for the file at ``path`` (RETR size).
+
+    Same rules as the core's streamer: LF, CR and CRLF each count as CRLF;
+    a missing final line end counts 2; no dot-stuffing, no terminator.
+    """
+    total = 0
+    carry = b""
+    last = b""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                break
+            data = carry + chunk
+            # Keep a trailing CR back: it may be the first half of a CRLF.
+            if data.endswith(b"\r"):
+                carry, data = b"\r", data[:-1]
+            else:
+                carry = b""
+            if data:
+                crlf = data.count(b"\r\n")
+                cr = data.count(b"\r")
+                lf = data.count(b"\n")
+                total += len(data) - cr - lf + 2 * (cr + lf - crlf)
+            last = chunk[-1:]
+    if carry:
+        total += 2
+    elif last and last not in (b"\r", b"\n"):
+        total += 2
+    return total
+
+
+def normalize(data: bytes, top_lines: Optional[int] = None) -> bytes:
+    """What a client holds after unstuffing RETR (or TOP n) of ``data``:
+    every line end CRLF, a final CRLF; with ``top_lines`` the header block,
+    its empty line and that many body lines."""
+    if not data:
+        return b""
+    out = _LINE_END.sub(b"\r\n", data)
+    if not out.endswith(b"\r\n"):
+        out += b"\r\n"
+    if top_lines is None:
+        return out
+    lines = out.split(b"\r\n")[:-1]
+    kept: List[bytes] = []
+    i = 0
+    while i < len(lines):
+        kept.append(lines[i])
+        i += 1
+        if kept[-1] == b"":
+            break
+    if i < len(lines) or (kept and kept[-1] == b""):
+        kept.extend(lines[i:i + top_lines])
+    return b"".join(x + b"\r\n" for x in kept)
+
+
+class _SizeCache:
+    """Octet counts keyed by file identity (device, inode, size, mtime)."""
+
+    def __init__(self, limit: int = 100000):
+        self._d: Dict[Tuple[int, int, int, int], int] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> int:
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            v = self._d.get(key)
+        if v is None:
+            v = octets(path)
+            with self._lock:
+                if len(self._d) >= self._limit:
+                    self._d.clear()
+                self._d[key] = v
+        return v
+
+
+# -- what the mailbox author writes ------------------------------------------------
+
+@dataclass
+class Message:
+    """One message of a maildrop.
+
+    ``uid``: the unique id (UIDL): 1-70 characters 0x21-0x7E, stable across
+    sessions.  ``path``: the file holding the message as stored (any line
+    ends).  ``size``: filled in by the server (octets a client receives).
+    ``key``: free for the backend.
+    """
+    uid: str
+    path: str
+    size: int = -1
+    key: Any = None
+
+
+class Backend:
+    """Subclass this; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._locks: Set[str] = set()
+        self._lock_guard = threading.Lock()
+
+    def authenticate(self, user: str, password: bytes) -> bool:
+        """True when ``password`` is right for ``user``.
+
+        Must cost the same for unknown users (check against a dummy hash)
+        so that timing does not reveal which users exist.
+        """
+        raise NotImplementedError
+
+    def apop_secret(self, user: str) -> Optional[bytes]:
+        """The APOP shared secret of ``user``, or None (APOP refused)."""
+        return None
+
+    def list_messages(self, user: str) -> List[Message]:
+        """The maildrop's messages in a stable order (called once at login)."""
+        raise NotImplementedError
+
+    def message_path(self, user: str, msg: Message) -> str:
+        """The path to stream for RETR/TOP (default ``msg.path``); raise
+        OSError when the message is gone."""
+        return msg.path
+
+    def delete_messages(self, user: str, msgs: List[Message]) -> None:
+        """Remove exactly these messages (QUIT in TRANSACTION).  Raise OSError
+        when some could not be removed."""
+        raise NotImplementedError
+
+    def lock(self, user: str) -> bool:
+        """Take the maildrop lock; False when another session holds it.
+        The default is a lock inside this process."""
+        with self._lock_guard:
+            if user in self._locks:
+                return False
+            self._locks.add(user)
+            return True
+
+    def unlock(self, user: str) -> None:
+        """Release the maildrop lock."""
+        with self._lock_guard:
+            self._locks.discard(user)
+
+
+# -- per-client state -----------------------------------------------------------
+
+@dataclass
+class Session:
+    """The POP3 state of one client as the server tracks it."""
+    client: int
+    state: str = AUTHORIZATION
+    user: Optional[str] = None          # from USER, awaiting PASS
+    login: Optional[str] = None         # the authenticated maildrop owner
+    timestamp: Optional[str] = None     # APOP greeting timestamp
+    messages: List[Message] = field(default_factory=list)
+    deleted: Set[int] = field(default_factory=set)   # 0-based indexes
+    sasl: Optional[str] = None          # mechanism awaiting auth data
+    lost: bool = False                  # seen first in TRANSACTION (no state)
+
+    def visible(self) -> List[Tuple[int, Message]]:
+        """(number, message) for every message not marked deleted."""
+        return [(i + 1, m) for i, m in enumerate(self.messages) if i not in self.deleted]
+
+
+def _uid_ok(uid: str) -> bool:
+    return bool(_UID_OK.match(uid))
+
+
+def safe_uid(name: str) -> str:
+    """``name`` if it is a valid UIDL (RFC 1939: 1-70 chars 0x21-0x7E),
+    else a stable hex digest of it."""
+    if _uid_ok(name):
+        return name
+    return hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+_AUTH_FAILED = "-ERR [AUTH] invalid user name or password"
+
+
+class MailboxServer:
+    """Serve POP3 mailboxes of a :class:`Backend` through a pop3d Client.
+
+    ``greeting``: send the greeting ourselves on pop3d_connection, with an
+    APOP timestamp (run pop3d with ``--no-greeting``).  Without it APOP is
+    not offered.  ``sasl``: offer AUTH PLAIN.  ``hostname``: for the APOP
+    timestamp and texts.  ``expire``: the EXPIRE capability argument.
+    """
+
+    def __init__(self, backend: Backend, client: Client, *, greeting: bool = False,
+                 hostname: Optional[str] = None, sasl: bool = True,
+                 implementation: str = "pop3d", expire: Optional[str] = "NEVER"):
+        self.backend = backend
+        self.client = client
+        self.greeting = greeting
+        self.hostname = hostname or socket.gethostname() or "localhost"
+        self.sasl = sasl
+        self.sasl_continuation = False
+        self.implementation = implementation
+        self.expire = expire
+        #: The core does STLS itself when it has a certificate; its control
+        #: greeting says so ("stls": true).  Then CAPA offers STLS.
+        self.stls = bool((client.greeting or {}).get("stls"))
+        self.sessions: Dict[int, Session] = {}
+        self.sizes = _SizeCache()
+        self._dummy_apop = os.urandom(16)
+        self._handlers: Dict[str, Callable[[Session, Event], None]] = {
+            "user": self._user, "pass": self._pass, "apop": self._apop, "auth": self._auth,
+            "capa": self._capa, "stat": self._stat, "list": self._list, "uidl": self._uidl,
+            "retr": self._retr, "top": self._top, "dele": self._dele, "rset": self._rset,
+            "noop": self._noop, "quit": self._quit,
+        }
+
+    # -- set-up and loop -----------------------------------------------------
+    def register(self) -> List[str]:
+        """Register for the events the server needs; returns the patterns."""
+        names = ["cmd_*", "disconnected"]
+        if self.greeting:
+            names.append("connection")
+        self.sasl_continuation = False
+        if self.sasl:
+            try:
+                res = self.client.register(names + ["auth_data"])
+                self.sasl_continuation = True
+                return res["events"]
+            except Pop3dError as e:
+                if e.code != "unknown_event":
+                    raise
+                log.warning("pop3d has no pop3d_auth_data: AUTH PLAIN only with an "
+                            "initial response")
+        return self.client.register(names)["events"]
+
+    def serve(self, idle: Optional[float] = None) -> None:
+        """Register, then handle events until the connection closes (or,
+        with ``idle``, until that many seconds pass without an event)."""
+        self.register()
+        for ev in self.client.events(timeout=idle):
+            self.handle(ev)
+
+    def handle(self, ev: Event) -> None:
+        """Handle one event; send errors for gone clients are ignored."""
+        try:
+            self._handle(ev)
+        except Pop3dError as e:
+            if e.code in ("unknown_client", "stale"):
+                log.debug("client=%s gone or answered: %s", ev.client, e)
+            else:
+                log.error("client=%s %s: %s", ev.client, ev.name, e)
+
+    def _handle(self, ev: Event) -> None:
+        if ev.name == "pop3d_connection":
+            self._connection(ev)
+            return
+        if ev.name == "pop3d_disconnected":
+            self._disconnected(ev)
+            return
+        if ev.name == "pop3d_shutdown":
+            for s in list(self.sessions.values()):
+                self._release(s)
+            self.sessions.clear()
+            return
+        if not ev.client or not ev.tag:
+            return
+        s = self.sessions.get(ev.client)
+        if s is None:
+            s = Session(ev.client)
+            if ev.state == TRANSACTION:
+                s.state = TRANSACTION
+                s.lost = True       # another instance logged it in; we have no maildrop
+            self.sessions[ev.client] = s
+        if ev.name == "pop3d_auth_data":
+            self._auth_data(s, ev)
+            return
+        verb = ev.verb
+        if verb is None:
+            return
+        if s.sasl is not None:
+            s.sasl = None
+        if s.lost and verb != "capa":
+            if verb == "quit":
+                ev.reply("-ERR [SYS/TEMP] session state lost; nothing deleted")
+            else:
+                ev.reply("-ERR [SYS/TEMP] session state lost, please reconnect")
+                ev.disconnect()
+            return
+        h = self._handlers.get(verb)
+        if h is None:
+            ev.reply("-ERR command not supported")
+            return
+        h(s, ev)
+
+    # -- connection events -------------------------------------------------------
+    def _connection(self, ev: Event) -> None:
+        s = Session(ev.client)
+        self.sessions[ev.client] = s
+        if self.greeting:
+            s.timestamp = "<%d.%d.%d@%s>" % (os.getpid(), time.time_ns(), ev.client,
+                                             self.hostname)
+            self.client.send_to_client(ev.client, text="+OK POP3 server ready " + s.timestamp)
+
+    def _disconnected(self, ev: Event) -> None:
+        s = self.sessions.pop(ev.client, None)
+        if s is not None:
+            # A dropped connection enters no UPDATE state: nothing is deleted.
+            self._release(s)
+
+    def _release(self, s: Session) -> None:
+        if s.login is not None:
+            try:
+                self.backend.unlock(s.login)
+            finally:
+                s.login = None
+
+    # -- helpers -------------------------------------------------------------------
+    @staticmethod
+    def _wrong_state(ev: Event, state: str) -> None:
+        ev.reply("-ERR command not valid in %s state" % state.upper())
+
+    def _need(self, s: Session, ev: Event, state: str) -> bool:
+        if s.state != state:
+            self._wrong_state(ev, s.state)
+            return False
+        return True
+
+    def _msg(self, s: Session, ev: Event, arg: Optional[str]) -> Optional[int]:
+        """Index of message number ``arg``, or None after answering -ERR."""
+        if arg is None or not arg.isdigit() or not arg.isascii():
+            ev.reply("-ERR invalid message number")
+            return None
+        n = int(arg)
+        if n < 1 or n > len(s.messages):
+            ev.reply("-ERR no such message, only %d messages in maildrop" % len(s.messages))
+            return None
+        if n - 1 in s.deleted:
+            ev.reply("-ERR message %d already deleted" % n)
+            return None
+        return n - 1
+
+    @staticmethod
+    def _args(ev: Event) -> List[str]:
+        a = ev.arg(1)
+        return a.split() if a else []
+
+    def _totals(self, s: Session) -> Tuple[int, int]:
+        vis = s.visible()
+        return len(vis), sum(m.size for _, m in vis)
+
+    # -- AUTHORIZATION -----------------------------------------------------------
+    def _user(self, s: Session, ev: Event) -> None:
+        if not self._need(s, ev, AUTHORIZATION):
+            return
+        name = ev.arg(1)
+        if not name:
+            ev.reply("-ERR USER needs a mailbox name")
+            return
+        s.user = name
+        ev.reply("+OK send PASS")
+
+    def _pass(self, s: Session, ev: Event) -> None:
+        if not self._need(s, ev, AUTHORIZATION):
+            return
+        if s.user is None:
+            ev.reply("-ERR send USER first")
+            return
+        user, s.user = s.user, None
+        password = ev.arg_bytes(1, b"")
+        ok = self.backend.authenticate(user, password)
+        self._login(s, ev, user, ok)
+
+    def _apop(self, s: Session, ev: Event) -> None:
+        if not self._need(s, ev, AUTHORIZATION):
+            return
+        s.user = None
+        if s.timestamp is None:
+            ev.reply("-ERR APOP not available")
+            return
+        a = self._args(ev)
+        if len(a) != 2:
+            ev.reply("-ERR usage: APOP name digest")
+            return
+        user, digest = a
+        secret = self.backend.apop_secret(user)
+        expect = hashlib.md5(s.timestamp.encode("ascii") + (
+            secret if secret is not None else self._dummy_apop)).hexdigest()
+        ok = hmac.compare_digest(expect.encode(), digest.lower().encode("utf-8",
+                                                                        "surrogateescape"))
+        self._login(s, ev, user, ok and secret is not None)
+
+    def _login(self, s: Session, ev: Event, user: str, ok: bool) -> None:
+        if not ok:
+            ev.reply(_AUTH_FAILED)
+            return
+        if not self.backend.lock(user):
+            ev.reply("-ERR [IN-USE] maildrop already locked by another session")
+            return
+        try:
+            msgs = list(self.backend.list_messages(user))
+            for m in msgs:
+                if not _uid_ok(m.uid):
+                    m.uid = safe_uid(m.uid)
+                m.size = self.sizes.get(m.path)
+        except Exception as e:          # the maildrop cannot be read now
+            log.error("user=%s cannot open maildrop: %s", user, e)
+            self.backend.unlock(user)
+            ev.reply("-ERR [SYS/TEMP] cannot open maildrop, try again later")
+            return
+        s.login = user
+        s.messages = msgs
+        s.deleted = set()
+        s.state = TRANSACTION
+        n, size = self._totals(s)
+        try:
+            ev.reply("+OK maildrop has %d messages (%d octets)" % (n, size))
+        except Pop3dError:
+            # The client is gone: no session, no lock.
+            self.sessions.pop(s.client, None)
+            self._release(s)
+            raise
+
+    def _auth(self, s: Session, ev: Event) -> None:
+        if not self._need(s, ev, AUTHORIZATION):
+            return
+        s.user = None
+        a = self._args(ev)
+        if not self.sasl:
+            ev.reply("-ERR AUTH not available")
+            return
+        if not a:
+            ev.reply_lines(["+OK SASL mechanisms follow", "PLAIN"])
+            return
+        if a[0].upper() != "PLAIN":
+            ev.reply("-ERR unsupported authentication mechanism")
+            return
+        if len(a) > 2:
+            ev.reply("-ERR usage: AUTH PLAIN [initial-response]")
+            return
+        if len(a) == 2:
+            self._plain(s, ev, "" if a[1] == "=" else a[1])
+            return
+        if not self.sasl_continuation:
+            ev.reply("-ERR send AUTH PLAIN with an initial response")
+            return
+        s.sasl = "PLAIN"
+        ev.reply("+ ")
+
+    def _auth_data(self, s: Session, ev: Event) -> None:
+        mech, s.sasl = s.sasl, None
+        line = ev.arg(1, "")
+        if mech is None:
+            ev.reply("-ERR no authentication in progress")
+            return
+        if line.strip() == "*":
+            ev.reply("-ERR authentication cancelled")
+            return
+        self._plain(s, ev, line.strip())
+
+    def _plain(self, s: Session, ev: Event, data: str) -> None:
+        try:
+            raw = base64.b64decode(data.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            ev.reply("-ERR invalid base64 data")
+            return
+        parts = raw.split(b"\0")
+        if len(parts) != 3 or not parts[1]:
+            ev.reply("-ERR [AUTH] malformed PLAIN response")
+            return
+        authz, authc, password = parts
+        try:
+            user = authc.decode("utf-8")
+            authz_s = authz.decode("utf-8")
+        except UnicodeDecodeError:
+            ev.reply(_AUTH_FAILED)
+            return
+        ok = self.backend.authenticate(user, password)
+        if authz_s and authz_s != user:
+            ok = False          # no proxy authorisation
+        self._login(s, ev, user, ok)
+
+    # -- both states ---------------------------------------------------------------
+    def capabilities(self, state: str, tls: bool = False) -> List[str]:
+        """The CAPA lines for a state (RFC 2449); ``tls``: the connection is
+        already under TLS (no STLS then)."""
+        caps = ["TOP", "UIDL"]
+        if state == AUTHORIZATION:
+            if self.stls and not tls:
+                caps.append("STLS")
+            caps.append("USER")
+            # RFC 5034 needs "+ " continuations: only with pop3d_auth_data.
+            if self.sasl and self.sasl_continuation:
+                caps.append("SASL PLAIN")
+        caps += ["RESP-CODES", "PIPELINING"]
+        if state == AUTHORIZATION:
+            caps.append("AUTH-RESP-CODE")
+        if self.expire:
+            caps.append("EXPIRE " + self.expire)
+        caps.append("IMPLEMENTATION " + self.implementation)
+        return caps
+
+    def _capa(self, s: Session, ev: Event) -> None:
+        if ev.arg(1):
+            ev.reply("-ERR CAPA takes no argument")
+            return
+        ev.reply_lines(self.capabilities(s.state, ev.tls), status="+OK capability list follows")
+
+    # -- TRANSACTION ----------------------------------------------------------------
+    def _stat(self, s: Session, ev: Event) -> None:
+        if not self._need(s, ev, TRANSACTION):
+            return
+        if ev.arg(1):
+            ev.reply("-ERR STAT takes no argument")
+            return
+        n, size = self._totals(s)
+        ev.reply("+OK %d %d" % (n, size))
+
+    def _listing(self, s: Session, ev: Event, what: Callable[[Message], Any]) -> None:
+        if not self._need(s, ev, TRANSACTION):
+            return
+        a = self._args(ev)
+        if len(a) > 1:
+            ev.reply("-ERR too many arguments")
+            return
+        if a:
+            i = self._msg(s, ev, a[0])
+            if i is not None:
+                ev.reply("+OK %d %s" % (i + 1, what(s.messages[i])))
+            return
+        n, size = self._totals(s)
+        ev.reply_lines(["%d %s" % (k, what(m)) for k, m in s.visible()],
+                       status="+OK %d messages (%d octets)" % (n, size))
+
+    def _list(self, s: Session, ev: Event) -> None:
+        self._listing(s, ev, lambda m: m.size)
+
+    def _uidl(self, s: Session, ev: Event) -> None:
+        self._listing(s, ev, lambda m: m.uid)
+
+    def _send(self, s: Session, ev: Event, i: int, status: str, top: Optional[int]) -> None:
+        assert s.login is not None
+        m = s.messages[i]
+        try:
+            path = self.backend.message_path(s.login, m)
+            ev.reply_file(path, status, top_lines=top)
+        except OSError:
+            ev.reply("-ERR [SYS/TEMP] message %d is not available now" % (i + 1))
+        except Pop3dError as e:
+            if e.code != "invalid_argument":
+                raise
+            ev.reply("-ERR [SYS/TEMP] message %d is not available now" % (i + 1))
+
+    def _retr(self, s: Session, ev: Event) -> None:
+        if not self._need(s, ev, TRANSACTION):
+            return
+        a = self._args(ev)
+        if len(a) != 1:
+            ev.reply("-ERR usage: RETR msg")
+            return
+        i = self._msg(s, ev, a[0])
+        if i is not None:
+            self._send(s, ev, i, "+OK %d octets" % s.messages[i].size, None)
+
+    def _top(self, s: Session, ev: Event) -> None:
+        if not self._need(s, ev, TRANSACTION):
+            return
+        a = self._args(ev)
+        if len(a) != 2 or not a[1].isdigit() or not a[1].isascii():
+            ev.reply("-ERR usage: TOP msg lines")
+            return
+        i = self._msg(s, ev, a[0])
+        if i is not None:
+            self._send(s, ev, i, "+OK top of message follows", min(int(a[1]), 1000000000))
+
+    def _dele(self, s: Session, ev: Event) -> None:
+        if not self._need(s, ev, TRANSACTION):
+            return
+        a = self._args(ev)
+        if len(a) != 1:
+            ev.reply("-ERR usage: DELE msg")
+            return
+        i = self._msg(s, ev, a[0])
+        if i is not None:
+            s.deleted.add(i)
+            ev.reply("+OK message %d deleted" % (i + 1))
+
+    def _rset(self, s: Session, ev: Event) -> None:
+        if not self._need(s, ev, TRANSACTION):
+            return
+        s.deleted.clear()
+        n, size = self._totals(s)
+        ev.reply("+OK maildrop has %d messages (%d octets)" % (n, size))
+
+    def _noop(self, s: Session, ev: Event) -> None:
+        if not self._need(s, ev, TRANSACTION):
+            return
+        ev.reply("+OK")
+
+    def _quit(self, s: Session, ev: Event) -> None:
+        if s.state == AUTHORIZATION:
+            self.sessions.pop(s.client, None)
+            ev.reply("+OK POP3 server signing off")
+            return
+        # UPDATE state: remove exactly the messages marked deleted.
+        s.state = UPDATE
+        assert s.login is not None
+        gone = [s.messages[i] for i in sorted(s.deleted)]
+        text = None
+        try:
+            if gone:
+                self.backend.delete_messages(s.login, gone)
+        except OSError as e:
+            log.error("user=%s deleting messages: %s", s.login, e)
+            text = "-ERR [SYS/TEMP] some deleted messages not removed"
+        left = len(s.messages) - len(gone)
+        self.sessions.pop(s.client, None)
+        self._release(s)
+        ev.reply(text or "+OK POP3 server signing off (%d messages left)" % left)
