@@ -183,6 +183,20 @@ client_start(struct client *c)
 
 	c->phase = CLIENT_READY;
 	c->announced = 1;
+	/*
+	 * Without the core's greeting, a handler of pop3d_connection greets.
+	 * Until some line has gone to the client its input is not parsed, so
+	 * a greeting sent late can never be taken for a command's answer; with
+	 * no such handler at all the client is told at once.
+	 */
+	if (!c->srv->opts.handle_connects) {
+		if (!pipeline_has_handler(c->srv->pipeline, POP3D_PLUGIN_POP3D, "pop3d_connection")) {
+			client_close(c, "no greeting handler",
+			    "-ERR [SYS/TEMP] server not ready, try again later");
+			return;
+		}
+		c->ungreeted = 1;
+	}
 	memset(a, 0, sizeof(a));
 	a[0].type = POP3D_ARG_INT;
 	a[0].i = (long long)c->id;
@@ -234,6 +248,10 @@ client_write(struct client *c, const char *line, size_t len)
 
 	evbuffer_add(out, line, len);
 	evbuffer_add(out, "\r\n", 2);
+	if (c->ungreeted) {
+		c->ungreeted = 0;
+		event_active(c->ev_defer, EV_TIMEOUT, 1);
+	}
 }
 
 static void
@@ -817,7 +835,7 @@ client_process(struct client *c)
 	size_t len;
 
 	while (!c->dead && !c->closing && c->jobs == 0 && c->phase == CLIENT_READY &&
-	    (c->inflight == 0 || c->sasl)) {
+	    !c->ungreeted && (c->inflight == 0 || c->sasl)) {
 		enum line_status st;
 
 		in = bufferevent_get_input(c->bev);	/* STLS replaces the bufferevent */

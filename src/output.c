@@ -100,7 +100,7 @@ output_emit(struct client *c, const char *line, size_t len, int auth)
 {
 	if (auth && len >= 3 && memcmp(line, "+OK", 3) == 0)
 		c->state = POP3D_STATE_TRANSACTION;
-	if (auth && output_auth_failed(line, len)) {
+	if (auth && c->state == POP3D_STATE_AUTHORIZATION && output_auth_failed(line, len)) {
 		c->auth_failures++;
 		if (c->srv->opts.auth_fail_delay_ms > 0 && (c->delayed = malloc(len)) != NULL) {
 			struct timeval tv = { (time_t)(c->srv->opts.auth_fail_delay_ms / 1000),

@@ -48,6 +48,7 @@ struct client {
 	int lflags;			/* flags of the listener it came from */
 	int implicit_tls;		/* handshake before the greeting */
 	int announced;			/* pop3d_connection was sent */
+	int ungreeted;			/* --no-greeting: no line written yet */
 	int addr_counted;		/* counted against max-per-address */
 	struct event *ev_phase;		/* PROXY / handshake deadline */
 	struct client *hnext;		/* id hash chain */

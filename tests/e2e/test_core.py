@@ -57,9 +57,33 @@ class DefaultGreeting(CoreTest):
 class NoGreeting(CoreTest):
     args = ("--no-greeting",)
 
-    def test_no_greeting(self):
+    def test_no_handler_for_connection(self):
+        # Nobody greets: the client is told at once instead of waiting.
         c = self.client(greet=False)
-        self.assertEqual(c.cmd("NOOP"), "+OK")
+        self.assertEqual(c.line(), "-ERR [SYS/TEMP] server not ready, try again later")
+        self.assertTrue(c.closed())
+
+
+class ControllerGreeting(unittest.TestCase):
+    """--no-greeting: a controller greets; input waits for the greeting."""
+
+    def test_late_greeting_never_answers_a_command(self):
+        from harness import Controller
+        with Daemon(POP3D, args=("--no-greeting",)) as d:
+            ctl = Controller(d.sock)
+            ctl.ok("register", events=["connection", "cmd_noop"])
+            c = Client(d.port, greet=False)
+            c.send("NOOP\r\n")  # before any greeting
+            e = ctl.event("pop3d_connection")
+            time.sleep(0.2)
+            ctl.ok("send_to_client", client=e["client"], text="+OK hello from controller")
+            n = ctl.event("pop3d_cmd_noop")
+            self.assertEqual(n["tag"], 1)
+            ctl.ok("send_to_client", client=e["client"], tag=n["tag"], text="+OK noop")
+            self.assertEqual(c.line(), "+OK hello from controller")
+            self.assertEqual(c.line(), "+OK noop")
+            c.close()
+            ctl.close()
 
 
 class Protocol(CoreTest):
@@ -291,6 +315,16 @@ class AuthFailures(CoreTest):
         self.assertTrue(c.closed())
         self.d.wait_log(r"client=1 event=auth-failures count=3")
         self.d.wait_log(r'client=1 event=disconnect reason="too many authentication failures"')
+
+    def test_not_counted_after_login(self):
+        c = self.client()
+        self.assertEqual(c.cmd("PASS secret"), "+OK logged in")
+        # In TRANSACTION an -ERR to PASS is a protocol error, not a guess.
+        t0 = time.monotonic()
+        for _ in range(4):
+            self.assertEqual(c.cmd("PASS x"), "-ERR [AUTH] invalid password")
+        self.assertLess(time.monotonic() - t0, 0.4)
+        self.assertEqual(c.cmd("NOOP"), "+OK")
 
     def test_success_not_delayed(self):
         c = self.client()

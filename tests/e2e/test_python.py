@@ -805,9 +805,16 @@ class MailboxApop(MailboxBase):
         q = self.pop()
         self.assertEqual(q.cmd("APOP bob"), "-ERR usage: APOP name digest")
 
+
+
+class MailboxNoApop(MailboxBase):
+    """The core's greeting carries no timestamp: APOP is not offered."""
+    args = ("--auth-fail-delay", "100")
+    greeting = False
+
     def test_apop_not_offered_without_timestamp(self):
-        self.server.greeting = False
-        p = self.pop(greet=False)
+        p = self.pop()
+        self.assertNotIn("<", p.greeting)
         self.assertEqual(p.cmd("APOP bob 0123456789abcdef0123456789abcdef"),
                          "-ERR APOP not available")
 
