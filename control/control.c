@@ -410,7 +410,26 @@ control_event_cb(struct bufferevent *bev, short what, void *arg)
 		control_kill(c, (what & BEV_EVENT_WRITING) ? "write error" : "read error");
 }
 
-/* Once a second: drop controllers whose backlog made no progress. */
+/*
+ * Accept failed.  Out of descriptors the pending connection stays in the
+ * backlog and the socket stays readable: stop accepting (the tick below
+ * resumes it a second later) instead of spinning.
+ */
+static void
+control_accept_error(struct evconnlistener *evl, void *arg)
+{
+	struct control *ctl = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	log_warnx("event=control-accept-error error=\"%s\"", strerror(err));
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		evconnlistener_disable(evl);
+		ctl->accept_paused = 1;
+	}
+}
+
+/* Once a second: drop controllers whose backlog made no progress; accept
+ * again after running out of descriptors. */
 static void
 control_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -420,6 +439,10 @@ control_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (ctl->accept_paused && !ctl->shutting_down) {
+		ctl->accept_paused = 0;
+		evconnlistener_enable(ctl->evl);
+	}
 	for (c = TAILQ_FIRST(&ctl->controllers); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
 		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 &&
@@ -665,6 +688,7 @@ control_new(struct pop3d *srv, const struct control_options *opts)
 		unlink(ctl->path);
 		goto fail;
 	}
+	evconnlistener_set_error_cb(ctl->evl, control_accept_error);
 	evtimer_add(ctl->ev_tick, &tv);
 	log_info("event=control-listening path=%s mode=%03o", ctl->path,
 	    (unsigned)ctl->opts.mode);

@@ -81,6 +81,7 @@ struct control {
 	size_t ncontrollers;
 	uint64_t next_id;
 	struct event *ev_tick;
+	int accept_paused;		/* out of descriptors: retry next tick */
 	int shutting_down;
 	uint64_t cache_seq;	/* the event encoded in cache */
 	char *cache;

@@ -64,10 +64,14 @@ authlimit_args(struct authlimit *al, const char *arg)
 	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
 		unsigned long v;
 
+		char *end;
+
 		if ((p = strchr(tok, '=')) == NULL)
 			return -1;
 		*p++ = '\0';
-		v = strtoul(p, NULL, 10);
+		v = strtoul(p, &end, 10);
+		if (*p == '\0' || *end != '\0' || *p == '-')
+			return -1;
 		if (strcmp(tok, "failures") == 0 && v >= 1 && v <= AUTHLIMIT_MAX_FAILURES)
 			al->failures = (unsigned)v;
 		else if (strcmp(tok, "window") == 0 && v >= 1)
@@ -156,7 +160,10 @@ authlimit_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	if (ev->type == POP3D_PLUGIN_POP3C) {
 		/* Count -ERR answers to PASS/APOP/AUTH, not our own. */
 		if (!authlimit_is_auth(ev->command) || ev->argc < 2 || ev->argv[1].s == NULL ||
+		    ev->state != POP3D_STATE_AUTHORIZATION ||
 		    strncmp(ev->argv[1].s, "-ERR", 4) != 0 ||
+		    strncmp(ev->argv[1].s, "-ERR [SYS/TEMP]", 15) == 0 ||
+		    strncmp(ev->argv[1].s, "-ERR [IN-USE]", 13) == 0 ||
 		    strcmp(ev->argv[1].s, authlimit_msg) == 0)
 			return POP3D_EAT_NONE;
 		if ((a = authlimit_find(al, ci.peer, 1)) == NULL)

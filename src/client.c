@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <event2/buffer.h>
@@ -182,7 +183,6 @@ client_start(struct client *c)
 	struct timeval tv = { (time_t)c->srv->opts.timeout, 0 };
 
 	c->phase = CLIENT_READY;
-	c->announced = 1;
 	/*
 	 * Without the core's greeting, a handler of pop3d_connection greets.
 	 * Until some line has gone to the client its input is not parsed, so
@@ -197,6 +197,7 @@ client_start(struct client *c)
 		}
 		c->ungreeted = 1;
 	}
+	c->announced = 1;
 	memset(a, 0, sizeof(a));
 	a[0].type = POP3D_ARG_INT;
 	a[0].i = (long long)c->id;
@@ -764,6 +765,8 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	saw = server_dispatch(srv, &ev);
 	if (c->inflight == ev.tag)
 		c->plugin_saw = (saw & PIPELINE_SAW) != 0;
+	if ((saw & PIPELINE_TEMPFAIL) && !(saw & PIPELINE_PENDING))
+		client_tempfail(c);
 	/* A plugin may have replaced ARG1 (freeing the old one, see pop3d.h):
 	 * free whatever is there now. */
 	if (ev.argc > 1 && ev.argv[1].type != POP3D_ARG_INT)
@@ -871,8 +874,8 @@ client_process(struct client *c)
 		c->bad_lines = 0;
 		client_command(c, &cmd);
 	}
-	if (!c->dead && !c->closing && c->eof && c->inflight == 0 && c->jobs == 0 &&
-	    c->phase == CLIENT_READY && c->stream_fd < 0)
+	if (!c->dead && !c->closing && c->eof && (c->inflight == 0 || c->sasl) &&
+	    c->jobs == 0 && c->phase == CLIENT_READY && c->stream_fd < 0)
 		client_close(c, "client closed connection", NULL);
 }
 
@@ -1099,6 +1102,25 @@ client_defer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * Octets owed to the client: our buffers plus the kernel's send queue.  A
+ * slow reader drains the kernel queue long before the socket turns
+ * writable again, so the queue is what shows its progress.
+ */
+static size_t
+client_backlog(struct client *c)
+{
+	size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
+	struct bufferevent *u = bufferevent_get_underlying(c->bev);
+	int queued = 0;
+
+	if (u != NULL)
+		out += evbuffer_get_length(bufferevent_get_output(u));
+	if (ioctl(bufferevent_getfd(c->bev), TIOCOUTQ, &queued) == 0 && queued > 0)
+		out += (size_t)queued;
+	return out;
+}
+
+/*
  * Idle autologout.  Any command, and any progress in draining output (a
  * client slowly reading a long response), counts as activity.
  */
@@ -1106,7 +1128,7 @@ static void
 client_idle_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *c = arg;
-	size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t out = client_backlog(c);
 	int64_t now = server_now(), left;
 	int64_t timeout = (int64_t)c->srv->opts.timeout * 1000;
 	struct timeval tv = { 0, 0 };
@@ -1115,7 +1137,8 @@ client_idle_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->dead)
 		return;
-	if (out < c->last_outlen || (c->inflight && !c->responded))
+	/* Waiting for a handler is not idleness; waiting for SASL data is. */
+	if (out < c->last_outlen || (c->inflight && !c->responded && !c->sasl))
 		c->last_active = now;
 	c->last_outlen = out;
 	left = c->last_active + timeout - now;

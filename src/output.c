@@ -59,6 +59,8 @@ output_clear(struct client *c)
 {
 	struct output_item *it;
 
+	free(c->hook_line);
+	c->hook_line = NULL;
 	while ((it = TAILQ_FIRST(&c->outq)) != NULL) {
 		TAILQ_REMOVE(&c->outq, it, entry);
 		free(it);
@@ -193,6 +195,11 @@ output_hook(struct client *c, const char *line, size_t len, int auth)
 	if (flags & PIPELINE_PENDING) {
 		c->hooking = 1;
 		c->hook_auth = auth;
+		free(c->hook_line);
+		if ((c->hook_line = malloc(len + 1)) != NULL) {
+			memcpy(c->hook_line, line, len);
+			c->hook_len = len;
+		}
 	} else if (flags & PIPELINE_TEMPFAIL)
 		client_tempfail(c);
 	else if (!(flags & PIPELINE_SWALLOWED))
@@ -275,14 +282,21 @@ output_hook_done(struct client *c, struct pop3d_event *ev, int flags)
 {
 	int auth = c->hook_auth;
 
+	char *orig = c->hook_line;
+
 	c->hooking = 0;
-	if (c->dead)
+	c->hook_line = NULL;
+	if (c->dead) {
+		free(orig);
 		return;
+	}
 	if (flags & PIPELINE_TEMPFAIL) {
+		free(orig);
 		client_tempfail(c);
 		return;
 	}
 	if (!(flags & PIPELINE_SWALLOWED))
-		output_emit_result(c, ev, NULL, 0, auth);
+		output_emit_result(c, ev, orig, orig != NULL ? c->hook_len : 0, auth);
+	free(orig);
 	output_flush(c);
 }

@@ -591,9 +591,12 @@ server_emit(struct pop3d *srv, const char *name, struct client *c, struct pop3d_
 		ev.state = c->state;
 		ev.tls = c->tls;
 	}
+	/* Plugins may replace (and free) string arguments: give them copies. */
 	ev.argc = argc;
-	ev.argv = argv;
+	if ((ev.argv = pipeline_args_copy(argv, argc)) == NULL)
+		return;
 	server_dispatch(srv, &ev);
+	pipeline_args_free(ev.argv, ev.argc);
 }
 
 /* Consumers. */

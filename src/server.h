@@ -84,6 +84,8 @@ struct client {
 	 * holds every later output of this client, in order. */
 	int hooking;
 	int hook_auth;			/* ... it is the first answer to PASS etc. */
+	char *hook_line;		/* ... as the handler sent it */
+	size_t hook_len;
 	TAILQ_HEAD(, output_item) outq;
 	unsigned jobs;			/* suspended dispatches about this client */
 	/* A failed authentication answer is held back (anti guessing). */

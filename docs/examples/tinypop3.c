@@ -9,6 +9,7 @@
  *   cc -o tinypop3 tinypop3.c $(pkg-config --cflags --libs pop3d libevent_core)
  *   ./tinypop3 1110        # port 0 picks a free one; it is printed
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,7 @@ main(int argc, char **argv)
 	struct pop3d *srv;
 	uint64_t me;
 
+	signal(SIGPIPE, SIG_IGN);	/* a peer closing mid-write must not kill us */
 	pop3d_options_init(&opts);
 	opts.hostname = "tinypop3.example";
 	if (base == NULL || (srv = pop3d_new(base, &opts)) == NULL ||

@@ -400,6 +400,23 @@ class Timeouts(CoreTest):
         self.d.wait_log(r"event=response-timeout tag=1 verb=rset")
 
 
+class SaslIdle(CoreTest):
+    args = ("--timeout", "1")
+
+    def test_silent_after_continuation_times_out(self):
+        c = self.client()
+        self.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
+        self.assertEqual(c.line(timeout=5), "-ERR autologout; idle for too long")
+        self.assertTrue(c.closed())
+
+    def test_eof_after_continuation_closes(self):
+        c = self.client()
+        self.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
+        c.s.shutdown(socket.SHUT_WR)
+        self.assertTrue(c.closed(timeout=3))
+        self.d.wait_log(r'client=1 event=disconnect reason="client closed connection"')
+
+
 class SlowReaderNotIdle(CoreTest):
     args = ("--timeout", "2")
 

@@ -406,6 +406,15 @@ class MixedChain(PluginTest):
     def test_mixed_all(self):
         self.run_chain(4)
 
+    def test_sync_tempfail_from_c_plugin(self):
+        """An in-process plugin returning POP3D_HOOK_TEMPFAIL at once."""
+        self.d.stop()
+        self.d = Daemon(TESTD, env={"TESTD_CPLUGIN": "0:-1"})
+        p = self.client()
+        self.assertEqual(p.cmd("USER bob"), "-ERR [SYS/TEMP] server unavailable, "
+                                            "try again later")
+        self.assertTrue(p.closed())
+
 
 BUILD = os.path.dirname(POP3D)
 EVENTLOG = os.path.join(BUILD, "plugins", ".libs", "eventlog.so")
