@@ -1137,8 +1137,13 @@ client_idle_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->dead)
 		return;
-	/* Waiting for a handler is not idleness; waiting for SASL data is. */
-	if (out < c->last_outlen || (c->inflight && !c->responded && !c->sasl))
+	/*
+	 * Any change of the backlog is progress: it only grows when the client
+	 * sent a command or drained enough for the streamer to refill, and it
+	 * shrinks as the client reads.  Waiting for a handler is not idleness;
+	 * waiting for SASL data is.
+	 */
+	if (out != c->last_outlen || (c->inflight && !c->responded && !c->sasl))
 		c->last_active = now;
 	c->last_outlen = out;
 	left = c->last_active + timeout - now;
@@ -1193,7 +1198,8 @@ client_consumer_gone(struct client *c, uint64_t consumer)
 			found = 1;
 			break;
 		}
-	if (!found || c->nreceivers > 0 || c->plugin_saw)
+	/* A file being streamed is the core's to finish, handler or not. */
+	if (!found || c->nreceivers > 0 || c->plugin_saw || c->stream_fd >= 0)
 		return;
 	if (!c->responded) {
 		log_warnx("client=%llu event=handler-gone tag=%llu", (unsigned long long)c->id,
