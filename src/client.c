@@ -771,8 +771,8 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	 * free whatever is there now. */
 	if (ev.argc > 1 && ev.argv[1].type != POP3D_ARG_INT)
 		free(ev.argv[1].s);
-	if (c->inflight == c->ncmds && !c->dead && !c->responded && c->nreceivers == 0 &&
-	    !c->plugin_saw) {
+	if (c->inflight == c->ncmds && !c->dead && !c->closing && !c->responded &&
+	    c->nreceivers == 0 && !c->plugin_saw) {
 		/* Every handler went away during the dispatch. */
 		client_puts(c, "-ERR [SYS/TEMP] command not available, try again later");
 		client_complete(c);
