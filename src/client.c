@@ -154,6 +154,7 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, srv->opts.input_high);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_WRITE_LOW, 0);
+	bufferevent_set_max_single_write(c->bev, CLIENT_MAX_WRITE);
 	server_client_link(srv, c);
 	return c;
 }
@@ -543,11 +544,11 @@ void
 client_stream_fill(struct client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char buf[CLIENT_STREAM_CHUNK];
+	static char buf[CLIENT_STREAM_CHUNK];	/* one event loop: never reentered */
 	ssize_t n;
 
 	while (c->stream_fd >= 0 && c->stream_ready && !c->dead &&
-	    evbuffer_get_length(out) < 4 * CLIENT_WRITE_LOW) {
+	    evbuffer_get_length(out) < CLIENT_STREAM_FILL) {
 		if (!stuff_wants_more(&c->stream))
 			n = 0;
 		else if ((n = read(c->stream_fd, buf, sizeof(buf))) == -1) {
@@ -965,6 +966,7 @@ client_tls_start(struct client *c)
 	bufferevent_setcb(f, client_read_cb, client_write_cb, client_event_cb, c);
 	bufferevent_setwatermark(f, EV_READ, 0, srv->opts.input_high);
 	bufferevent_setwatermark(f, EV_WRITE, CLIENT_WRITE_LOW, 0);
+	bufferevent_set_max_single_write(f, CLIENT_MAX_WRITE);
 	evtimer_add(c->ev_phase, &tv);
 	bufferevent_enable(f, EV_READ | EV_WRITE);
 }

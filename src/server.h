@@ -24,8 +24,13 @@ struct evconnlistener;
 /* Write low-water mark: the streamer refills and the idle clock ticks each
  * time a client's backlog drains below it. */
 #define CLIENT_WRITE_LOW (16 * 1024)
-/* A streamed file is read in chunks of this size. */
-#define CLIENT_STREAM_CHUNK (32 * 1024)
+/* A streamed file is read in chunks of this size, and the output is kept
+ * filled up to CLIENT_STREAM_FILL: large writes (libevent's default cap is
+ * 16 KiB per write) move a big message with few system calls, and the
+ * bound per streaming client stays a quarter MiB. */
+#define CLIENT_STREAM_CHUNK (64 * 1024)
+#define CLIENT_STREAM_FILL (256 * 1024)
+#define CLIENT_MAX_WRITE (256 * 1024)
 /* Seconds given to clients to drain at shutdown before they are cut. */
 #define SERVER_SHUTDOWN_GRACE 10
 
