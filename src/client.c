@@ -831,7 +831,7 @@ client_auth_data(struct client *c, const char *line, size_t len)
 
 /* Parse and run buffered lines while no command is in flight. */
 static void
-client_process(struct client *c)
+client_process_lines(struct client *c)
 {
 	struct pop3d *srv = c->srv;
 	struct evbuffer *in;
@@ -878,6 +878,28 @@ client_process(struct client *c)
 	if (!c->dead && !c->closing && c->eof && (c->inflight == 0 || c->sasl) &&
 	    c->jobs == 0 && c->phase == CLIENT_READY && c->stream_fd < 0)
 		client_close(c, "client closed connection", NULL);
+}
+
+/*
+ * Invariant: one client_process() at a time per client.  Draining input
+ * can run a bufferevent callback at once (the OpenSSL filter has no
+ * deferred callbacks), which would re-enter and parse a second command
+ * while the first is in flight; such a call is turned into another turn
+ * of the outer one.
+ */
+static void
+client_process(struct client *c)
+{
+	if (c->processing) {
+		c->process_again = 1;
+		return;
+	}
+	c->processing = 1;
+	do {
+		c->process_again = 0;
+		client_process_lines(c);
+	} while (c->process_again && !c->dead);
+	c->processing = 0;
 }
 
 /* Read the PROXY header: its addresses become the client's. */

@@ -78,6 +78,8 @@ struct client {
 	char *event_name;		/* its event name */
 	int responded;			/* a first response line was sent */
 	int sasl;			/* next line is SASL data, not a command */
+	int processing;			/* client_process() is running */
+	int process_again;		/* ...and was asked again meanwhile */
 	int plugin_saw;			/* a plugin received it */
 	uint64_t *receivers;		/* consumers that received it */
 	size_t nreceivers, receivers_cap;

@@ -250,7 +250,7 @@ class Sasl(CoreTest):
         self.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
         self.assertEqual(c.cmd("AGJvYgBzZWNyZXQ="), "+OK authenticated")
         self.assertEqual(c.cmd("NOOP"), "+OK")
-        self.assertIn("client=1 event=auth-data tag=1 octets=16", self.d.log())
+        self.d.wait_log(r"client=1 event=auth-data tag=1 octets=16")
         self.assertNotIn("AGJvYgBzZWNyZXQ=", self.d.log())
 
     def test_cancel_with_star(self):
@@ -464,8 +464,9 @@ class Shutdown(CoreTest):
         self.d.signal(signal.SIGTERM)
         self.assertTrue(c.closed())
         self.assertEqual(self.d.wait(), 0)
-        self.assertIn("event=shutdown", self.d.log())
-        self.assertRegex(self.d.log(), r"client=1 event=disconnect reason=\"shutdown\"")
+        # The log reader may lag the exit by a moment: wait for the lines.
+        self.d.wait_log(r"event=shutdown")
+        self.d.wait_log(r"client=1 event=disconnect reason=\"shutdown\"")
 
     def test_sigterm_waits_for_pending_output(self):
         path = os.path.join(self.d.tmp, "big")

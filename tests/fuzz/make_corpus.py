@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""make_corpus.py - write the seed corpora of the fuzz targets.
+
+The seeds are checked in under tests/fuzz/corpus/<target>/; this script is
+how they were made (run it from anywhere; it rewrites the seed files it
+names and leaves other files alone).  The input layouts are described at
+the top of each tests/fuzz/fuzz_*.c and in README.md.
+"""
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def put(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# fuzz_line: byte 0 = limit - 1 (0xFF: 8192), 4 chunk-size bytes, stream.
+def line(maxsel, tape, stream):
+    assert len(tape) == 4
+    return bytes([maxsel]) + bytes(tape) + stream
+
+
+put("fuzz_line", "session", line(0xFE, [0x0F, 0x03, 0x40, 0xEF],
+    b"USER bob\r\nPASS secret\r\nSTAT\r\nLIST 1\r\nRETR 1\r\nTOP 1 10\r\n"
+    b"UIDL\r\nDELE 1\r\nRSET\r\nNOOP\r\nQUIT\r\n"))
+put("fuzz_line", "small-limit", line(0x0F, [0, 0, 0, 0],
+    b"  NoOp   \t arg with  spaces \t \r\nAAAAAAAAAAAAAAAAAAAAAAAAAQUIT\r\n"
+    b"TOP 1 10\nabcdefghijklmno\r\n"))
+put("fuzz_line", "nul-empty-longverb", line(0xFE, [0x02, 0x07, 0x00, 0x30],
+    b"US\0ER x\r\n\r\n \r\n\t\r\nVERYLONGVERBNAMEXYZ a\r\nAPOP bob "
+    b"c4c9334bac560ecc979e58001b3e22fb\r\n"))
+put("fuzz_line", "cr-sasl", line(0xFE, [0x01, 0x01, 0x05, 0x00],
+    b"a\rb\r\r\nCAPA\nAUTH PLAIN\r\nAGJvYgBzZWNyZXQ=\r\n*\r\nSTLS\r\nUTF8\r\nLANG fr\r\n"))
+put("fuzz_line", "over-long", line(0xFE, [0xFF, 0xF0, 0x10, 0x80],
+    b"A" * 300 + b"\r\nNOOP\r\n" + b"B" * 254 + b"\r\n" + b"C" * 253 + b"\r\nQUIT"))
+
+
+# fuzz_stuff: byte 0 = TOP (0x80: none), 4 chunk-size bytes, message.
+def stuff(top, tape, msg):
+    assert len(tape) == 4
+    return bytes([top]) + bytes(tape) + msg
+
+
+put("fuzz_stuff", "dots", stuff(0x80, [0x10, 0x03, 0x00, 0xFF],
+    b"From: a@example.org\r\nSubject: b\r\n\r\nbody\r\n.\r\n..two\r\n.x\r\n"))
+put("fuzz_stuff", "top2-bare-lf", stuff(2, [0x00, 0x01, 0x02, 0x03],
+    b"H: 1\n\nl1\nl2\nl3\n.\n"))
+put("fuzz_stuff", "top0", stuff(0, [0x04, 0x04, 0x04, 0x04], b"H: 1\r\n\r\nbody\r\n"))
+put("fuzz_stuff", "bare-cr-no-end", stuff(0x80, [0x00, 0x00, 0x01, 0x00],
+    b"H\rX\r\r\n\r.line\rno end"))
+put("fuzz_stuff", "empty", stuff(0x80, [0, 0, 0, 0], b""))
+put("fuzz_stuff", "top1-no-final", stuff(1, [0xF1, 0, 0, 0],
+    b"\r\n.\r\nno final newline"))
+put("fuzz_stuff", "no-header-end", stuff(3, [0x07, 0x0B, 0x01, 0x02],
+    b"Subject: x\r\nFrom: y\r\n.dot header\r\n"))
+
+# fuzz_control: lines of JSON (and not).
+put("fuzz_control", "hello-register",
+    b'{"cmd":"hello","id":1,"name":"fuzz","lossy":false}\n'
+    b'{"cmd":"register","id":2,"events":["cmd_user","all"]}\n'
+    b'{"cmd":"unregister","id":3,"events":["cmd_*"]}\n')
+put("fuzz_control", "send-to-client",
+    b'{"cmd":"send_to_client","id":"x","client":1,"tag":3,"text_b64":"K09LIGhp"}\n'
+    b'{"cmd":"send_to_client","client":1,"lines":["+OK","a",".b"],"more":true}\r\n'
+    b'{"cmd":"send_to_client","client":1,"text":"+OK caf\\u00e9"}\n')
+put("fuzz_control", "send-event",
+    b'{"cmd":"send_event","id":null,"event":"x_test","client":9,"tag":4,"origin":2,'
+    b'"args":[1,"two",{"three":3},[4],null,true,1.5,"nul\\u0000in",-7]}\n')
+put("fuzz_control", "invalid",
+    b'{"cmd":1}\n[1,2]\n{bad json\n{"cmd":"a","cmd":"b"}\n{"cmd":"\xff\xfe"}\n'
+    b'"str"\r\n{"id":5}\n{"cmd":"a\\u0000b","id":[1]}\n')
+put("fuzz_control", "ids-unicode",
+    b'{"cmd":"send_file","id":{"nested":[1,2]},"client":7,"path":"/tmp/m",'
+    b'"status":"+OK","top_lines":0}\n{"cmd":"ping","id":-5}\n'
+    b'{"cmd":"x\\u00e9\\ud83d\\ude00","id":1e3}\n{"cmd":"list_clients","id":0.5}\n')
+put("fuzz_control", "base64-utf8",
+    b'AGJvYgBzZWNyZXQ=\nQQ==\nQUI=\nQR==\n====\nA===\n\n'
+    b'\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xed\xa0\x80\xc0\xaf\xf4\x90\x80\x80\xe2\x82\n'
+    b'{"cmd":"x","text_b64":"/w=="}\n')
+
+
+# fuzz_session: 3 option bytes, 6 chunk-size bytes, 8 answer bytes, stream.
+def session(o0, o1, chunks, answers, stream, o2=0):
+    assert len(chunks) == 6 and len(answers) == 8
+    return bytes([o0, o1, o2]) + bytes(chunks) + bytes(answers) + stream
+
+
+WHOLE = [0xFF] * 6
+put("fuzz_session", "plain", session(0, 0, WHOLE, [0] * 8,
+    b"USER bob\r\nPASS secret\r\nSTAT\r\nLIST\r\nRETR 1\r\nQUIT\r\n"))
+put("fuzz_session", "pipelined-multiline", session(0, 0, [0x05, 0x00, 0x20, 0x03, 0xFF, 0x01],
+    [0x03, 0x02, 0x04, 0x44, 0x14, 0x01, 0x23, 0x00],
+    b"CAPA\r\nUSER bob\r\nPASS x\r\nLIST\r\nRETR 1\r\nTOP 1 2\r\nUIDL\r\nQUIT\r\n"))
+put("fuzz_session", "sasl", session(0, 0, WHOLE,
+    [0x08, 0x01, 0x08, 0x00, 0x02, 0x00, 0x00, 0x00],
+    b"AUTH PLAIN\r\nAGJvYgBzZWNyZXQ=\r\nAUTH LOGIN\r\nYm9i\r\nc2VjcmV0\r\nSTAT\r\nQUIT\r\n"))
+put("fuzz_session", "sasl-deferred-cancel-long", session(0x04, 0, [0x03, 0x00, 0x10, 0x01, 0x40, 0x00],
+    [0x18, 0x03, 0x18, 0x00, 0x00, 0x00, 0x00, 0x00],
+    b"AUTH PLAIN\r\n*\r\nAUTH PLAIN\r\n" + b"A" * 60 + b"\r\nNOOP\r\nQUIT\r\n"))
+put("fuzz_session", "bad-lines-halfclose", session(0x12, 0, [0x00, 0x07, 0xF2, 0x01, 0x00, 0x30],
+    [0] * 8,
+    b"FOO\r\n" + b"X" * 300 + b"\r\nNO\0OP\r\nXTND\r\nNOOP\r\nNOOP"))
+put("fuzz_session", "deferred-disconnect", session(0, 0, [0x02, 0x00, 0x01, 0x00, 0x03, 0x00],
+    [0x05, 0x00, 0x05, 0x02, 0x07, 0x00, 0x00, 0x00],
+    b"STAT\r\nLIST\r\nRETR 1\r\nNOOP\r\nQUIT\r\n"))
+put("fuzz_session", "plugin-shutdown", session(0x40, 0x01, WHOLE,
+    [0x02, 0x01, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00],
+    b"NOOP hello\r\nRSET\r\nUIDL 1\r\nUSER a\r\nDELE 1\r\nQUIT\r\n"))
+put("fuzz_session", "subset-no-auth-data", session(0x80, 0x04, WHOLE,
+    [0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
+    b"USER a\r\nSTAT\r\nAUTH PLAIN\r\nAAAA\r\nXTND\r\nQUIT\r\n"))
+put("fuzz_session", "files-backpressure", session(0x08, 0x08, [0x10, 0xFF, 0x00, 0x00, 0x00, 0x00],
+    [0x44, 0x54, 0x04, 0x24, 0x00, 0x00, 0x00, 0x00],
+    b"RETR 1\r\nTOP 1 0\r\nRETR 2\r\nTOP 2 1\r\nQUIT\r\n"))
+put("fuzz_session", "misuse-verbose", session(0x01, 0x00, WHOLE,
+    [0x06, 0x0E, 0x1F, 0x00, 0x06, 0x00, 0x00, 0x00],
+    b"USER bob\r\nPASS x\r\nLIST\r\nSTAT\r\nQUIT\r\n"))
+put("fuzz_session", "proxy-v1", session(0, 0x10, [0x07, 0xFF, 0x02, 0xFF, 0xFF, 0xFF], [0] * 8,
+    b"PROXY TCP4 203.0.113.7 192.0.2.10 40001 110\r\nUSER bob\r\nPASS x\r\nQUIT\r\n"))
+put("fuzz_session", "proxy-v2-mapped", session(0, 0x18, [0x03, 0x0F, 0xFF, 0xFF, 0xFF, 0xFF],
+    [0x03, 0] * 4,
+    bytes([0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
+           0x21, 0x21, 0x00, 0x24]) + bytes(15) + b"\x01" + bytes(10) + b"\xff\xff\xc0\x00\x02\x0a"
+    + b"\x9c\x41\x00\x6e" + b"CAPA\r\nLIST\r\nQUIT\r\n"))
+put("fuzz_session", "proxy-untrusted", session(0, 0x30, WHOLE, [0] * 8,
+    b"PROXY TCP4 203.0.113.7 192.0.2.10 40001 110\r\nQUIT\r\n"))
+put("fuzz_session", "proxy-bad-header", session(0, 0x10, [0x00] * 6, [0] * 8,
+    b"PROXY TCP4 203.0.113.7 192.0.2.10 040001 110\r\nQUIT\r\n"))
+
+# fuzz_proxy: a connection's first octets (v1 line or v2 block, then POP3);
+# the first line is also tried as a CIDR.
+V2SIG = bytes([0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A])
+put("fuzz_proxy", "v1-tcp4", b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 110\r\nUSER bob\r\n")
+put("fuzz_proxy", "v1-tcp6", b"PROXY TCP6 2001:db8::1 ::ffff:192.0.2.7 65535 995\r\nCAPA\r\n")
+put("fuzz_proxy", "v1-unknown", b"PROXY UNKNOWN ffff:f...f:ffff 1 2\r\n")
+put("fuzz_proxy", "v1-bad-port", b"PROXY TCP4 192.0.2.1 198.51.100.2 0110 65536\r\n")
+put("fuzz_proxy", "v2-tcp4", V2SIG + bytes([0x21, 0x11, 0x00, 0x0C, 192, 0, 2, 1, 198, 51, 100, 2,
+                                            0xDC, 0x04, 0x00, 0x6E]) + b"QUIT\r\n")
+put("fuzz_proxy", "v2-tcp6-tlv", V2SIG + bytes([0x21, 0x21, 0x00, 0x2B]) + bytes(15) + b"\x01"
+    + bytes(15) + b"\x02" + b"\x9c\x41\x00\x6e" + b"\x03\x00\x04\x12\x34\x56\x78")
+put("fuzz_proxy", "v2-local", V2SIG + bytes([0x20, 0x00, 0x00, 0x00]) + b"NOOP\r\n")
+put("fuzz_proxy", "v2-unspec-udp", V2SIG + bytes([0x21, 0x00, 0x00, 0x00]) + V2SIG
+    + bytes([0x21, 0x12, 0x00, 0x0C]) + bytes(12))
+put("fuzz_proxy", "cidr-v4", b"10.0.0.0/8\n" + bytes(range(32)))
+put("fuzz_proxy", "cidr-v6", b"2001:db8::/33\n" + bytes(range(200, 232)))
+put("fuzz_proxy", "cidr-mapped", b"::ffff:192.0.2.0/120\n" + b"\x00" * 10 + b"\xff\xff\xc0\x00\x02\x05")
+put("fuzz_session", "hooks-held", session(0, 0x01, WHOLE,
+    [0x04, 0x01, 0x00, 0x04, 0x10, 0x00, 0x04, 0x0F],
+    b"NOOP\r\nRSET\r\nUIDL\r\nAUTH PLAIN\r\nAGJvYgBzZWNyZXQ=\r\nQUIT\r\n", o2=0x10))
+put("fuzz_session", "pop3c-rewrite-swallow-hold", session(0, 0, [0x05, 0xFF, 0x01, 0xFF, 0xFF, 0xFF],
+    [0x00, 0x01, 0x00, 0x02, 0x00, 0x03, 0x05, 0x04],
+    b"USER bob\r\nPASS x\r\nSTAT\r\nLIST\r\nRETR 1\r\nQUIT\r\n", o2=0x01))
+put("fuzz_session", "timers-auth-delay", session(0, 0, WHOLE,
+    [0x08, 0x02, 0x01, 0x0A, 0x00, 0x00, 0x00, 0x00],
+    b"USER bob\r\nPASS wrong\r\nAUTH PLAIN\r\nAAAA\r\nSTAT\r\n", o2=0x06))
+put("fuzz_session", "timers-no-answer", session(0, 0, WHOLE,
+    [0x17, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
+    b"STAT\r\nLIST\r\n", o2=0x02))
+put("fuzz_session", "timers-proxy-header", session(0, 0x10, WHOLE, [0] * 8,
+    b"PROXY TCP4 203.0.113.7 192.0.2.10 40001", o2=0x02))
+
+put("fuzz_session", "consumer-greets-late", session(0x20, 0, [0x03, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+    [0x01, 0x00, 0x00, 0x00, 0, 0, 0, 0], b"USER a\r\nSTAT\r\nQUIT\r\n"))
+put("fuzz_session", "no-greeting-handler", session(0xA0, 0, WHOLE, [0] * 8, b"USER a\r\n"))
+# Regression inputs: the core bugs fuzz_session found (README.md).
+put("fuzz_session", "regress-consumer-del-in-dispatch",
+    session(0, 0, WHOLE, [0xFF, 0x00] * 4, b"NOOP\r\n"))
+put("fuzz_session", "regress-plugin-rewrites-connection-arg",
+    session(0, 0x01, WHOLE, [0x01] + [0] * 7, b"QUIT\r\n", o2=0x10))
