@@ -122,8 +122,13 @@ class Proc:
         penv.update(env or {})
         self.lines = []
         self.lock = threading.Lock()
+        # A test run from a background job inherits SIGINT ignored, and a
+        # shell cannot trap a signal ignored on entry: give the child the
+        # default disposition, as an interactive Ctrl-C would find it.
         self.p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=penv, cwd=cwd)
+                                  stderr=subprocess.PIPE, env=penv, cwd=cwd,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                   signal.SIG_DFL))
         self.err = []
         self.t1 = threading.Thread(target=self._read, args=(self.p.stdout, self.lines),
                                    daemon=True)
