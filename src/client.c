@@ -277,7 +277,6 @@ client_destroy(struct client *c)
 	event_free(c->ev_phase);
 	event_free(c->ev_delay);
 	free(c->delayed);
-	free(c->event_name);
 	free(c->receivers);
 	free(c);
 }
@@ -431,8 +430,6 @@ client_complete(struct client *c)
 	c->inflight = 0;
 	c->sasl = 0;
 	c->verb[0] = '\0';
-	free(c->event_name);
-	c->event_name = NULL;
 	c->nreceivers = 0;
 	evtimer_del(c->ev_resp);
 	if (quit)
@@ -734,7 +731,6 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	}
 	c->inflight = c->ncmds;
 	memcpy(c->verb, cmd->verb, sizeof(c->verb));
-	c->event_name = strdup(name);
 	c->responded = 0;
 	c->plugin_saw = 0;
 	c->nreceivers = 0;

@@ -75,7 +75,6 @@ struct client {
 	uint64_t ncmds;			/* command counter: the next tag - 1 */
 	uint64_t inflight;		/* tag awaiting a response, 0 if none */
 	char verb[LINE_VERB_MAX + 1];	/* its verb */
-	char *event_name;		/* its event name */
 	int responded;			/* a first response line was sent */
 	int sasl;			/* next line is SASL data, not a command */
 	int processing;			/* client_process() is running */
