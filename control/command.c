@@ -636,38 +636,43 @@ command_plugin_aliases(struct controller *c, json_t *id, size_t *n)
 	return order;
 }
 
+/* A reply listing every plugin in pipeline order, each formatted by fmt. */
 static void
-command_plugin_list(struct controller *c, json_t *id, json_t *root)
+command_plugin_reply(struct controller *c, json_t *id, json_t *(*fmt)(struct control *,
+    const char *))
 {
 	const char **order;
 	size_t n, i;
 	json_t *a;
 
-	(void)root;
 	if ((order = command_plugin_aliases(c, id, &n)) == NULL)
 		return;
 	a = json_array();
 	for (i = 0; i < n; i++)
-		json_array_append_new(a, command_plugin_info(c->ctl, order[i]));
+		json_array_append_new(a, fmt(c->ctl, order[i]));
 	free(order);
 	control_reply_ok(c, id, json_pack("{s:o}", "plugins", a));
+}
+
+static json_t *
+command_plugin_alias(struct control *ctl, const char *alias)
+{
+	(void)ctl;
+	return json_string(alias);
+}
+
+static void
+command_plugin_list(struct controller *c, json_t *id, json_t *root)
+{
+	(void)root;
+	command_plugin_reply(c, id, command_plugin_info);
 }
 
 static void
 command_plugin_order(struct controller *c, json_t *id, json_t *root)
 {
-	const char **order;
-	size_t n, i;
-	json_t *a;
-
 	(void)root;
-	if ((order = command_plugin_aliases(c, id, &n)) == NULL)
-		return;
-	a = json_array();
-	for (i = 0; i < n; i++)
-		json_array_append_new(a, json_string(order[i]));
-	free(order);
-	control_reply_ok(c, id, json_pack("{s:o}", "plugins", a));
+	command_plugin_reply(c, id, command_plugin_alias);
 }
 
 static void
