@@ -1,6 +1,7 @@
 /* codec.c - JSON codec of the control protocol. */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,16 +89,15 @@ codec_bytes(const char *s, size_t len, int *exact)
 static const char codec_b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *
-codec_b64_encode(const char *in, size_t len)
+/* Base64 of in into out, which holds 4 * ((len + 2) / 3) octets; returns
+ * the end of the text (not NUL-terminated). */
+static char *
+codec_b64_put(char *o, const char *in, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)in;
-	char *out, *o;
 	size_t i;
 
-	if ((out = malloc(4 * ((len + 2) / 3) + 1)) == NULL)
-		return NULL;
-	for (i = 0, o = out; i + 2 < len; i += 3) {
+	for (i = 0; i + 2 < len; i += 3) {
 		*o++ = codec_b64[p[i] >> 2];
 		*o++ = codec_b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
 		*o++ = codec_b64[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
@@ -114,7 +114,18 @@ codec_b64_encode(const char *in, size_t len)
 		}
 		*o++ = '=';
 	}
-	*o = '\0';
+	return o;
+}
+
+/* Base64 of in as a malloc'd string. */
+char *
+codec_b64_encode(const char *in, size_t len)
+{
+	char *out;
+
+	if ((out = malloc(4 * ((len + 2) / 3) + 1)) == NULL)
+		return NULL;
+	*codec_b64_put(out, in, len) = '\0';
 	return out;
 }
 
@@ -315,14 +326,10 @@ codec_event_object(const struct pop3d_event *ev)
 	return o;
 }
 
-char *
-codec_event(const struct pop3d_event *ev, size_t *len)
-{
-	return codec_dump(codec_event_object(ev), len);
-}
-
-char *
-codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len)
+/* The JSON object of a hook message: the event with type "hook" and the
+ * hook, plugin and plugin_type fields. */
+static json_t *
+codec_hook_object(const struct pop3d_event *ev, const char *plugin)
 {
 	json_t *o = codec_event_object(ev);
 
@@ -333,7 +340,343 @@ codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len)
 	json_object_set_new(o, "plugin", json_string(plugin));
 	json_object_set_new(o, "plugin_type", json_string(ev->type == POP3D_PLUGIN_POP3C ?
 	    "POP3C" : "POP3D"));
-	return codec_dump(o, len);
+	return o;
+}
+
+/* codec_event() the old way, through a jansson tree: the reference. */
+char *
+codec_event_ref(const struct pop3d_event *ev, size_t *len)
+{
+	return codec_dump(codec_event_object(ev), len);
+}
+
+/* codec_hook() the old way, through a jansson tree: the reference. */
+char *
+codec_hook_ref(const struct pop3d_event *ev, const char *plugin, size_t *len)
+{
+	return codec_dump(codec_hook_object(ev, plugin), len);
+}
+
+/*
+ * The direct encoder.  It writes the text json_dumps(JSON_COMPACT) gives
+ * for the tree above, byte for byte, into one buffer: keys in insertion
+ * order, a key whose json_string() would fail (NULL or not UTF-8) left out,
+ * '"', '\\' and \b \f \n \r \t escaped, other controls as \u00XX (upper
+ * case hex), everything else (0x7F, UTF-8) as is, integers as %lld.
+ */
+
+/* A growing output buffer; err is set once an allocation failed and makes
+ * every later append a no-op. */
+struct codec_buf {
+	char *p;
+	size_t len;
+	size_t cap;
+	int err;
+};
+
+/* Room for n more octets and a NUL; 0, or -1 (and err) when out of memory. */
+static int
+codec_buf_reserve(struct codec_buf *b, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (b->err)
+		return -1;
+	if (n < b->cap - b->len)
+		return 0;
+	if ((cap = b->cap) == 0)
+		cap = n < 64 ? 64 : n + 1;
+	while (n >= cap - b->len) {
+		if (cap > SIZE_MAX / 2) {
+			b->err = 1;
+			return -1;
+		}
+		cap *= 2;
+	}
+	if ((p = realloc(b->p, cap)) == NULL) {
+		b->err = 1;
+		return -1;
+	}
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+/* Append n octets. */
+static void
+codec_buf_add(struct codec_buf *b, const void *s, size_t n)
+{
+	if (codec_buf_reserve(b, n) == 0) {
+		memcpy(b->p + b->len, s, n);
+		b->len += n;
+	}
+}
+
+/* Append a string literal. */
+#define codec_buf_lit(b, s)	codec_buf_add((b), (s), sizeof(s) - 1)
+
+/* Append an integer as %lld would write it. */
+static void
+codec_buf_int(struct codec_buf *b, long long v)
+{
+	char tmp[24], *t = tmp + sizeof(tmp);
+	unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--t = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--t = '-';
+	codec_buf_add(b, t, (size_t)(tmp + sizeof(tmp) - t));
+}
+
+/* Append raw bytes as a JSON string: the text codec_bytes() makes of them,
+ * escaped as json_dumps() does.  Returns 1 when exact (valid UTF-8 without
+ * NUL), 0 when bad bytes became U+FFFD. */
+static int
+codec_buf_str(struct codec_buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, start, n;
+	unsigned c;
+	int exact = 1;
+	char esc[6];
+
+	codec_buf_lit(b, "\"");
+	while (i < len) {
+		start = i;
+		while (i < len) {
+			c = p[i];
+			if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
+				i++;
+			else if (c >= 0x80 && (n = codec_utf8_seq(p + i, len - i)) != 0)
+				i += n;
+			else
+				break;
+		}
+		if (i > start)
+			codec_buf_add(b, p + start, i - start);
+		if (i == len)
+			break;
+		switch (c = p[i++]) {
+		case '"':
+			codec_buf_lit(b, "\\\"");
+			break;
+		case '\\':
+			codec_buf_lit(b, "\\\\");
+			break;
+		case '\b':
+			codec_buf_lit(b, "\\b");
+			break;
+		case '\f':
+			codec_buf_lit(b, "\\f");
+			break;
+		case '\n':
+			codec_buf_lit(b, "\\n");
+			break;
+		case '\r':
+			codec_buf_lit(b, "\\r");
+			break;
+		case '\t':
+			codec_buf_lit(b, "\\t");
+			break;
+		default:
+			if (c == 0 || c >= 0x80) {
+				codec_buf_lit(b, "\xEF\xBF\xBD");
+				exact = 0;
+			} else {
+				memcpy(esc, "\\u00", 4);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 15];
+				codec_buf_add(b, esc, sizeof(esc));
+			}
+			break;
+		}
+	}
+	codec_buf_lit(b, "\"");
+	return exact;
+}
+
+/* Append ,"key":"value" (key given with its punctuation) for a C string,
+ * or nothing when json_string(s) would fail: NULL or not UTF-8. */
+static void
+codec_buf_member_n(struct codec_buf *b, const char *key, size_t keylen, const char *s)
+{
+	size_t mark = b->len;
+
+	if (s == NULL)
+		return;
+	codec_buf_add(b, key, keylen);
+	if (!codec_buf_str(b, s, strlen(s)))
+		b->len = mark;
+}
+
+/* codec_buf_member_n() with a literal key. */
+#define codec_buf_member(b, key, s)	codec_buf_member_n((b), (key), sizeof(key) - 1, (s))
+
+/* Append one argument as codec_arg() would have it dumped; *lossy set when
+ * it is a string that needs args_b64. */
+static void
+codec_buf_arg(struct codec_buf *b, const struct pop3d_arg *a, int *lossy)
+{
+	json_t *j;
+	char *t;
+
+	switch (a->type) {
+	case POP3D_ARG_INT:
+		codec_buf_int(b, a->i);
+		break;
+	case POP3D_ARG_JSON:
+		if (a->s == NULL ||
+		    (j = json_loadb(a->s, a->len, JSON_DECODE_ANY, NULL)) == NULL) {
+			codec_buf_lit(b, "null");
+			break;
+		}
+		t = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		json_decref(j);
+		if (t == NULL) {
+			b->err = 1;
+			break;
+		}
+		codec_buf_add(b, t, strlen(t));
+		free(t);
+		break;
+	case POP3D_ARG_STR:
+	default:
+		if (a->s == NULL)
+			codec_buf_lit(b, "null");
+		else if (!codec_buf_str(b, a->s, a->len))
+			*lossy = 1;
+		break;
+	}
+}
+
+/* Append the args_b64 array: the exact bytes of every lossy string, null
+ * for the other arguments. */
+static void
+codec_buf_b64s(struct codec_buf *b, const struct pop3d_event *ev)
+{
+	const struct pop3d_arg *a;
+	size_t n;
+	int i;
+
+	codec_buf_lit(b, ",\"args_b64\":[");
+	for (i = 0; i < ev->argc; i++) {
+		a = &ev->argv[i];
+		if (i > 0)
+			codec_buf_lit(b, ",");
+		if (a->type == POP3D_ARG_INT || a->type == POP3D_ARG_JSON || a->s == NULL ||
+		    codec_utf8_valid(a->s, a->len)) {
+			codec_buf_lit(b, "null");
+			continue;
+		}
+		n = 4 * ((a->len + 2) / 3);
+		if (codec_buf_reserve(b, n + 2) == -1)
+			return;
+		b->p[b->len++] = '"';
+		b->len = (size_t)(codec_b64_put(b->p + b->len, a->s, a->len) - b->p);
+		b->p[b->len++] = '"';
+	}
+	codec_buf_lit(b, "]");
+}
+
+/* A guess at the length of the text, so that one allocation is enough
+ * unless strings need much escaping. */
+static size_t
+codec_estimate(const struct pop3d_event *ev, const char *plugin, int hook)
+{
+	size_t n = 192;
+	int i;
+
+	if (ev->name != NULL)
+		n += strlen(ev->name);
+	if (ev->command != NULL)
+		n += strlen(ev->command);
+	if (hook)
+		n += 64 + (plugin != NULL ? strlen(plugin) : 0);
+	for (i = 0; i < ev->argc; i++)
+		n += ev->argv[i].type == POP3D_ARG_INT ? 21 : ev->argv[i].len + 8;
+	return n;
+}
+
+/* An event (plugin NULL) or a hook message as text ending in "\n". */
+static char *
+codec_encode(const struct pop3d_event *ev, const char *plugin, int hook, size_t *len)
+{
+	struct codec_buf b = { NULL, 0, 0, 0 };
+	int i, lossy = 0;
+
+	if (codec_buf_reserve(&b, codec_estimate(ev, plugin, hook)) == -1)
+		return NULL;
+	if (hook)
+		codec_buf_lit(&b, "{\"type\":\"hook\"");
+	else
+		codec_buf_lit(&b, "{\"type\":\"event\"");
+	codec_buf_member(&b, ",\"event\":", ev->name);
+	codec_buf_lit(&b, ",\"seq\":");
+	codec_buf_int(&b, (long long)ev->seq);
+	if (ev->client != 0) {
+		codec_buf_lit(&b, ",\"client\":");
+		codec_buf_int(&b, (long long)ev->client);
+		codec_buf_member(&b, ",\"state\":", pop3d_state_name(ev->state));
+		if (ev->tls)
+			codec_buf_lit(&b, ",\"tls\":true");
+		else
+			codec_buf_lit(&b, ",\"tls\":false");
+	}
+	if (ev->tag != 0) {
+		codec_buf_lit(&b, ",\"tag\":");
+		codec_buf_int(&b, (long long)ev->tag);
+	}
+	if (ev->origin != 0) {
+		codec_buf_lit(&b, ",\"origin\":");
+		codec_buf_int(&b, (long long)ev->origin);
+	}
+	codec_buf_member(&b, ",\"command\":", ev->command);
+	codec_buf_lit(&b, ",\"args\":[");
+	for (i = 0; i < ev->argc; i++) {
+		if (i > 0)
+			codec_buf_lit(&b, ",");
+		codec_buf_arg(&b, &ev->argv[i], &lossy);
+	}
+	codec_buf_lit(&b, "]");
+	if (lossy)
+		codec_buf_b64s(&b, ev);
+	if (hook) {
+		codec_buf_lit(&b, ",\"hook\":");
+		codec_buf_int(&b, (long long)ev->hook);
+		codec_buf_member(&b, ",\"plugin\":", plugin);
+		if (ev->type == POP3D_PLUGIN_POP3C)
+			codec_buf_lit(&b, ",\"plugin_type\":\"POP3C\"");
+		else
+			codec_buf_lit(&b, ",\"plugin_type\":\"POP3D\"");
+	}
+	codec_buf_lit(&b, "}\n");
+	if (b.err) {
+		free(b.p);
+		return NULL;
+	}
+	b.p[b.len] = '\0';
+	if (len != NULL)
+		*len = b.len;
+	return b.p;
+}
+
+/* An event as one line of JSON. */
+char *
+codec_event(const struct pop3d_event *ev, size_t *len)
+{
+	return codec_encode(ev, NULL, 0, len);
+}
+
+/* A hook message for a controller plugin as one line of JSON. */
+char *
+codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len)
+{
+	return codec_encode(ev, plugin, 1, len);
 }
 
 /* JSON array -> event arguments: integers, strings (NUL-free), else JSON

@@ -31,11 +31,16 @@ const char *codec_decode(const char *line, size_t len, struct codec_cmd *cmd, ch
 void codec_cmd_clear(struct codec_cmd *);
 
 /* Encoding.  All return malloc'd text ending in "\n", or NULL. */
-json_t *codec_event_object(const struct pop3d_event *ev);
 char *codec_event(const struct pop3d_event *ev, size_t *len);
 /* A hook message for a controller plugin: the event with type "hook",
  * "hook" (the id to answer with a verdict), "plugin" and "plugin_type". */
 char *codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len);
+/* The reference encoders, for the tests and the fuzzer: the same text made
+ * through a jansson tree (codec_event() and codec_hook() write it directly
+ * and must give the same bytes). */
+json_t *codec_event_object(const struct pop3d_event *ev);
+char *codec_event_ref(const struct pop3d_event *ev, size_t *len);
+char *codec_hook_ref(const struct pop3d_event *ev, const char *plugin, size_t *len);
 /* Event arguments from a JSON array (at most 64); NULL when invalid. */
 struct pop3d_arg *codec_args(json_t *arr, int *argc);
 void codec_args_free(struct pop3d_arg *, int argc);

@@ -8,7 +8,10 @@
  *     with codec_reply_error() / codec_reply_ok(), and for a command an
  *     event is built from its fields ("args" as command.c maps them, plus
  *     the raw line bytes as a string argument and as a JSON argument) and
- *     encoded with codec_event();
+ *     encoded with codec_event(), which must give the same bytes as the
+ *     jansson-tree reference codec_event_ref() (and codec_hook() as
+ *     codec_hook_ref(), with the raw line also as event name, command and
+ *     plugin name);
  *   - used as raw bytes for codec_bytes(), codec_utf8_valid() and a base64
  *     round trip, and fed to codec_b64_decode() as if it were base64.
  * Every encoder output must be exactly one line of valid JSON whose fields
@@ -305,6 +308,45 @@ check_id(json_t *r, json_t *id)
 		CHECK(json_equal(v, id));
 }
 
+/* One direct encoding against its reference: the same bytes. */
+static void
+check_same_text(const char *what, char *s, size_t len, char *ref, size_t reflen)
+{
+	CHECK(ref != NULL);
+	CHECK(s != NULL);
+	if (len != reflen || memcmp(s, ref, len) != 0) {
+		fprintf(stderr, "fuzz_control: %s differs from its reference\n"
+		    "  direct    (%zu) %.*s\n  reference (%zu) %.*s\n", what, len, (int)len, s,
+		    reflen, (int)reflen, ref);
+		abort();
+	}
+	CHECK(s[len] == '\0');
+	free(s);
+	free(ref);
+}
+
+/* codec_event() and codec_hook() (both plugin types) must give byte for
+ * byte what the jansson-tree reference encoders give. */
+static void
+check_same(const struct pop3d_event *ev, const char *plugin)
+{
+	struct pop3d_event e = *ev;
+	size_t len = 0, reflen = 0;
+	char *s, *ref;
+
+	s = codec_event(&e, &len);
+	ref = codec_event_ref(&e, &reflen);
+	check_same_text("codec_event", s, len, ref, reflen);
+	e.type = POP3D_PLUGIN_POP3D;
+	s = codec_hook(&e, plugin, &len);
+	ref = codec_hook_ref(&e, plugin, &reflen);
+	check_same_text("codec_hook", s, len, ref, reflen);
+	e.type = POP3D_PLUGIN_POP3C;
+	s = codec_hook(&e, plugin, &len);
+	ref = codec_hook_ref(&e, plugin, &reflen);
+	check_same_text("codec_hook", s, len, ref, reflen);
+}
+
 /* What codec_event() must give for a POP3D_ARG_JSON argument. */
 static json_t *
 expect_json_arg(const char *s, size_t n)
@@ -459,6 +501,31 @@ check_event(struct codec_cmd *cmd, const unsigned char *line, size_t linelen, ui
 			CHECK(json_is_null(json_array_get(ob64, i)));
 	}
 	json_decref(out);
+
+	/* The direct encoders against the references: this event, with a
+	 * command and a hook id from the input, fewer arguments, and the raw
+	 * line (any bytes) as event name, command and plugin name. */
+	v = json_object_get(cmd->root, "command");
+	if (json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v))
+		ev.command = json_string_value(v);
+	v = json_object_get(cmd->root, "hook");
+	ev.hook = json_is_integer(v) ? (uint64_t)json_integer_value(v) : seq * 7;
+	check_same(&ev, cmd->name);
+	ev.argc = (int)(linelen % (n + 1));
+	check_same(&ev, NULL);
+	if (memchr(line, '\0', linelen) == NULL) {
+		char *raw = malloc(linelen + 1);
+
+		CHECK(raw != NULL);
+		memcpy(raw, line, linelen);
+		raw[linelen] = '\0';
+		ev.name = raw;
+		ev.command = raw;
+		ev.argc = (int)n;
+		check_same(&ev, raw);
+		free(raw);
+	}
+
 	for (i = 0; i < n; i++) {
 		if (ad[i].owned)
 			free(ad[i].a.s);
