@@ -34,6 +34,7 @@
 static void control_read_cb(struct bufferevent *, void *);
 static void control_write_cb(struct bufferevent *, void *);
 static void control_event_cb(struct bufferevent *, short, void *);
+static void control_outbuf_cb(struct evbuffer *, const struct evbuffer_cb_info *, void *);
 
 static time_t
 control_now(void)
@@ -236,6 +237,8 @@ control_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 static void
 control_free_controller(struct controller *c)
 {
+	if (c->flush_queued)
+		TAILQ_REMOVE(&c->ctl->flushq, c, fentry);
 	bufferevent_free(c->bev);
 	event_free(c->ev_defer);
 	free(c);
@@ -373,6 +376,9 @@ control_write_cb(struct bufferevent *bev, void *arg)
 
 	if (c->dead)
 		return;
+	/* All written: back to direct writes (see control_flush). */
+	if (out == 0)
+		bufferevent_disable(bev, EV_WRITE);
 	c->last_progress = control_now();
 	if (out == 0 && c->behind) {
 		c->behind = 0;
@@ -391,6 +397,64 @@ control_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (out == 0 && c->closing)
 		control_kill(c, c->reason);
+}
+
+/*
+ * Direct writes, as for POP3 clients (client_flush in src/client.c): a
+ * controller's EV_WRITE stays disabled while its output is empty.  Lines
+ * appended during a loop iteration queue it on ctl->flushq, and one
+ * active event writes each queued controller's output before the loop
+ * polls again, saving the arm/disarm system calls and a loop iteration
+ * per batch of events.  A short write arms EV_WRITE until all is out.
+ */
+static void
+control_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct controller *c = arg;
+	struct control *ctl = c->ctl;
+
+	(void)buf;
+	if (info->n_added == 0 || c->flush_queued || c->dead ||
+	    (bufferevent_get_enabled(c->bev) & EV_WRITE))
+		return;
+	c->flush_queued = 1;
+	TAILQ_INSERT_TAIL(&ctl->flushq, c, fentry);
+	event_active(ctl->ev_flush, EV_TIMEOUT, 1);
+}
+
+/* Write one controller's output now; arm EV_WRITE for the rest. */
+static void
+control_flush(struct controller *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int n;
+
+	if (c->dead || evbuffer_get_length(out) == 0)
+		return;
+	/* Socket bufferevents keep their output's front frozen. */
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, bufferevent_getfd(c->bev));
+	evbuffer_freeze(out, 1);
+	if (n > 0)
+		control_write_cb(c->bev, c);	/* progress, as the bufferevent's would */
+	if (!c->dead && evbuffer_get_length(out) > 0)
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* The active event of ctl->flushq. */
+static void
+control_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *ctl = arg;
+	struct controller *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&ctl->flushq)) != NULL) {
+		TAILQ_REMOVE(&ctl->flushq, c, fentry);
+		control_flush(c);	/* still marked: it writes its own appends */
+		c->flush_queued = 0;
+	}
 }
 
 static void
@@ -569,8 +633,10 @@ control_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockadd
 	log_info("controller=%llu event=connect uid=%lu gid=%lu pid=%ld",
 	    (unsigned long long)c->id, (unsigned long)cred.uid, (unsigned long)cred.gid,
 	    (long)cred.pid);
+	bufferevent_disable(c->bev, EV_WRITE);
+	evbuffer_add_cb(bufferevent_get_output(c->bev), control_outbuf_cb, c);
 	control_greeting(c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->bev, EV_READ);
 }
 
 /* Probe path: is a live server answering there? */
@@ -669,6 +735,7 @@ control_new(struct pop3d *srv, const struct control_options *opts)
 	TAILQ_INIT(&ctl->controllers);
 	TAILQ_INIT(&ctl->plugins);
 	TAILQ_INIT(&ctl->pending);
+	TAILQ_INIT(&ctl->flushq);
 	if ((ctl->path = strdup(opts->path)) == NULL)
 		goto fail;
 	if (opts->nallow > 0) {
@@ -682,7 +749,8 @@ control_new(struct pop3d *srv, const struct control_options *opts)
 	ctl->evl = evconnlistener_new(pop3d_get_base(srv), control_accept_cb, ctl,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	ctl->ev_tick = event_new(pop3d_get_base(srv), -1, EV_PERSIST, control_tick_cb, ctl);
-	if (ctl->evl == NULL || ctl->ev_tick == NULL) {
+	ctl->ev_flush = event_new(pop3d_get_base(srv), -1, 0, control_flush_cb, ctl);
+	if (ctl->evl == NULL || ctl->ev_tick == NULL || ctl->ev_flush == NULL) {
 		if (ctl->evl == NULL)
 			close(fd);
 		unlink(ctl->path);
@@ -698,6 +766,8 @@ fail:
 		evconnlistener_free(ctl->evl);
 	if (ctl->ev_tick != NULL)
 		event_free(ctl->ev_tick);
+	if (ctl->ev_flush != NULL)
+		event_free(ctl->ev_flush);
 	free(ctl->opts.allow);
 	free(ctl->path);
 	free(ctl);
@@ -715,6 +785,7 @@ control_free(struct control *ctl)
 	hook_free_all(ctl);
 	while ((c = TAILQ_FIRST(&ctl->controllers)) != NULL) {
 		/* Best effort: hand over what is owed before closing. */
+		evbuffer_unfreeze(bufferevent_get_output(c->bev), 1);
 		evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
 		TAILQ_REMOVE(&ctl->controllers, c, entry);
 		if (c->consumer != 0)
@@ -726,6 +797,8 @@ control_free(struct control *ctl)
 		evconnlistener_free(ctl->evl);
 	if (ctl->ev_tick != NULL)
 		event_free(ctl->ev_tick);
+	if (ctl->ev_flush != NULL)
+		event_free(ctl->ev_flush);
 	/* Remove the socket file only if it is still ours, never a symlink. */
 	if (lstat(ctl->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == ctl->ino &&
 	    st.st_dev == ctl->dev)

@@ -41,6 +41,8 @@ struct controller {
 	time_t connected;
 	const char *reason;
 	struct event *ev_defer;
+	int flush_queued;	/* on ctl->flushq: see control_flush() */
+	TAILQ_ENTRY(controller) fentry;
 };
 TAILQ_HEAD(controller_list, controller);
 
@@ -81,6 +83,8 @@ struct control {
 	size_t ncontrollers;
 	uint64_t next_id;
 	struct event *ev_tick;
+	struct event *ev_flush;		/* write the output of flushq's controllers */
+	struct controller_list flushq;
 	int accept_paused;		/* out of descriptors: retry next tick */
 	int shutting_down;
 	uint64_t cache_seq;	/* the event encoded in cache */

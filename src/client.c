@@ -41,6 +41,8 @@ static void client_resp_cb(evutil_socket_t, short, void *);
 static void client_process(struct client *);
 static void client_phase_cb(evutil_socket_t, short, void *);
 static void client_tls_start(struct client *);
+static void client_outbuf_cb(struct evbuffer *, const struct evbuffer_cb_info *, void *);
+static void client_drained(struct client *);
 
 /* Numeric host and port of a socket address; IPv4-mapped IPv6 as IPv4. */
 static void
@@ -155,6 +157,11 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 	bufferevent_setwatermark(c->bev, EV_READ, 0, srv->opts.input_high);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_WRITE_LOW, 0);
 	bufferevent_set_max_single_write(c->bev, CLIENT_MAX_WRITE);
+	if (!(lflags & POP3D_LISTEN_TLS)) {
+		c->direct = 1;
+		bufferevent_disable(c->bev, EV_WRITE);
+		evbuffer_add_cb(bufferevent_get_output(c->bev), client_outbuf_cb, c);
+	}
 	server_client_link(srv, c);
 	return c;
 }
@@ -268,6 +275,10 @@ void
 client_destroy(struct client *c)
 {
 	output_clear(c);
+	if (c->flush_queued) {
+		TAILQ_REMOVE(&c->srv->flushq, c, fentry);
+		c->flush_queued = 0;
+	}
 	if (c->stream_fd >= 0)
 		close(c->stream_fd);
 	bufferevent_free(c->bev);
@@ -971,6 +982,16 @@ client_tls_start(struct client *c)
 		client_kill(c, "no tls context");
 		return;
 	}
+	if (c->direct) {
+		/* The filter owns the socket bufferevent from now on. */
+		c->direct = 0;
+		evbuffer_remove_cb(bufferevent_get_output(c->bev), client_outbuf_cb, c);
+		if (c->flush_queued) {
+			TAILQ_REMOVE(&srv->flushq, c, fentry);
+			c->flush_queued = 0;
+		}
+		bufferevent_enable(c->bev, EV_WRITE);
+	}
 	f = bufferevent_openssl_filter_new(srv->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL) {
@@ -1046,23 +1067,105 @@ client_phase_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Output drained below the low-water mark: progress. */
 static void
+client_drained(struct client *c)
+{
+	c->last_active = server_now();
+	if (c->stream_fd >= 0)
+		client_stream_fill(c);
+	if (c->dead)
+		return;
+	if (c->closing && client_flushed(c)) {
+		client_kill(c, c->reason);
+		return;
+	}
+	client_backpressure(c);
+}
+
+/* The bufferevent wrote below the low-water mark. */
+static void
 client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
 	if (c->dead)
 		return;
-	c->last_active = server_now();
-	if (c->stream_fd >= 0)
-		client_stream_fill(c);
-	if (c->dead)
+	client_drained(c);
+	/* All written: back to direct writes (the write event is already
+	 * off, so this costs no system call). */
+	if (!c->dead && c->direct && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
+}
+
+/*
+ * Direct writes.  A socket bufferevent never writes at once: appending
+ * arms EPOLLOUT, the next loop iteration writes, and the emptied buffer
+ * disarms it - two epoll_ctl calls and a loop iteration per response.
+ * A plain TCP client keeps EV_WRITE disabled instead; output appended
+ * during this loop iteration queues it on srv->flushq, and one active
+ * event writes every queued client's output before the loop polls again
+ * (several pipelined answers in one write).  Only a short write arms
+ * EV_WRITE, until the bufferevent has drained it all.
+ */
+static void
+client_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct client *c = arg;
+	struct pop3d *srv = c->srv;
+
+	(void)buf;
+	if (info->n_added == 0 || c->flush_queued || !c->direct || c->dead ||
+	    (bufferevent_get_enabled(c->bev) & EV_WRITE))
 		return;
-	(void)bev;
-	if (c->closing && client_flushed(c)) {
-		client_kill(c, c->reason);
-		return;
+	c->flush_queued = 1;
+	TAILQ_INSERT_TAIL(&srv->flushq, c, fentry);
+	event_active(srv->ev_flush, EV_TIMEOUT, 1);
+}
+
+/* Write a client's output now; arm EV_WRITE for what the kernel refused. */
+static void
+client_flush(struct client *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	int rounds;
+
+	/* A streamed file refills as it drains: a few rounds at most, then
+	 * the socket is full or the loop gets its turn. */
+	for (rounds = 0; rounds < 8 && !c->dead && evbuffer_get_length(out) > 0; rounds++) {
+		int n;
+
+		/* A socket bufferevent keeps the front of its output frozen
+		 * outside its own write callback. */
+		evbuffer_unfreeze(out, 1);
+		n = evbuffer_write_atmost(out, fd, -1);
+		evbuffer_freeze(out, 1);
+		if (n <= 0)
+			break;	/* EAGAIN, or an error the bufferevent reports */
+		if (evbuffer_get_length(out) >= CLIENT_WRITE_LOW)
+			break;
+		client_drained(c);
 	}
-	client_backpressure(c);
+	if (c->dead || !c->direct)
+		return;
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* The active event of srv->flushq. */
+void
+client_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3d *srv = arg;
+	struct client *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&srv->flushq)) != NULL) {
+		TAILQ_REMOVE(&srv->flushq, c, fentry);
+		/* Stays marked: what client_flush appends it writes itself. */
+		client_flush(c);
+		c->flush_queued = 0;
+	}
 }
 
 static void

@@ -185,6 +185,8 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 	srv->linebuf = malloc(srv->opts.max_auth_line);
 	srv->ev_stop = evtimer_new(base, pop3d_stop_cb, srv);
 	srv->ev_resume = evtimer_new(base, pop3d_resume_cb, srv);
+	srv->ev_flush = event_new(base, -1, 0, client_flush_cb, srv);
+	TAILQ_INIT(&srv->flushq);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0, sizeof(rnd));
 	for (i = 0; i < sizeof(rnd); i++)
@@ -192,7 +194,7 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 	if (srv->alias == NULL || srv->hostname == NULL || srv->version == NULL ||
 	    srv->extra_verbs == NULL || srv->hash == NULL || srv->addrs == NULL ||
 	    srv->pipeline == NULL || srv->linebuf == NULL || srv->ev_stop == NULL ||
-	    srv->ev_resume == NULL) {
+	    srv->ev_resume == NULL || srv->ev_flush == NULL) {
 		pop3d_free(srv);
 		errno = ENOMEM;
 		return NULL;
@@ -266,6 +268,8 @@ pop3d_free(struct pop3d *srv)
 		event_free(srv->ev_stop);
 	if (srv->ev_resume)
 		event_free(srv->ev_resume);
+	if (srv->ev_flush)
+		event_free(srv->ev_flush);
 	for (i = 0; srv->extra_verbs != NULL && srv->extra_verbs[i] != NULL; i++)
 		free(srv->extra_verbs[i]);
 	free(srv->extra_verbs);

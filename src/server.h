@@ -108,6 +108,10 @@ struct client {
 	struct event *ev_defer;		/* parse next line / free */
 	struct event *ev_idle;		/* idle autologout */
 	struct event *ev_resp;		/* response deadline */
+	/* Direct writes (plain TCP): see client_flush(). */
+	int direct;			/* EV_WRITE armed only while a write is short */
+	int flush_queued;		/* on srv->flushq */
+	TAILQ_ENTRY(client) fentry;
 };
 TAILQ_HEAD(client_list, client);
 
@@ -135,6 +139,8 @@ struct pop3d {
 	void (*stopped_cb)(struct pop3d *, void *);
 	void *stopped_arg;
 	struct event *ev_resume;	/* re-enable paused listeners */
+	struct event *ev_flush;		/* write the output of flushq's clients */
+	struct client_list flushq;
 	struct tls tls;
 	struct proxy_cidr *trusted;
 	size_t ntrusted;
@@ -172,6 +178,7 @@ void client_stream_fill(struct client *);
 void client_tempfail(struct client *);
 int client_flushed(struct client *);
 void client_write(struct client *, const char *, size_t);
+void client_flush_cb(evutil_socket_t, short, void *);
 
 /* output.c */
 void output_line(struct client *, const char *, size_t, int auth);
