@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -123,6 +124,17 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 	if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
 		client_addr((struct sockaddr *)&ss, slen, c->local, sizeof(c->local),
 		    &c->local_port);
+	/*
+	 * No Nagle: output is already coalesced per loop iteration, and
+	 * Nagle would hold the short tail of a long response (the last
+	 * segment and its terminator) until the client's delayed ACK, 40 ms
+	 * later on Linux - a stall at the end of every RETR.
+	 */
+	if (peer->sa_family == AF_INET || peer->sa_family == AF_INET6) {
+		int one = 1;
+
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	c->connected = time(NULL);
 	c->last_active = server_now();
 	line_init(&c->lf);

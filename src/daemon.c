@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -283,9 +284,18 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 	size_t nverbs = 0;
 	static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
 
+	size_t nplugins = 0;
+
+	/*
+	 * Streaming a message allocates and frees output chunks of a few
+	 * hundred KiB over and over; glibc's default 128 KiB trim threshold
+	 * gives that memory back to the kernel each time and faults it in
+	 * again (page faults were ~5% of a RETR).  Keep up to 4 MiB.
+	 */
+	(void)mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
+	(void)mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	pop3d_options_init(&opts);
 	control_options_init(&copts);
-	size_t nplugins = 0;
 
 	verbs = calloc((size_t)argc + 1, sizeof(*verbs));
 	plugins = calloc((size_t)argc + 1, sizeof(*plugins));

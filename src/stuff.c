@@ -19,7 +19,7 @@ stuff_init(struct stuff *st, long top_lines)
 }
 
 /* Emit a line end and account for the header/body boundary and TOP limit. */
-static size_t
+static inline size_t
 stuff_eol(struct stuff *st, char *dst)
 {
 	dst[0] = '\r';
@@ -40,12 +40,17 @@ stuff_eol(struct stuff *st, char *dst)
 	return 2;
 }
 
-/* The converter proper: spans of ordinary octets are copied whole. */
+/*
+ * The converter proper: spans of ordinary octets are copied whole.  The
+ * next CR and the next LF are found with memchr (vectorised in libc) and
+ * remembered until the position passes them, so every octet is scanned
+ * at most once per kind however the line ends are mixed.
+ */
 size_t
 stuff_run(struct stuff *st, const char *in, size_t n, char *dst)
 {
+	const char *end = in + n, *nextcr = NULL, *nextlf = NULL, *p;
 	size_t i = 0, o = 0, span;
-	const char *p;
 
 	while (i < n && !st->stopped) {
 		char c = in[i];
@@ -73,9 +78,15 @@ stuff_run(struct stuff *st, const char *in, size_t n, char *dst)
 		if (st->bol && c == '.')
 			dst[o++] = '.';
 		/* Copy up to the next CR or LF in one go. */
-		for (p = in + i, span = 0; i + span < n && p[span] != '\r' && p[span] != '\n'; span++)
-			;
-		memcpy(dst + o, in + i, span);
+		p = in + i;
+		if (nextcr == NULL || nextcr < p)
+			if ((nextcr = memchr(p, '\r', n - i)) == NULL)
+				nextcr = end;
+		if (nextlf == NULL || nextlf < p)
+			if ((nextlf = memchr(p, '\n', n - i)) == NULL)
+				nextlf = end;
+		span = (size_t)((nextcr < nextlf ? nextcr : nextlf) - p);
+		memcpy(dst + o, p, span);
 		o += span;
 		i += span;
 		st->octets += span;

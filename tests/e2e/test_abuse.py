@@ -370,7 +370,7 @@ class Abuse(AbuseTest):
         """RETR of a 50 MB message (text lines, some starting with '.') by a
         client reading about 1 KB/s (SO_RCVBUF 1 KiB) for 8 s with --timeout 3.
 
-        Bounds: RSS grows by < 1 MiB (the stream keeps < 4 * 16 KiB of file
+        Bounds: RSS grows by < 1 MiB (the stream keeps < 512 KiB + one 128 KiB chunk of file
         in the output buffer); the reader is never dropped as idle while it
         reads (over twice the idle timeout); another client's NOOP round trip
         stays < 1 s; then the rest is read fast and arrives complete, dot-
