@@ -119,6 +119,7 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 	c->id = ++srv->next_client;
 	c->stream_fd = -1;
 	TAILQ_INIT(&c->outq);
+	TAILQ_INIT(&c->ahead);
 	memcpy(c->peer, host, sizeof(c->peer));
 	c->peer_port = port;
 	if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
@@ -293,6 +294,7 @@ client_destroy(struct client *c)
 	}
 	if (c->stream_fd >= 0)
 		close(c->stream_fd);
+	ahead_clear(c);
 	bufferevent_free(c->bev);
 	event_free(c->ev_defer);
 	event_free(c->ev_idle);
@@ -340,6 +342,7 @@ client_kill(struct client *c, const char *reason)
 	evtimer_del(c->ev_phase);
 	evtimer_del(c->ev_delay);
 	output_clear(c);
+	ahead_clear(c);
 	server_client_retire(srv, c);
 	log_info("client=%llu event=disconnect reason=\"%s\" duration=%llds commands=%llu",
 	    (unsigned long long)c->id, c->reason, (long long)(time(NULL) - c->connected),
@@ -437,11 +440,54 @@ client_close(struct client *c, const char *reason, const char *lastline)
 	c->closing = 1;
 	c->reason = reason;
 	evtimer_del(c->ev_resp);
+	ahead_clear(c);		/* nothing further back is answered now */
 	bufferevent_disable(c->bev, EV_READ);
 	if (lastline != NULL)
 		output_line(c, lastline, strlen(lastline), 0);
 	if (!c->dead && client_flushed(c))
 		client_kill(c, reason);
+}
+
+/*
+ * Commands dispatched ahead take their turn: the first becomes the head
+ * and what its handlers sent meanwhile is replayed, which may complete it
+ * and bring the next one.  One loop at a time (replaying completes).
+ */
+static void
+client_promote(struct client *c)
+{
+	struct pop3d *srv = c->srv;
+	struct client_ahead *a;
+
+	if (c->promoting)
+		return;
+	c->promoting = 1;
+	while (!c->dead && !c->closing && c->inflight == 0 && (a = ahead_pop(c)) != NULL) {
+		struct timeval tv = { (time_t)srv->opts.response_timeout, 0 };
+
+		c->inflight = a->tag;
+		memcpy(c->verb, a->verb, sizeof(c->verb));
+		c->responded = 0;
+		c->plugin_saw = a->plugin_saw;
+		free(c->receivers);
+		c->receivers = a->receivers;
+		c->nreceivers = a->nreceivers;
+		c->receivers_cap = a->receivers_cap;
+		a->receivers = NULL;
+		if (srv->opts.response_timeout > 0)
+			evtimer_add(c->ev_resp, &tv);
+		ahead_replay(c, a);
+		if (c->inflight == a->tag && !c->dead && !c->closing && !c->responded &&
+		    c->nreceivers == 0 && !c->plugin_saw) {
+			/* Every handler that received it went away meanwhile. */
+			log_warnx("client=%llu event=handler-gone tag=%llu",
+			    (unsigned long long)c->id, (unsigned long long)c->inflight);
+			client_close(c, "handler went away",
+			    "-ERR [SYS/TEMP] server unavailable, try again later");
+		}
+		ahead_free(a);
+	}
+	c->promoting = 0;
 }
 
 /* The current command's response is complete: move to the next line. */
@@ -457,8 +503,10 @@ client_complete(struct client *c)
 	evtimer_del(c->ev_resp);
 	if (quit)
 		client_close(c, "quit", NULL);
-	else if (!c->dead)
+	else if (!c->dead) {
+		client_promote(c);
 		event_active(c->ev_defer, EV_TIMEOUT, 1);
+	}
 }
 
 /* Mark the first line of a response; 1 when it answers PASS, APOP or AUTH
@@ -473,15 +521,19 @@ client_first_line(struct client *c)
 	    strcmp(c->verb, "auth") == 0;
 }
 
-/* Common checks of every send: alive, tag current. */
+/* Common checks of every send: alive, tag current or dispatched ahead
+ * (*ahead is then set: the send is recorded, not written). */
 static int
-client_check(struct client *c, uint64_t tag)
+client_check(struct client *c, uint64_t tag, struct client_ahead **ahead)
 {
+	*ahead = NULL;
 	if (c->dead || c->closing)
 		return -POP3D_ERR_UNKNOWN_CLIENT;
-	if (tag != 0 && tag != c->inflight)
-		return -POP3D_ERR_STALE;
-	return 0;
+	if (tag == 0 || tag == c->inflight)
+		return 0;
+	if ((*ahead = ahead_find(c, tag)) != NULL && !(*ahead)->complete)
+		return 0;
+	return -POP3D_ERR_STALE;
 }
 
 static int
@@ -498,12 +550,15 @@ client_line_ok(const char *line, size_t len)
 int
 client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, int flags)
 {
+	struct client_ahead *ahead;
 	int rv;
 
-	if ((rv = client_check(c, tag)) != 0)
+	if ((rv = client_check(c, tag, &ahead)) != 0)
 		return rv;
 	if (!client_line_ok(line, len))
 		return -POP3D_ERR_INVALID;
+	if (ahead != NULL)
+		return ahead_defer_line(ahead, line, len, flags);
 	if (c->inflight && strcmp(c->verb, "auth") == 0 && len >= 1 && line[0] == '+' &&
 	    (len == 1 || line[1] == ' ')) {
 		/* SASL continuation: the client answers next, then the handler. */
@@ -530,17 +585,20 @@ int
 client_send_lines(struct client *c, uint64_t tag, const char *status, const struct iovec *lines,
     size_t n)
 {
+	struct client_ahead *ahead;
 	struct evbuffer *body;
 	size_t i;
 	int rv;
 
-	if ((rv = client_check(c, tag)) != 0)
+	if ((rv = client_check(c, tag, &ahead)) != 0)
 		return rv;
 	if (!client_line_ok(status, strlen(status)))
 		return -POP3D_ERR_INVALID;
 	for (i = 0; i < n; i++)
 		if (!client_line_ok(lines[i].iov_base, lines[i].iov_len))
 			return -POP3D_ERR_INVALID;
+	if (ahead != NULL)
+		return ahead_defer_lines(ahead, status, lines, n);
 	if ((body = evbuffer_new()) == NULL)
 		return -POP3D_ERR_NOMEM;
 	for (i = 0; i < n; i++) {
@@ -599,20 +657,35 @@ client_stream_fill(struct client *c)
 int
 client_send_file(struct client *c, uint64_t tag, const char *status, const char *path, long top)
 {
+	struct client_ahead *ahead;
 	struct stat sb;
 	int fd, rv;
 
-	if ((rv = client_check(c, tag)) != 0)
+	if ((rv = client_check(c, tag, &ahead)) != 0)
 		return rv;
 	if (!client_line_ok(status, strlen(status)))
 		return -POP3D_ERR_INVALID;
-	if (c->stream_fd >= 0)
+	if (ahead == NULL && c->stream_fd >= 0)
 		return -POP3D_ERR_INVALID;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
 		return -POP3D_ERR_IO;
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
 		close(fd);
 		return -POP3D_ERR_IO;
+	}
+	/* Opened now: a file removed before its turn is still sent. */
+	if (ahead != NULL)
+		return ahead_defer_fd(ahead, status, fd, top);
+	return client_send_fd(c, tag, status, fd, top);
+}
+
+/* Stream an open regular file (ours from now on) as a multi-line answer. */
+int
+client_send_fd(struct client *c, uint64_t tag, const char *status, int fd, long top)
+{
+	if (c->dead || c->closing || (tag != 0 && tag != c->inflight) || c->stream_fd >= 0) {
+		close(fd);
+		return -POP3D_ERR_INVALID;
 	}
 	output_line(c, status, strlen(status), client_first_line(c));
 	if (c->inflight)
@@ -648,20 +721,16 @@ client_bad_line(struct client *c, const char *msg)
 void
 client_seen(struct client *c, const struct pop3d_event *ev, uint64_t consumer)
 {
-	uint64_t *nr;
+	struct client_ahead *a;
 
-	if (c->dead || c->inflight == 0 || ev->tag != c->inflight ||
-	    ev->type != POP3D_PLUGIN_POP3D || ev->origin != 0)
+	if (c->dead || c->inflight == 0 || ev->type != POP3D_PLUGIN_POP3D || ev->origin != 0)
 		return;
-	if (c->nreceivers == c->receivers_cap) {
-		size_t cap = c->receivers_cap ? c->receivers_cap * 2 : 4;
-
-		if ((nr = realloc(c->receivers, cap * sizeof(*nr))) == NULL)
-			return;
-		c->receivers = nr;
-		c->receivers_cap = cap;
-	}
-	c->receivers[c->nreceivers++] = consumer;
+	if (ev->tag == c->inflight)
+		(void)ahead_receiver_add(&c->receivers, &c->nreceivers, &c->receivers_cap,
+		    consumer);
+	else if ((a = ahead_find(c, ev->tag)) != NULL)
+		(void)ahead_receiver_add(&a->receivers, &a->nreceivers, &a->receivers_cap,
+		    consumer);
 }
 
 /*
@@ -722,6 +791,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	char name[LINE_VERB_MAX + 16];
 	char *arg = NULL;
 	struct timeval tv = { (time_t)srv->opts.response_timeout, 0 };
+	struct client_ahead *ahead;
 	int masked, saw;
 
 	c->ncmds++;
@@ -752,13 +822,21 @@ client_command(struct client *c, const struct line_cmd *cmd)
 		}
 		return;
 	}
-	c->inflight = c->ncmds;
-	memcpy(c->verb, cmd->verb, sizeof(c->verb));
-	c->responded = 0;
-	c->plugin_saw = 0;
-	c->nreceivers = 0;
-	if (srv->opts.response_timeout > 0)
-		evtimer_add(c->ev_resp, &tv);
+	if (c->inflight != 0) {
+		/* Dispatched ahead (ahead_ok said so): recorded behind the head. */
+		if (ahead_new(c, c->ncmds, cmd->verb) == NULL) {
+			client_kill(c, "out of memory");
+			return;
+		}
+	} else {
+		c->inflight = c->ncmds;
+		memcpy(c->verb, cmd->verb, sizeof(c->verb));
+		c->responded = 0;
+		c->plugin_saw = 0;
+		c->nreceivers = 0;
+		if (srv->opts.response_timeout > 0)
+			evtimer_add(c->ev_resp, &tv);
+	}
 
 	memset(a, 0, sizeof(a));
 	a[0].type = POP3D_ARG_INT;
@@ -785,6 +863,15 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	saw = server_dispatch(srv, &ev);
 	if (c->inflight == ev.tag)
 		c->plugin_saw = (saw & PIPELINE_SAW) != 0;
+	else if ((ahead = ahead_find(c, ev.tag)) != NULL) {
+		ahead->plugin_saw = (saw & PIPELINE_SAW) != 0;
+		if (!ahead->plugin_saw && ahead->nreceivers == 0 && TAILQ_EMPTY(&ahead->sends)) {
+			static const char na[] = "-ERR [SYS/TEMP] command not available, try again later";
+
+			/* Every handler went away during the dispatch. */
+			(void)ahead_defer_line(ahead, na, sizeof(na) - 1, 0);
+		}
+	}
 	if ((saw & PIPELINE_TEMPFAIL) && !(saw & PIPELINE_PENDING))
 		client_tempfail(c);
 	/* A plugin may have replaced ARG1 (freeing the old one, see pop3d.h):
@@ -858,7 +945,7 @@ client_process_lines(struct client *c)
 	size_t len;
 
 	while (!c->dead && !c->closing && c->jobs == 0 && c->phase == CLIENT_READY &&
-	    !c->ungreeted && (c->inflight == 0 || c->sasl)) {
+	    !c->ungreeted && (c->inflight == 0 || c->sasl || ahead_ok(c))) {
 		enum line_status st;
 
 		in = bufferevent_get_input(c->bev);	/* STLS replaces the bufferevent */
@@ -1322,17 +1409,12 @@ client_resp_cb(evutil_socket_t fd, short what, void *arg)
 void
 client_consumer_gone(struct client *c, uint64_t consumer)
 {
-	size_t i;
-	int found = 0;
+	int found;
 
 	if (c->dead || c->inflight == 0)
 		return;
-	for (i = 0; i < c->nreceivers; i++)
-		if (c->receivers[i] == consumer) {
-			c->receivers[i] = c->receivers[--c->nreceivers];
-			found = 1;
-			break;
-		}
+	ahead_consumer_gone(c, consumer);
+	found = ahead_receiver_del(c->receivers, &c->nreceivers, consumer);
 	/* A file being streamed is the core's to finish, handler or not. */
 	if (!found || c->nreceivers > 0 || c->plugin_saw || c->stream_fd >= 0)
 		return;

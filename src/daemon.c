@@ -26,7 +26,7 @@
 
 enum {
 	OPT_ADDRESS = 256, OPT_PORT, OPT_HOSTNAME, OPT_SERVER_VERSION, OPT_NO_GREETING,
-	OPT_ALIAS, OPT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_MAX_LINE, OPT_MAX_BAD_LINES,
+	OPT_ALIAS, OPT_PIPELINE_DEPTH, OPT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_MAX_LINE, OPT_MAX_BAD_LINES,
 	OPT_MAX_CLIENTS, OPT_MAX_PER_ADDRESS, OPT_COMMAND, OPT_CONTROL, OPT_CONTROL_MODE,
 	OPT_CONTROL_GROUP, OPT_CONTROL_ALLOW_UID, OPT_MAX_CONTROLLERS, OPT_CONTROL_MAX_LINE,
 	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_MAX_AUTH_LINE, OPT_PLUGIN, OPT_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CIPHERS,
@@ -45,6 +45,7 @@ static const struct option daemon_longopts[] = {
 	{ "response-timeout", required_argument, NULL, OPT_RESPONSE_TIMEOUT },
 	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 	{ "max-bad-lines", required_argument, NULL, OPT_MAX_BAD_LINES },
+	{ "pipeline-depth", required_argument, NULL, OPT_PIPELINE_DEPTH },
 	{ "max-auth-line", required_argument, NULL, OPT_MAX_AUTH_LINE },
 	{ "plugin", required_argument, NULL, OPT_PLUGIN },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -84,7 +85,7 @@ daemon_usage(FILE *f)
 "             [--server-version STR] [--no-greeting] [--alias NAME]\n"
 "             [--timeout S] [--response-timeout S] [--max-line N]\n"
 "             [--max-bad-lines N] [--max-auth-line N] [--max-clients N]\n"
-"             [--max-per-address N]\n"
+"             [--max-per-address N] [--pipeline-depth N]\n"
 "             [--command VERB]... [--control PATH] [--control-mode MODE]\n"
 "             [--control-group GROUP] [--control-allow-uid UID]...\n"
 "             [--max-controllers N] [--control-max-line N]\n"
@@ -381,6 +382,9 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_MAX_AUTH_LINE:
 			opts.max_auth_line = daemon_number(name, optarg, 16, 1 << 20);
+			break;
+		case OPT_PIPELINE_DEPTH:
+			opts.pipeline_depth = (unsigned)daemon_number(name, optarg, 1, 64);
 			break;
 		case OPT_MAX_BAD_LINES:
 			opts.max_bad_lines = (unsigned)daemon_number(name, optarg, 0, 1000000);

@@ -72,6 +72,7 @@ pop3d_options_init(struct pop3d_options *o)
 	o->proxy_timeout = 3;
 	o->auth_fail_delay_ms = 1000;
 	o->max_auth_failures = 3;
+	o->pipeline_depth = 1;
 }
 
 /* Monotonic milliseconds, for idle accounting. */
@@ -159,6 +160,8 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 		return NULL;
 	srv->base = base;
 	srv->opts = *opts;
+	if (srv->opts.pipeline_depth == 0)
+		srv->opts.pipeline_depth = 1;
 	if (srv->opts.max_auth_line < srv->opts.max_line)
 		srv->opts.max_auth_line = srv->opts.max_line;
 	if (srv->opts.input_high < 2 * srv->opts.max_auth_line)

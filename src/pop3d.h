@@ -131,6 +131,11 @@ struct pop3d_options {
 	unsigned proxy_timeout;		/* PROXY header deadline, seconds (3) */
 	unsigned auth_fail_delay_ms;	/* delay of a failed PASS/APOP/AUTH answer (1000) */
 	unsigned max_auth_failures;	/* close after this many, 0: never (3) */
+	/* Commands of one client dispatched before the first is answered
+	 * (1: one at a time).  Above 1, a logged-in client's pipelined
+	 * NOOP STAT LIST UIDL RETR TOP DELE RSET QUIT go out ahead, each
+	 * with its own tag; answers are written in command order. */
+	unsigned pipeline_depth;
 };
 void pop3d_options_init(struct pop3d_options *);
 

@@ -45,6 +45,24 @@ struct listener {
 };
 TAILQ_HEAD(listener_list, listener);
 
+/*
+ * A command dispatched ahead (--pipeline-depth above 1): its tag, what
+ * the head command keeps in struct client, and its answer as sent so far,
+ * replayed when every earlier command is answered.
+ */
+struct client_send;
+struct client_ahead {
+	TAILQ_ENTRY(client_ahead) entry;
+	uint64_t tag;
+	char verb[LINE_VERB_MAX + 1];
+	int plugin_saw;
+	int complete;			/* answered in full: later sends are stale */
+	uint64_t *receivers;
+	size_t nreceivers, receivers_cap;
+	TAILQ_HEAD(, client_send) sends;
+};
+TAILQ_HEAD(client_ahead_list, client_ahead);
+
 /* Before a client is READY: the PROXY header, then the TLS handshake. */
 enum client_phase { CLIENT_PROXY, CLIENT_HANDSHAKE, CLIENT_READY };
 
@@ -83,6 +101,9 @@ struct client {
 	int plugin_saw;			/* a plugin received it */
 	uint64_t *receivers;		/* consumers that received it */
 	size_t nreceivers, receivers_cap;
+	struct client_ahead_list ahead;	/* dispatched after it, in order */
+	unsigned nahead;
+	int promoting;			/* client_promote() is running */
 	/* File streaming (pop3d_send_file). */
 	int stream_fd;
 	int stream_ready;		/* its status line is out: stream now */
@@ -168,6 +189,7 @@ int client_send_lines(struct client *, uint64_t tag, const char *status, const s
     size_t);
 int client_send_file(struct client *, uint64_t tag, const char *status, const char *path,
     long top);
+int client_send_fd(struct client *, uint64_t tag, const char *status, int fd, long top);
 void client_close(struct client *, const char *reason, const char *lastline);
 void client_kill(struct client *, const char *reason);
 void client_destroy(struct client *);
@@ -180,6 +202,21 @@ void client_tempfail(struct client *);
 int client_flushed(struct client *);
 void client_write(struct client *, const char *, size_t);
 void client_flush_cb(evutil_socket_t, short, void *);
+
+/* ahead.c */
+int ahead_receiver_add(uint64_t **, size_t *, size_t *, uint64_t consumer);
+int ahead_receiver_del(uint64_t *, size_t *, uint64_t consumer);
+struct client_ahead *ahead_new(struct client *, uint64_t tag, const char *verb);
+struct client_ahead *ahead_find(struct client *, uint64_t tag);
+struct client_ahead *ahead_pop(struct client *);
+void ahead_free(struct client_ahead *);
+void ahead_clear(struct client *);
+void ahead_consumer_gone(struct client *, uint64_t consumer);
+int ahead_defer_line(struct client_ahead *, const char *, size_t, int flags);
+int ahead_defer_lines(struct client_ahead *, const char *status, const struct iovec *, size_t);
+int ahead_defer_fd(struct client_ahead *, const char *status, int fd, long top);
+void ahead_replay(struct client *, struct client_ahead *);
+int ahead_ok(struct client *);
 
 /* output.c */
 void output_line(struct client *, const char *, size_t, int auth);

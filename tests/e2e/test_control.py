@@ -404,6 +404,133 @@ class Answers(ControlTest):
             self.c.event = orig_event
 
 
+class PipelineAhead(ControlTest):
+    """--pipeline-depth 4: a logged-in client's pipelined commands reach the
+    controller before the first is answered; answers go out in command
+    order whatever order they are sent in."""
+    args = ("--pipeline-depth", "4")
+
+    def setUp(self):
+        super().setUp()
+        self.c = self.ctl()
+        self.c.ok("register", events=["cmd_*"])
+
+    def no_event(self, wait=0.3):
+        try:
+            e = self.c.event(timeout=wait)
+        except TimeoutError:
+            return
+        self.fail("unexpected event %r" % e)
+
+    def no_data(self, p, wait=0.2):
+        p.s.settimeout(wait)
+        try:
+            data = p.s.recv(1024)
+        except socket.timeout:
+            return
+        finally:
+            p.s.settimeout(WAIT)
+        self.fail("client got %r too early" % data)
+
+    def login(self, p):
+        p.send("USER u\r\nPASS p\r\n")
+        e = self.c.event("pop3d_cmd_user")
+        self.no_event()          # PASS waits: AUTHORIZATION is one at a time
+        self.c.ok("send_to_client", client=e["client"], tag=e["tag"], text="+OK user")
+        e = self.c.event("pop3d_cmd_pass")
+        self.c.ok("send_to_client", client=e["client"], tag=e["tag"], text="+OK in")
+        self.assertEqual(p.line(), "+OK user")
+        self.assertEqual(p.line(), "+OK in")
+
+    def test_answers_in_command_order(self):
+        path = os.path.join(self.d.tmp, "m")
+        with open(path, "wb") as f:
+            f.write(b"Subject: x\n\n.dot\nbody\n")
+        p = self.client()
+        self.login(p)
+        p.send("STAT\r\nLIST\r\nRETR 1\r\nNOOP\r\nNOOP\r\nQUIT\r\n")
+        evs = [self.c.event() for _ in range(4)]
+        self.assertEqual([e["event"] for e in evs],
+                         ["pop3d_cmd_stat", "pop3d_cmd_list", "pop3d_cmd_retr", "pop3d_cmd_noop"])
+        self.assertEqual([e["tag"] for e in evs], [3, 4, 5, 6])
+        self.assertTrue(all(e["state"] == "transaction" for e in evs))
+        self.no_event()          # depth 4: the fifth waits
+        stat, lst, retr, noop = evs
+        self.c.ok("send_to_client", client=1, tag=noop["tag"], text="+OK noop 1")
+        r = self.c.call("send_to_client", client=1, tag=noop["tag"], text="+OK again")
+        self.assertEqual(r["error"]["code"], "stale")
+        self.c.ok("send_file", client=1, tag=retr["tag"], path=path, status="+OK 22 octets")
+        os.unlink(path)          # opened when sent: still delivered
+        self.c.ok("send_to_client", client=1, tag=lst["tag"], text="+OK 1 message", more=True)
+        self.c.ok("send_to_client", client=1, tag=lst["tag"], lines=["1 22"], more=True)
+        self.no_data(p)          # nothing before STAT's answer
+        self.c.ok("send_to_client", client=1, tag=lst["tag"], text=".")
+        self.c.ok("send_to_client", client=1, tag=stat["tag"], text="+OK 1 22")
+        self.assertEqual(p.line(), "+OK 1 22")
+        self.assertEqual(p.line(), "+OK 1 message")
+        self.assertEqual(p.multiline(), ["1 22"])
+        self.assertEqual(p.line(), "+OK 22 octets")
+        self.assertEqual(p.multiline(), ["Subject: x", "", ".dot", "body"])
+        self.assertEqual(p.line(), "+OK noop 1")
+        noop2 = self.c.event("pop3d_cmd_noop")
+        quit_ = self.c.event("pop3d_cmd_quit")
+        self.assertEqual((noop2["tag"], quit_["tag"]), (7, 8))
+        self.c.ok("send_to_client", client=1, tag=quit_["tag"], text="+OK bye")
+        self.no_data(p)
+        self.c.ok("send_to_client", client=1, tag=noop2["tag"], text="+OK noop 2")
+        self.assertEqual(p.line(), "+OK noop 2")
+        self.assertEqual(p.line(), "+OK bye")
+        self.assertTrue(p.closed())
+
+    def test_stops_before_what_cannot_go_ahead(self):
+        p = self.client()
+        self.login(p)
+        p.send("NOOP\r\nCAPA\r\nNOOP\r\n")
+        e = self.c.event("pop3d_cmd_noop")
+        self.no_event()          # CAPA is not dispatched ahead, nor what follows
+        self.c.ok("send_to_client", client=1, tag=e["tag"], text="+OK")
+        e = self.c.event("pop3d_cmd_capa")
+        self.c.ok("send_to_client", client=1, tag=e["tag"], lines=["+OK", "USER"])
+        e = self.c.event("pop3d_cmd_noop")
+        self.c.ok("send_to_client", client=1, tag=e["tag"], text="+OK 2")
+        self.assertEqual(p.line(), "+OK")
+        self.assertEqual(p.line(), "+OK")
+        self.assertEqual(p.multiline(), ["USER"])
+        self.assertEqual(p.line(), "+OK 2")
+
+    def test_controller_gone_with_commands_ahead(self):
+        p = self.client()
+        self.login(p)
+        path = os.path.join(self.d.tmp, "m")
+        with open(path, "wb") as f:
+            f.write(b"x\n")
+        p.send("NOOP\r\nRETR 1\r\nNOOP\r\n")
+        evs = [self.c.event() for _ in range(3)]
+        self.c.ok("send_file", client=1, tag=evs[1]["tag"], path=path, status="+OK")
+        self.c.ok("send_to_client", client=1, tag=evs[2]["tag"], text="+OK 3")
+        self.c.close()           # the head is never answered
+        self.assertEqual(p.line(), "-ERR [SYS/TEMP] server unavailable, try again later")
+        self.assertTrue(p.closed())
+        c2 = self.ctl()
+        self.assertTrue(c2.ok("ping") is not None)
+
+    def test_client_gone_with_answers_recorded(self):
+        p = self.client()
+        self.login(p)
+        path = os.path.join(self.d.tmp, "m")
+        with open(path, "wb") as f:
+            f.write(b"x\n" * 1000)
+        p.send("NOOP\r\nRETR 1\r\nRETR 1\r\n")
+        evs = [self.c.event() for _ in range(3)]
+        for e in evs[1:]:
+            self.c.ok("send_file", client=1, tag=e["tag"], path=path, status="+OK")
+        p.close()
+        r = self.c.call("send_to_client", client=1, tag=evs[0]["tag"], text="+OK")
+        # The client may or may not be gone yet; either way no crash.
+        self.assertIn(r["ok"] or r["error"]["code"], (True, "unknown_client"))
+        self.assertTrue(self.c.ok("ping") is not None)
+
+
 class TwoControllers(ControlTest):
     def test_same_events_same_seq_order(self):
         a, b = self.ctl(), self.ctl()

@@ -21,7 +21,9 @@
  *               lines, 0x04 no pop3d_auth_data handler, 0x08 IPv4-mapped
  *               IPv6 peer, 0x10 a PROXY listener (the stream starts with
  *               the PROXY header; the peer 192.0.2.1 is trusted), 0x30 a
- *               PROXY listener that does not trust the peer (refused)
+ *               PROXY listener that does not trust the peer (refused),
+ *               0x40 --pipeline-depth 2 (0xC0: 8): pipelined commands of a
+ *               logged-in client dispatched ahead, answers replayed in order
  *   byte 2      options: 0x01 a POP3C plugin on "response" (passes,
  *               rewrites, swallows or holds lines), 0x02 fire the client's
  *               armed timers at the end (failed-auth delay, response
@@ -949,6 +951,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		o.handle_connects = 0;
 	if (o1 & 0x02)
 		o.max_bad_lines = 0;
+	if (o1 & 0x40)
+		o.pipeline_depth = (o1 & 0x80) ? 8 : 2;
 	if (!(o2 & 0x04))
 		o.auth_fail_delay_ms = 0;
 	if (o2 & 0x08)
