@@ -295,7 +295,8 @@ ahead_ok(struct client *c)
 	last = TAILQ_LAST(&c->ahead, client_ahead_list);
 	if (strcmp(last != NULL ? last->verb : c->verb, "quit") == 0)
 		return 0;
-	in = bufferevent_get_input(c->bev);
+	if ((in = c->bev != NULL ? bufferevent_get_input(c->bev) : c->in) == NULL)
+		return 0;
 	p = evbuffer_search(in, "\n", 1, NULL);
 	if (p.pos < 0 || (size_t)p.pos + 1 > srv->opts.max_line)
 		return 0;

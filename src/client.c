@@ -2,7 +2,7 @@
  * client.c - one POP3 client connection: framing, the one-command-in-flight
  * rule, responses, file streaming, back-pressure, timeouts and closing.
  *
- * A client is only ever freed from its ev_defer callback, never inside a
+ * A client is only ever freed from the server's defer queue, never inside a
  * libevent or pipeline callback, so every handler may close or kill the
  * client it is running for.  Callers across async boundaries look clients up
  * by id (server_client_find) and get NULL once a client is dead.
@@ -36,14 +36,21 @@
 static void client_read_cb(struct bufferevent *, void *);
 static void client_write_cb(struct bufferevent *, void *);
 static void client_event_cb(struct bufferevent *, short, void *);
-static void client_defer_cb(evutil_socket_t, short, void *);
-static void client_idle_cb(evutil_socket_t, short, void *);
-static void client_resp_cb(evutil_socket_t, short, void *);
+static void client_io_cb(evutil_socket_t, short, void *);
 static void client_process(struct client *);
+static void client_proxy_read(struct client *);
+static void client_touch(struct client *);
+static void client_idle_start(struct client *);
+static void client_idle_stop(struct client *);
+static void client_resp_arm(struct client *);
+static void client_resp_disarm(struct client *);
+static void client_phase_arm(struct client *, const struct timeval *);
+static void client_phase_disarm(struct client *);
 static void client_phase_cb(evutil_socket_t, short, void *);
 static void client_tls_start(struct client *);
 static void client_outbuf_cb(struct evbuffer *, const struct evbuffer_cb_info *, void *);
 static void client_drained(struct client *);
+static void client_flush(struct client *);
 
 /* Numeric host and port of a socket address; IPv4-mapped IPv6 as IPv4. */
 static void
@@ -111,6 +118,7 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 		return NULL;
 	}
 	c->lflags = lflags;
+	c->fd = fd;
 	c->implicit_tls = (lflags & POP3D_LISTEN_TLS) != 0;
 	c->addr_counted = !(lflags & POP3D_LISTEN_PROXY);
 	c->phase = (lflags & POP3D_LISTEN_PROXY) ? CLIENT_PROXY :
@@ -120,7 +128,7 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 	c->stream_fd = -1;
 	TAILQ_INIT(&c->outq);
 	TAILQ_INIT(&c->ahead);
-	memcpy(c->peer, host, sizeof(c->peer));
+	snprintf(c->peer, sizeof(c->peer), "%s", host);
 	c->peer_port = port;
 	if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
 		client_addr((struct sockaddr *)&ss, slen, c->local, sizeof(c->local),
@@ -139,44 +147,205 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 	c->connected = time(NULL);
 	c->last_active = server_now();
 	line_init(&c->lf);
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->ev_defer = event_new(srv->base, -1, 0, client_defer_cb, c);
-	c->ev_idle = evtimer_new(srv->base, client_idle_cb, c);
-	c->ev_resp = evtimer_new(srv->base, client_resp_cb, c);
-	c->ev_phase = evtimer_new(srv->base, client_phase_cb, c);
-	c->ev_delay = evtimer_new(srv->base, output_delay_cb, c);
-	if (c->bev == NULL || c->ev_defer == NULL || c->ev_idle == NULL || c->ev_resp == NULL ||
-	    c->ev_phase == NULL || c->ev_delay == NULL) {
-		if (c->bev != NULL)
-			bufferevent_free(c->bev);
-		else
+	if (c->implicit_tls) {
+		/* The OpenSSL filter needs a bufferevent under it from the start. */
+		if ((c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 			close(fd);
-		if (c->ev_defer)
-			event_free(c->ev_defer);
-		if (c->ev_idle)
-			event_free(c->ev_idle);
-		if (c->ev_resp)
-			event_free(c->ev_resp);
-		if (c->ev_phase)
-			event_free(c->ev_phase);
-		if (c->ev_delay)
-			event_free(c->ev_delay);
-		if (c->addr_counted)
-			server_addr_release(srv, host);
-		free(c);
-		return NULL;
-	}
-	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, srv->opts.input_high);
-	bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_WRITE_LOW, 0);
-	bufferevent_set_max_single_write(c->bev, CLIENT_MAX_WRITE);
-	if (!(lflags & POP3D_LISTEN_TLS)) {
-		c->direct = 1;
-		bufferevent_disable(c->bev, EV_WRITE);
-		evbuffer_add_cb(bufferevent_get_output(c->bev), client_outbuf_cb, c);
-	}
+			if (c->addr_counted)
+				server_addr_release(srv, host);
+			free(c);
+			return NULL;
+		}
+		bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+		bufferevent_setwatermark(c->bev, EV_READ, 0, srv->opts.input_high);
+		bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_WRITE_LOW, 0);
+		bufferevent_set_max_single_write(c->bev, CLIENT_MAX_WRITE);
+	} else
+		event_assign(&c->ev_io, srv->base, fd, 0, client_io_cb, c);
 	server_client_link(srv, c);
 	return c;
+}
+
+/* --- I/O: raw for plain TCP, a bufferevent under TLS ------------------- */
+
+/* What a raw client's ev_io waits for: reading while wanted and the input
+ * is under its cap, writing while the kernel refused output. */
+static void
+client_io_update(struct client *c)
+{
+	short want = 0;
+
+	if (c->bev != NULL)
+		return;
+	if (!c->dead) {
+		if (c->rd_on && (c->in == NULL ||
+		    evbuffer_get_length(c->in) < c->srv->opts.input_high))
+			want |= EV_READ;
+		if (c->wr_on)
+			want |= EV_WRITE;
+	}
+	if (want == c->io_have)
+		return;
+	if (c->io_have != 0)
+		event_del(&c->ev_io);
+	c->io_have = want;
+	if (want != 0) {
+		event_assign(&c->ev_io, c->srv->base, c->fd, want | EV_PERSIST, client_io_cb, c);
+		event_add(&c->ev_io, NULL);
+	}
+}
+
+/* Start or stop reading (what bufferevent_enable/disable(EV_READ) do). */
+static void
+client_read_set(struct client *c, int on)
+{
+	if (c->bev != NULL) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	c->rd_on = on ? 1 : 0;
+	client_io_update(c);
+}
+
+static int
+client_reading(struct client *c)
+{
+	if (c->bev != NULL)
+		return (bufferevent_get_enabled(c->bev) & EV_READ) != 0;
+	return c->rd_on;
+}
+
+/* Buffered input, or NULL when a raw client has none. */
+static struct evbuffer *
+client_peek_input(struct client *c)
+{
+	return c->bev != NULL ? bufferevent_get_input(c->bev) : c->in;
+}
+
+/* The input buffer, made when first needed. */
+struct evbuffer *
+client_input(struct client *c)
+{
+	if (c->bev != NULL)
+		return bufferevent_get_input(c->bev);
+	if (c->in == NULL && (c->in = evbuffer_new()) == NULL) {
+		client_kill(c, "out of memory");
+		evbuffer_drain(c->srv->sink, evbuffer_get_length(c->srv->sink));
+		return c->srv->sink;
+	}
+	return c->in;
+}
+
+/* The output buffer, made when first needed: appending queues the client
+ * for a direct write (client_outbuf_cb). */
+struct evbuffer *
+client_output(struct client *c)
+{
+	if (c->bev != NULL)
+		return bufferevent_get_output(c->bev);
+	if (c->out == NULL) {
+		if ((c->out = evbuffer_new()) == NULL) {
+			client_kill(c, "out of memory");
+			evbuffer_drain(c->srv->sink, evbuffer_get_length(c->srv->sink));
+			return c->srv->sink;
+		}
+		evbuffer_add_cb(c->out, client_outbuf_cb, c);
+	}
+	return c->out;
+}
+
+/* Octets in our output buffer. */
+size_t
+client_outlen(struct client *c)
+{
+	if (c->bev != NULL)
+		return evbuffer_get_length(bufferevent_get_output(c->bev));
+	return c->out != NULL ? evbuffer_get_length(c->out) : 0;
+}
+
+/* A raw client keeps no empty buffers: an idle client costs no more than
+ * its struct; then reading resumes if the input was at its cap. */
+static void
+client_io_trim(struct client *c)
+{
+	if (c->bev != NULL)
+		return;
+	if (c->in != NULL && evbuffer_get_length(c->in) == 0) {
+		evbuffer_free(c->in);
+		c->in = NULL;
+	}
+	client_io_update(c);
+}
+
+/* A raw client is readable: one read(2) into the shared buffer (no FIONREAD
+ * round trip), then the PROXY header or the command lines. */
+static void
+client_raw_read(struct client *c)
+{
+	struct pop3d *srv = c->srv;
+	size_t have = c->in != NULL ? evbuffer_get_length(c->in) : 0;
+	ssize_t n;
+
+	if (have >= srv->opts.input_high) {
+		client_io_update(c);
+		return;
+	}
+	n = read(c->fd, srv->rbuf, srv->opts.input_high - have);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		client_kill(c, "read error");
+		return;
+	}
+	if (n == 0) {
+		c->eof = 1;
+		c->rd_on = 0;
+		client_io_update(c);
+		if (c->phase == CLIENT_PROXY) {
+			log_info("client=%llu event=proxy-failed error=\"closed\"",
+			    (unsigned long long)c->id);
+			client_kill(c, "closed before proxy header");
+			return;
+		}
+		if (!c->closing)
+			client_process(c);
+		if (!c->dead)
+			client_io_trim(c);
+		return;
+	}
+	if (evbuffer_add(client_input(c), srv->rbuf, (size_t)n) == -1) {
+		client_kill(c, "out of memory");
+		return;
+	}
+	if (c->dead)
+		return;
+	if (c->phase == CLIENT_PROXY)
+		client_proxy_read(c);
+	else
+		client_process(c);
+	if (!c->dead)
+		client_io_trim(c);
+}
+
+/* ev_io of a raw client. */
+static void
+client_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)fd;
+	if (c->dead)
+		return;
+	if (what & EV_WRITE) {
+		client_flush(c);
+		if (c->dead)
+			return;
+	}
+	if (what & EV_READ)
+		client_raw_read(c);
 }
 
 /* A new connection: the PROXY header, the TLS handshake, or the greeting. */
@@ -188,8 +357,8 @@ client_begin(struct client *c)
 	log_info("client=%llu event=connect peer=%s:%d local=%s:%d",
 	    (unsigned long long)c->id, c->peer, c->peer_port, c->local, c->local_port);
 	if (c->phase == CLIENT_PROXY) {
-		evtimer_add(c->ev_phase, &tv);
-		bufferevent_enable(c->bev, EV_READ);
+		client_phase_arm(c, &tv);
+		client_read_set(c, 1);
 	} else if (c->phase == CLIENT_HANDSHAKE)
 		client_tls_start(c);
 	else
@@ -201,7 +370,6 @@ void
 client_start(struct client *c)
 {
 	struct pop3d_arg a[5];
-	struct timeval tv = { (time_t)c->srv->opts.timeout, 0 };
 
 	c->phase = CLIENT_READY;
 	/*
@@ -235,24 +403,23 @@ client_start(struct client *c)
 	server_emit(c->srv, "pop3d_connection", c, a, 5);
 	if (c->dead)
 		return;
-	if (c->srv->opts.timeout > 0)
-		evtimer_add(c->ev_idle, &tv);
+	client_idle_start(c);
 	if (!c->closing)
-		bufferevent_enable(c->bev, EV_READ);
+		client_read_set(c, 1);
 }
 
 /* Stop reading while the client's backlog is over the high-water mark. */
 static void
 client_backpressure(struct client *c)
 {
-	size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t out = client_outlen(c);
 
 	if (c->dead || c->closing || c->eof)
 		return;
 	if (out > c->srv->opts.output_high)
-		bufferevent_disable(c->bev, EV_READ);
-	else if (!(bufferevent_get_enabled(c->bev) & EV_READ))
-		bufferevent_enable(c->bev, EV_READ);
+		client_read_set(c, 0);
+	else if (!client_reading(c))
+		client_read_set(c, 1);
 }
 
 /* A core response line (NUL-terminated) through the response path. */
@@ -266,13 +433,13 @@ client_puts(struct client *c, const char *s)
 void
 client_write(struct client *c, const char *line, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = client_output(c);
 
 	evbuffer_add(out, line, len);
 	evbuffer_add(out, "\r\n", 2);
 	if (c->ungreeted) {
 		c->ungreeted = 0;
-		event_active(c->ev_defer, EV_TIMEOUT, 1);
+		client_defer(c);
 	}
 }
 
@@ -287,20 +454,33 @@ client_free(struct client *c)
 void
 client_destroy(struct client *c)
 {
+	struct pop3d *srv = c->srv;
+
 	output_clear(c);
-	if (c->flush_queued) {
-		TAILQ_REMOVE(&c->srv->flushq, c, fentry);
-		c->flush_queued = 0;
-	}
+	if (c->flush_queued)
+		TAILQ_REMOVE(&srv->flushq, c, fentry);
+	if (c->defer_queued)
+		TAILQ_REMOVE(&srv->deferq, c, dentry);
+	client_idle_stop(c);
+	client_resp_disarm(c);
 	if (c->stream_fd >= 0)
 		close(c->stream_fd);
 	ahead_clear(c);
-	bufferevent_free(c->bev);
-	event_free(c->ev_defer);
-	event_free(c->ev_idle);
-	event_free(c->ev_resp);
-	event_free(c->ev_phase);
-	event_free(c->ev_delay);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	else {
+		if (c->io_have != 0)
+			event_del(&c->ev_io);
+		close(c->fd);
+		if (c->in != NULL)
+			evbuffer_free(c->in);
+		if (c->out != NULL)
+			evbuffer_free(c->out);
+	}
+	if (c->ev_phase != NULL)
+		event_free(c->ev_phase);
+	if (c->ev_delay != NULL)
+		event_free(c->ev_delay);
 	free(c->delayed);
 	free(c->receivers);
 	free(c);
@@ -336,11 +516,17 @@ client_kill(struct client *c, const char *reason)
 		close(c->stream_fd);
 		c->stream_fd = -1;
 	}
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	evtimer_del(c->ev_idle);
-	evtimer_del(c->ev_resp);
-	evtimer_del(c->ev_phase);
-	evtimer_del(c->ev_delay);
+	if (c->bev != NULL)
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	else {
+		c->rd_on = c->wr_on = 0;
+		client_io_update(c);	/* dead: off */
+	}
+	client_idle_stop(c);
+	client_resp_disarm(c);
+	client_phase_disarm(c);
+	if (c->ev_delay != NULL)
+		evtimer_del(c->ev_delay);
 	output_clear(c);
 	ahead_clear(c);
 	server_client_retire(srv, c);
@@ -348,7 +534,7 @@ client_kill(struct client *c, const char *reason)
 	    (unsigned long long)c->id, c->reason, (long long)(time(NULL) - c->connected),
 	    (unsigned long long)c->ncmds);
 	client_disconnected(c);
-	event_active(c->ev_defer, EV_TIMEOUT, 1);
+	client_defer(c);
 }
 
 /* Everything owed is on the wire (or in the kernel). */
@@ -357,8 +543,7 @@ client_flushed(struct client *c)
 {
 	struct bufferevent *u;
 
-	if (c->stream_fd >= 0 || output_busy(c) ||
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+	if (c->stream_fd >= 0 || output_busy(c) || client_outlen(c) > 0)
 		return 0;
 	/* Under TLS the records wait in the underlying bufferevent, and a
 	 * closing client gets close_notify last (strict clients want it). */
@@ -378,7 +563,7 @@ client_flushed(struct client *c)
 				return 1;
 		}
 		/* Nobody tells us when it drains: look again shortly. */
-		evtimer_add(c->ev_phase, &tv);
+		client_phase_arm(c, &tv);
 		return 0;
 	}
 	return 1;
@@ -419,7 +604,7 @@ client_job_done(struct client *c, struct pop3d_event *ev, int flags)
 	if (c->dead) {
 		client_disconnected(c);
 		if (c->jobs == 0)
-			event_active(c->ev_defer, EV_TIMEOUT, 1);
+			client_defer(c);
 		return;
 	}
 	if (c->closing && client_flushed(c)) {
@@ -428,7 +613,7 @@ client_job_done(struct client *c, struct pop3d_event *ev, int flags)
 	}
 	client_backpressure(c);
 	if (c->jobs == 0)
-		event_active(c->ev_defer, EV_TIMEOUT, 1);
+		client_defer(c);
 }
 
 /* Close after pending output is flushed; lastline (may be NULL) goes last. */
@@ -439,9 +624,9 @@ client_close(struct client *c, const char *reason, const char *lastline)
 		return;
 	c->closing = 1;
 	c->reason = reason;
-	evtimer_del(c->ev_resp);
+	client_resp_disarm(c);
 	ahead_clear(c);		/* nothing further back is answered now */
-	bufferevent_disable(c->bev, EV_READ);
+	client_read_set(c, 0);
 	if (lastline != NULL)
 		output_line(c, lastline, strlen(lastline), 0);
 	if (!c->dead && client_flushed(c))
@@ -463,8 +648,6 @@ client_promote(struct client *c)
 		return;
 	c->promoting = 1;
 	while (!c->dead && !c->closing && c->inflight == 0 && (a = ahead_pop(c)) != NULL) {
-		struct timeval tv = { (time_t)srv->opts.response_timeout, 0 };
-
 		c->inflight = a->tag;
 		memcpy(c->verb, a->verb, sizeof(c->verb));
 		c->responded = 0;
@@ -475,7 +658,7 @@ client_promote(struct client *c)
 		c->receivers_cap = a->receivers_cap;
 		a->receivers = NULL;
 		if (srv->opts.response_timeout > 0)
-			evtimer_add(c->ev_resp, &tv);
+			client_resp_arm(c);
 		ahead_replay(c, a);
 		if (c->inflight == a->tag && !c->dead && !c->closing && !c->responded &&
 		    c->nreceivers == 0 && !c->plugin_saw) {
@@ -499,13 +682,16 @@ client_complete(struct client *c)
 	c->inflight = 0;
 	c->sasl = 0;
 	c->verb[0] = '\0';
-	c->nreceivers = 0;
-	evtimer_del(c->ev_resp);
+	/* Freed, not kept: an idle client holds no receivers array. */
+	free(c->receivers);
+	c->receivers = NULL;
+	c->nreceivers = c->receivers_cap = 0;
+	client_resp_disarm(c);
 	if (quit)
 		client_close(c, "quit", NULL);
 	else if (!c->dead) {
 		client_promote(c);
-		event_active(c->ev_defer, EV_TIMEOUT, 1);
+		client_defer(c);
 	}
 }
 
@@ -564,16 +750,13 @@ client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, i
 		/* SASL continuation: the client answers next, then the handler. */
 		output_line(c, line, len, 0);
 		c->sasl = 1;
-		evtimer_del(c->ev_resp);
-		event_active(c->ev_defer, EV_TIMEOUT, 1);
+		client_resp_disarm(c);
+		client_defer(c);
 	} else if (c->inflight) {
 		output_line(c, line, len, client_first_line(c));
-		if (flags & POP3D_SEND_MORE) {
-			struct timeval tv = { (time_t)c->srv->opts.response_timeout, 0 };
-
-			if (c->srv->opts.response_timeout > 0)
-				evtimer_add(c->ev_resp, &tv);
-		} else
+		if (flags & POP3D_SEND_MORE)
+			client_resp_arm(c);
+		else
 			client_complete(c);
 	} else
 		output_line(c, line, len, 0);
@@ -621,7 +804,7 @@ client_send_lines(struct client *c, uint64_t tag, const char *status, const stru
 void
 client_stream_fill(struct client *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = client_output(c);
 	static char buf[CLIENT_STREAM_CHUNK];	/* one event loop: never reentered */
 	ssize_t n;
 
@@ -689,7 +872,7 @@ client_send_fd(struct client *c, uint64_t tag, const char *status, int fd, long 
 	}
 	output_line(c, status, strlen(status), client_first_line(c));
 	if (c->inflight)
-		evtimer_del(c->ev_resp);	/* the core completes it now */
+		client_resp_disarm(c);	/* the core completes it now */
 	stuff_init(&c->stream, top);
 	c->stream_fd = fd;
 	c->stream_ready = 0;
@@ -742,7 +925,7 @@ static void
 client_stls(struct client *c)
 {
 	static const char ok[] = "+OK Begin TLS negotiation";
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = client_peek_input(c);
 	size_t n;
 
 	if (c->tls) {
@@ -754,7 +937,7 @@ client_stls(struct client *c)
 		return;
 	}
 	client_write(c, ok, sizeof(ok) - 1);
-	if ((n = evbuffer_get_length(in)) > 0) {
+	if (in != NULL && (n = evbuffer_get_length(in)) > 0) {
 		log_info("client=%llu event=stls-discard octets=%zu", (unsigned long long)c->id, n);
 		evbuffer_drain(in, n);
 	}
@@ -790,7 +973,6 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	struct pop3d_arg a[2];
 	char name[LINE_VERB_MAX + 16];
 	char *arg = NULL;
-	struct timeval tv = { (time_t)srv->opts.response_timeout, 0 };
 	struct client_ahead *ahead;
 	int masked, saw;
 
@@ -835,7 +1017,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 		c->plugin_saw = 0;
 		c->nreceivers = 0;
 		if (srv->opts.response_timeout > 0)
-			evtimer_add(c->ev_resp, &tv);
+			client_resp_arm(c);
 	}
 
 	memset(a, 0, sizeof(a));
@@ -894,7 +1076,6 @@ client_auth_data(struct client *c, const char *line, size_t len)
 	struct pop3d *srv = c->srv;
 	struct pop3d_event ev;
 	struct pop3d_arg a[2];
-	struct timeval tv = { (time_t)srv->opts.response_timeout, 0 };
 	int saw;
 
 	c->sasl = 0;
@@ -925,7 +1106,7 @@ client_auth_data(struct client *c, const char *line, size_t len)
 	c->nreceivers = 0;
 	c->plugin_saw = 0;
 	if (srv->opts.response_timeout > 0)
-		evtimer_add(c->ev_resp, &tv);
+		client_resp_arm(c);
 	log_debug("client=%llu event=auth-data tag=%llu octets=%zu", (unsigned long long)c->id,
 	    (unsigned long long)c->inflight, len);
 	saw = server_dispatch(srv, &ev);
@@ -948,13 +1129,15 @@ client_process_lines(struct client *c)
 	    !c->ungreeted && (c->inflight == 0 || c->sasl || ahead_ok(c))) {
 		enum line_status st;
 
-		in = bufferevent_get_input(c->bev);	/* STLS replaces the bufferevent */
+		/* Looked up every time: STLS replaces the buffers. */
+		if ((in = client_peek_input(c)) == NULL)
+			break;
 		st = line_extract(&c->lf, in,
 		    c->sasl ? srv->opts.max_auth_line : srv->opts.max_line, srv->linebuf, &len);
 
 		if (st == LINE_AGAIN)
 			break;
-		c->last_active = server_now();
+		client_touch(c);
 		if (c->sasl) {
 			if (st == LINE_OK) {
 				client_auth_data(c, srv->linebuf, len);
@@ -1012,7 +1195,7 @@ client_process(struct client *c)
 static void
 client_proxy_read(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = client_input(c);
 	size_t len = evbuffer_get_length(in);
 	struct proxy_result r;
 	unsigned char *data;
@@ -1030,7 +1213,7 @@ client_proxy_read(struct client *c)
 		return;
 	}
 	evbuffer_drain(in, (size_t)n);
-	evtimer_del(c->ev_phase);
+	client_phase_disarm(c);
 	if (!r.local) {
 		snprintf(c->peer, sizeof(c->peer), "%s", r.src);
 		c->peer_port = r.src_port;
@@ -1081,15 +1264,36 @@ client_tls_start(struct client *c)
 		client_kill(c, "no tls context");
 		return;
 	}
-	if (c->direct) {
-		/* The filter owns the socket bufferevent from now on. */
-		c->direct = 0;
-		evbuffer_remove_cb(bufferevent_get_output(c->bev), client_outbuf_cb, c);
+	if (c->bev == NULL) {
+		/*
+		 * STLS on a raw client: a socket bufferevent takes the socket
+		 * for the filter to sit on, and the +OK still queued goes out
+		 * first.  Input left over was discarded by client_stls.
+		 */
+		struct bufferevent *b;
+
+		if ((b = bufferevent_socket_new(srv->base, c->fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+			SSL_free(ssl);
+			client_kill(c, "tls setup failed");
+			return;
+		}
+		c->rd_on = c->wr_on = 0;
+		client_io_update(c);
 		if (c->flush_queued) {
 			TAILQ_REMOVE(&srv->flushq, c, fentry);
 			c->flush_queued = 0;
 		}
-		bufferevent_enable(c->bev, EV_WRITE);
+		if (c->out != NULL) {
+			evbuffer_remove_cb(c->out, client_outbuf_cb, c);
+			evbuffer_add_buffer(bufferevent_get_output(b), c->out);
+			evbuffer_free(c->out);
+			c->out = NULL;
+		}
+		if (c->in != NULL) {
+			evbuffer_free(c->in);
+			c->in = NULL;
+		}
+		c->bev = b;
 	}
 	f = bufferevent_openssl_filter_new(srv->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE);
@@ -1105,7 +1309,7 @@ client_tls_start(struct client *c)
 	bufferevent_setwatermark(f, EV_READ, 0, srv->opts.input_high);
 	bufferevent_setwatermark(f, EV_WRITE, CLIENT_WRITE_LOW, 0);
 	bufferevent_set_max_single_write(f, CLIENT_MAX_WRITE);
-	evtimer_add(c->ev_phase, &tv);
+	client_phase_arm(c, &tv);
 	bufferevent_enable(f, EV_READ | EV_WRITE);
 }
 
@@ -1118,7 +1322,7 @@ client_tls_done(struct client *c)
 	const char *cipher = ssl != NULL ? SSL_get_cipher_name(ssl) : "?";
 	struct pop3d_arg a[3];
 
-	evtimer_del(c->ev_phase);
+	client_phase_disarm(c);
 	c->tls = 1;
 	log_info("client=%llu event=tls version=%s cipher=%s", (unsigned long long)c->id,
 	    version, cipher);
@@ -1139,7 +1343,7 @@ client_tls_done(struct client *c)
 	a[2].len = strlen(cipher);
 	server_emit(c->srv, "pop3d_tls", c, a, 3);
 	if (!c->dead)
-		event_active(c->ev_defer, EV_TIMEOUT, 1);
+		client_defer(c);
 }
 
 /* The PROXY header or the handshake did not arrive in time. */
@@ -1168,7 +1372,7 @@ client_phase_cb(evutil_socket_t fd, short what, void *arg)
 static void
 client_drained(struct client *c)
 {
-	c->last_active = server_now();
+	client_touch(c);
 	if (c->stream_fd >= 0)
 		client_stream_fill(c);
 	if (c->dead)
@@ -1186,24 +1390,20 @@ client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
+	(void)bev;
 	if (c->dead)
 		return;
 	client_drained(c);
-	/* All written: back to direct writes (the write event is already
-	 * off, so this costs no system call). */
-	if (!c->dead && c->direct && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_disable(bev, EV_WRITE);
 }
 
 /*
  * Direct writes.  A socket bufferevent never writes at once: appending
  * arms EPOLLOUT, the next loop iteration writes, and the emptied buffer
  * disarms it - two epoll_ctl calls and a loop iteration per response.
- * A plain TCP client keeps EV_WRITE disabled instead; output appended
- * during this loop iteration queues it on srv->flushq, and one active
- * event writes every queued client's output before the loop polls again
- * (several pipelined answers in one write).  Only a short write arms
- * EV_WRITE, until the bufferevent has drained it all.
+ * A raw client's output appended during a loop iteration queues it on
+ * srv->flushq instead, and one active event writes every queued client's
+ * output before the loop polls again (several pipelined answers in one
+ * write).  Only a short write arms EV_WRITE, until all is written.
  */
 static void
 client_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -1212,42 +1412,46 @@ client_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void
 	struct pop3d *srv = c->srv;
 
 	(void)buf;
-	if (info->n_added == 0 || c->flush_queued || !c->direct || c->dead ||
-	    (bufferevent_get_enabled(c->bev) & EV_WRITE))
+	if (info->n_added == 0 || c->flush_queued || c->wr_on || c->dead || c->bev != NULL)
 		return;
 	c->flush_queued = 1;
 	TAILQ_INSERT_TAIL(&srv->flushq, c, fentry);
 	event_active(srv->ev_flush, EV_TIMEOUT, 1);
 }
 
-/* Write a client's output now; arm EV_WRITE for what the kernel refused. */
+/* Write a raw client's output now; EV_WRITE for what the kernel refused.
+ * The output buffer is freed once empty. */
 static void
 client_flush(struct client *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	int rounds;
 
+	if (c->bev != NULL)
+		return;
 	/* A streamed file refills as it drains: a few rounds at most, then
 	 * the socket is full or the loop gets its turn. */
-	for (rounds = 0; rounds < 8 && !c->dead && evbuffer_get_length(out) > 0; rounds++) {
-		int n;
+	for (rounds = 0; rounds < 8 && !c->dead && c->out != NULL &&
+	    evbuffer_get_length(c->out) > 0; rounds++) {
+		int n = evbuffer_write_atmost(c->out, c->fd, -1);
 
-		/* A socket bufferevent keeps the front of its output frozen
-		 * outside its own write callback. */
-		evbuffer_unfreeze(out, 1);
-		n = evbuffer_write_atmost(out, fd, -1);
-		evbuffer_freeze(out, 1);
-		if (n <= 0)
-			break;	/* EAGAIN, or an error the bufferevent reports */
-		if (evbuffer_get_length(out) >= CLIENT_WRITE_LOW)
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				break;
+			client_kill(c, "write error");
+			return;
+		}
+		if (n == 0 || evbuffer_get_length(c->out) >= CLIENT_WRITE_LOW)
 			break;
 		client_drained(c);
 	}
-	if (c->dead || !c->direct)
+	if (c->dead)
 		return;
-	if (evbuffer_get_length(out) > 0)
-		bufferevent_enable(c->bev, EV_WRITE);
+	c->wr_on = client_outlen(c) > 0;
+	if (!c->wr_on && c->out != NULL) {
+		evbuffer_free(c->out);
+		c->out = NULL;
+	}
+	client_io_update(c);
 }
 
 /* The active event of srv->flushq. */
@@ -1303,24 +1507,45 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		client_kill(c, (what & BEV_EVENT_WRITING) ? "write error" : "read error");
 }
 
-/* Parse the next line, or free a dead client: always outside callbacks. */
-static void
-client_defer_cb(evutil_socket_t fd, short what, void *arg)
+/* --- Deferred work and shared timers ------------------------------------ */
+
+/* Run the client from the defer queue: parse the next line, or free it. */
+void
+client_defer(struct client *c)
 {
-	struct client *c = arg;
 	struct pop3d *srv = c->srv;
+
+	if (c->defer_queued)
+		return;
+	c->defer_queued = 1;
+	TAILQ_INSERT_TAIL(&srv->deferq, c, dentry);
+	event_active(srv->ev_defer, EV_TIMEOUT, 1);
+}
+
+/* The defer queue's active event: always outside other callbacks. */
+void
+client_defer_run(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3d *srv = arg;
+	struct client *c;
 
 	(void)fd;
 	(void)what;
-	if (c->dead) {
-		if (c->jobs > 0)
-			return;		/* freed when its last job finishes */
-		client_disconnected(c);
-		client_free(c);
-		server_client_gone(srv);
-		return;
+	while ((c = TAILQ_FIRST(&srv->deferq)) != NULL) {
+		TAILQ_REMOVE(&srv->deferq, c, dentry);
+		c->defer_queued = 0;
+		if (c->dead) {
+			if (c->jobs > 0)
+				continue;	/* freed when its last job finishes */
+			client_disconnected(c);
+			client_free(c);
+			server_client_gone(srv);
+			continue;
+		}
+		client_process(c);
+		if (!c->dead)
+			client_io_trim(c);
 	}
-	client_process(c);
 }
 
 /*
@@ -1331,69 +1556,181 @@ client_defer_cb(evutil_socket_t fd, short what, void *arg)
 static size_t
 client_backlog(struct client *c)
 {
-	size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
-	struct bufferevent *u = bufferevent_get_underlying(c->bev);
+	size_t out = client_outlen(c);
+	struct bufferevent *u = c->bev != NULL ? bufferevent_get_underlying(c->bev) : NULL;
 	int queued = 0;
 
 	if (u != NULL)
 		out += evbuffer_get_length(bufferevent_get_output(u));
-	if (ioctl(bufferevent_getfd(c->bev), TIOCOUTQ, &queued) == 0 && queued > 0)
+	if (ioctl(c->fd, TIOCOUTQ, &queued) == 0 && queued > 0)
 		out += (size_t)queued;
 	return out;
 }
 
 /*
- * Idle autologout.  Any command, and any progress in draining output (a
- * client slowly reading a long response), counts as activity.
+ * The idle queue.  Every READY client is on it, ordered by last_active:
+ * the timeout is the same for all, so the first client has the nearest
+ * deadline and one server timer serves them all.  Activity moves a client
+ * to the end (client_touch); the timer may then fire early, finds nothing
+ * due and is set again for the new first client.
  */
 static void
-client_idle_cb(evutil_socket_t fd, short what, void *arg)
+client_idle_schedule(struct pop3d *srv)
 {
-	struct client *c = arg;
-	size_t out = client_backlog(c);
-	int64_t now = server_now(), left;
-	int64_t timeout = (int64_t)c->srv->opts.timeout * 1000;
-	struct timeval tv = { 0, 0 };
+	struct client *c = TAILQ_FIRST(&srv->idleq);
+	int64_t left;
+	struct timeval tv;
 
-	(void)fd;
-	(void)what;
-	if (c->dead)
+	if (c == NULL) {
+		evtimer_del(srv->ev_idle);
 		return;
+	}
+	left = c->last_active + (int64_t)srv->opts.timeout * 1000 - server_now();
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	evtimer_add(srv->ev_idle, &tv);
+}
+
+/* Activity: the idle clock restarts. */
+static void
+client_touch(struct client *c)
+{
+	struct pop3d *srv = c->srv;
+
+	c->last_active = server_now();
+	if (c->idle_queued && TAILQ_NEXT(c, ientry) != NULL) {
+		TAILQ_REMOVE(&srv->idleq, c, ientry);
+		TAILQ_INSERT_TAIL(&srv->idleq, c, ientry);
+	}
+}
+
+/* The client is READY: subject to the idle timeout from now on. */
+static void
+client_idle_start(struct client *c)
+{
+	struct pop3d *srv = c->srv;
+
+	if (c->idle_queued || srv->opts.timeout == 0)
+		return;
+	c->last_active = server_now();
+	c->idle_queued = 1;
+	TAILQ_INSERT_TAIL(&srv->idleq, c, ientry);
+	if (!evtimer_pending(srv->ev_idle, NULL))
+		client_idle_schedule(srv);
+}
+
+static void
+client_idle_stop(struct client *c)
+{
+	if (!c->idle_queued)
+		return;
+	TAILQ_REMOVE(&c->srv->idleq, c, ientry);
+	c->idle_queued = 0;
+}
+
+/*
+ * Idle autologout of a client whose deadline has passed.  Any command, and
+ * any progress in draining output (a client slowly reading a long
+ * response), counts as activity.  The client leaves the front of the
+ * queue either way: killed, or touched.
+ */
+static void
+client_idle_check(struct client *c, int64_t now)
+{
+	size_t out = client_backlog(c);
+
 	/*
 	 * Any change of the backlog is progress: it only grows when the client
 	 * sent a command or drained enough for the streamer to refill, and it
 	 * shrinks as the client reads.  Waiting for a handler is not idleness;
 	 * waiting for SASL data is.
 	 */
-	if (out != c->last_outlen || (c->inflight && !c->responded && !c->sasl))
-		c->last_active = now;
-	c->last_outlen = out;
-	left = c->last_active + timeout - now;
-	if (left <= 0) {
-		log_info("client=%llu event=idle-timeout", (unsigned long long)c->id);
-		if (out > 0 || c->closing)
-			client_kill(c, "idle timeout");
-		else
-			client_close(c, "idle timeout", "-ERR autologout; idle for too long");
-		if (!c->dead) {
-			tv.tv_sec = (time_t)c->srv->opts.timeout;
-			evtimer_add(c->ev_idle, &tv);
-		}
+	if (out != c->last_outlen || (c->inflight && !c->responded && !c->sasl)) {
+		c->last_outlen = out;
+		client_touch(c);
 		return;
 	}
+	(void)now;
+	log_info("client=%llu event=idle-timeout", (unsigned long long)c->id);
+	if (out > 0 || c->closing)
+		client_kill(c, "idle timeout");
+	else
+		client_close(c, "idle timeout", "-ERR autologout; idle for too long");
+	if (!c->dead)
+		client_touch(c);	/* another timeout to flush, then killed */
+}
+
+/* The idle queue's timer. */
+void
+client_idle_run(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3d *srv = arg;
+	int64_t now = server_now(), timeout = (int64_t)srv->opts.timeout * 1000;
+	struct client *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&srv->idleq)) != NULL && c->last_active + timeout <= now)
+		client_idle_check(c, now);
+	client_idle_schedule(srv);
+}
+
+/*
+ * The response queue: commands awaiting an answer, by deadline.  Every
+ * deadline is now + --response-timeout when armed, so arming appends and
+ * the queue stays in order; one server timer serves it.
+ */
+static void
+client_resp_schedule(struct pop3d *srv)
+{
+	struct client *c = TAILQ_FIRST(&srv->respq);
+	int64_t left;
+	struct timeval tv;
+
+	if (c == NULL) {
+		evtimer_del(srv->ev_resp);
+		return;
+	}
+	left = c->resp_deadline - server_now();
+	if (left < 0)
+		left = 0;
 	tv.tv_sec = (time_t)(left / 1000);
 	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
-	evtimer_add(c->ev_idle, &tv);
+	evtimer_add(srv->ev_resp, &tv);
+}
+
+/* A handler's answer is due --response-timeout from now. */
+static void
+client_resp_arm(struct client *c)
+{
+	struct pop3d *srv = c->srv;
+
+	if (srv->opts.response_timeout == 0)
+		return;
+	if (c->resp_queued)
+		TAILQ_REMOVE(&srv->respq, c, rentry);
+	c->resp_queued = 1;
+	c->resp_deadline = server_now() + (int64_t)srv->opts.response_timeout * 1000;
+	TAILQ_INSERT_TAIL(&srv->respq, c, rentry);
+	if (!evtimer_pending(srv->ev_resp, NULL))
+		client_resp_schedule(srv);
+}
+
+static void
+client_resp_disarm(struct client *c)
+{
+	if (!c->resp_queued)
+		return;
+	TAILQ_REMOVE(&c->srv->respq, c, rentry);
+	c->resp_queued = 0;
 }
 
 /* No answer within --response-timeout: never a fake response. */
 static void
-client_resp_cb(evutil_socket_t fd, short what, void *arg)
+client_resp_expired(struct client *c)
 {
-	struct client *c = arg;
-
-	(void)fd;
-	(void)what;
 	if (c->dead || c->inflight == 0)
 		return;
 	log_warnx("client=%llu event=response-timeout tag=%llu verb=%s",
@@ -1403,6 +1740,78 @@ client_resp_cb(evutil_socket_t fd, short what, void *arg)
 	else
 		client_close(c, "response timeout",
 		    "-ERR [SYS/TEMP] no response from server, try again later");
+}
+
+/* The response queue's timer. */
+void
+client_resp_run(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3d *srv = arg;
+	int64_t now = server_now();
+	struct client *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&srv->respq)) != NULL && c->resp_deadline <= now) {
+		client_resp_disarm(c);
+		client_resp_expired(c);
+	}
+	client_resp_schedule(srv);
+}
+
+/* The PROXY header / TLS handshake deadline, or a TLS close poll; the
+ * timer is made when first needed (most clients never need it). */
+static void
+client_phase_arm(struct client *c, const struct timeval *tv)
+{
+	if (c->ev_phase == NULL &&
+	    (c->ev_phase = evtimer_new(c->srv->base, client_phase_cb, c)) == NULL) {
+		client_kill(c, "out of memory");
+		return;
+	}
+	evtimer_add(c->ev_phase, tv);
+}
+
+static void
+client_phase_disarm(struct client *c)
+{
+	if (c->ev_phase != NULL)
+		evtimer_del(c->ev_phase);
+}
+
+/* Fire one timer of the client now, as if its time had come (fuzzing). */
+int
+client_timer_fire(struct client *c, int which)
+{
+	struct event *ev;
+
+	if (c->dead)
+		return 0;
+	switch (which) {
+	case 0:
+		ev = c->ev_delay;
+		break;
+	case 1:
+		if (!c->resp_queued)
+			return 0;
+		client_resp_disarm(c);
+		client_resp_expired(c);
+		return 1;
+	case 2:
+		ev = c->ev_phase;
+		break;
+	default:
+		if (!c->idle_queued)
+			return 0;
+		c->last_active -= (int64_t)c->srv->opts.timeout * 1000 + 1000;
+		client_idle_check(c, server_now());
+		return 1;
+	}
+	if (ev == NULL || !event_pending(ev, EV_TIMEOUT, NULL))
+		return 0;
+	event_del(ev);
+	event_active(ev, EV_TIMEOUT, 1);
+	return 1;
 }
 
 /* A consumer went away: the in-flight command may have no handler left. */
@@ -1432,9 +1841,9 @@ client_info(struct client *c, struct pop3d_client_info *ci)
 {
 	memset(ci, 0, sizeof(*ci));
 	ci->id = c->id;
-	memcpy(ci->peer, c->peer, sizeof(ci->peer));
+	snprintf(ci->peer, sizeof(ci->peer), "%s", c->peer);
 	ci->peer_port = c->peer_port;
-	memcpy(ci->local, c->local, sizeof(ci->local));
+	snprintf(ci->local, sizeof(ci->local), "%s", c->local);
 	ci->local_port = c->local_port;
 	ci->state = c->state;
 	ci->tls = c->tls;

@@ -104,7 +104,10 @@ output_emit(struct client *c, const char *line, size_t len, int auth)
 		c->state = POP3D_STATE_TRANSACTION;
 	if (auth && c->state == POP3D_STATE_AUTHORIZATION && output_auth_failed(line, len)) {
 		c->auth_failures++;
-		if (c->srv->opts.auth_fail_delay_ms > 0 && (c->delayed = malloc(len)) != NULL) {
+		if (c->srv->opts.auth_fail_delay_ms > 0 && c->ev_delay == NULL)
+			c->ev_delay = evtimer_new(c->srv->base, output_delay_cb, c);
+		if (c->srv->opts.auth_fail_delay_ms > 0 && c->ev_delay != NULL &&
+		    (c->delayed = malloc(len)) != NULL) {
 			struct timeval tv = { (time_t)(c->srv->opts.auth_fail_delay_ms / 1000),
 			    (suseconds_t)(c->srv->opts.auth_fail_delay_ms % 1000) * 1000 };
 
@@ -231,7 +234,7 @@ output_raw(struct client *c, const char *data, size_t len)
 	if (output_busy(c))
 		output_enqueue(c, OUTPUT_RAW, data, len, 0);
 	else
-		evbuffer_add(bufferevent_get_output(c->bev), data, len);
+		evbuffer_add(client_output(c), data, len);
 }
 
 /* Start streaming the client's open file once everything before is out. */
@@ -265,7 +268,7 @@ output_flush(struct client *c)
 				output_emit(c, it->data, it->len, it->auth);
 			break;
 		case OUTPUT_RAW:
-			evbuffer_add(bufferevent_get_output(c->bev), it->data, it->len);
+			evbuffer_add(client_output(c), it->data, it->len);
 			break;
 		case OUTPUT_STREAM:
 			c->stream_ready = 1;

@@ -189,7 +189,15 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 	srv->ev_stop = evtimer_new(base, pop3d_stop_cb, srv);
 	srv->ev_resume = evtimer_new(base, pop3d_resume_cb, srv);
 	srv->ev_flush = event_new(base, -1, 0, client_flush_cb, srv);
+	srv->ev_defer = event_new(base, -1, 0, client_defer_run, srv);
+	srv->ev_idle = evtimer_new(base, client_idle_run, srv);
+	srv->ev_resp = evtimer_new(base, client_resp_run, srv);
+	srv->rbuf = malloc(srv->opts.input_high);
+	srv->sink = evbuffer_new();
 	TAILQ_INIT(&srv->flushq);
+	TAILQ_INIT(&srv->deferq);
+	TAILQ_INIT(&srv->idleq);
+	TAILQ_INIT(&srv->respq);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		memset(rnd, 0, sizeof(rnd));
 	for (i = 0; i < sizeof(rnd); i++)
@@ -197,7 +205,9 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 	if (srv->alias == NULL || srv->hostname == NULL || srv->version == NULL ||
 	    srv->extra_verbs == NULL || srv->hash == NULL || srv->addrs == NULL ||
 	    srv->pipeline == NULL || srv->linebuf == NULL || srv->ev_stop == NULL ||
-	    srv->ev_resume == NULL || srv->ev_flush == NULL) {
+	    srv->ev_resume == NULL || srv->ev_flush == NULL || srv->ev_defer == NULL ||
+	    srv->ev_idle == NULL || srv->ev_resp == NULL || srv->rbuf == NULL ||
+	    srv->sink == NULL) {
 		pop3d_free(srv);
 		errno = ENOMEM;
 		return NULL;
@@ -273,6 +283,15 @@ pop3d_free(struct pop3d *srv)
 		event_free(srv->ev_resume);
 	if (srv->ev_flush)
 		event_free(srv->ev_flush);
+	if (srv->ev_defer)
+		event_free(srv->ev_defer);
+	if (srv->ev_idle)
+		event_free(srv->ev_idle);
+	if (srv->ev_resp)
+		event_free(srv->ev_resp);
+	free(srv->rbuf);
+	if (srv->sink)
+		evbuffer_free(srv->sink);
 	for (i = 0; srv->extra_verbs != NULL && srv->extra_verbs[i] != NULL; i++)
 		free(srv->extra_verbs[i]);
 	free(srv->extra_verbs);

@@ -17,8 +17,10 @@
 #include "proxy.h"
 #include "tls.h"
 
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
 struct bufferevent;
-struct event;
 struct evconnlistener;
 
 /* Write low-water mark: the streamer refills and the idle clock ticks each
@@ -66,52 +68,84 @@ TAILQ_HEAD(client_ahead_list, client_ahead);
 /* Before a client is READY: the PROXY header, then the TLS handshake. */
 enum client_phase { CLIENT_PROXY, CLIENT_HANDSHAKE, CLIENT_READY };
 
+/*
+ * A client connection.  Plain TCP clients do their own I/O ("raw": one
+ * embedded event, input and output buffers that exist only while they
+ * hold data), so that an idle logged-in client costs little more than
+ * this structure; TLS clients, and clients of implicit-TLS listeners from
+ * the start, go through a bufferevent (bev) with the OpenSSL filter.
+ * Timers are shared: the idle and response deadlines are server-wide
+ * queues ordered by deadline (each timeout is the same for everyone), and
+ * the rare PROXY/handshake and failed-authentication timers are allocated
+ * when first needed.
+ */
 struct client {
-	TAILQ_ENTRY(client) entry;
-	enum client_phase phase;
-	int lflags;			/* flags of the listener it came from */
-	int implicit_tls;		/* handshake before the greeting */
-	int announced;			/* pop3d_connection was sent */
-	int ungreeted;			/* --no-greeting: no line written yet */
-	int addr_counted;		/* counted against max-per-address */
-	struct event *ev_phase;		/* PROXY / handshake deadline */
+	TAILQ_ENTRY(client) entry;	/* srv->clients */
+	TAILQ_ENTRY(client) fentry;	/* srv->flushq */
+	TAILQ_ENTRY(client) dentry;	/* srv->deferq */
+	TAILQ_ENTRY(client) ientry;	/* srv->idleq */
+	TAILQ_ENTRY(client) rentry;	/* srv->respq */
 	struct client *hnext;		/* id hash chain */
-	uint64_t id;
 	struct pop3d *srv;
+	uint64_t id;
+	/* I/O: raw (bev NULL) or through a bufferevent. */
 	struct bufferevent *bev;
+	struct evbuffer *in, *out;	/* raw: NULL while empty */
+	struct event ev_io;		/* raw: EV_READ and/or EV_WRITE on fd */
+	int fd;
+	short io_have;			/* raw: events ev_io is added with */
+	unsigned rd_on:1;		/* reading wanted (as bufferevent_enable) */
+	unsigned wr_on:1;		/* raw: output the kernel refused waits */
+	unsigned flush_queued:1;	/* on srv->flushq */
+	unsigned defer_queued:1;	/* on srv->deferq */
+	unsigned idle_queued:1;		/* on srv->idleq */
+	unsigned resp_queued:1;		/* on srv->respq */
+	/* State. */
+	unsigned implicit_tls:1;	/* handshake before the greeting */
+	unsigned announced:1;		/* pop3d_connection was sent */
+	unsigned ungreeted:1;		/* --no-greeting: no line written yet */
+	unsigned addr_counted:1;	/* counted against max-per-address */
+	unsigned tls:1;
+	unsigned tls_closed:1;		/* close_notify sent */
+	unsigned responded:1;		/* a first response line was sent */
+	unsigned sasl:1;		/* next line is SASL data, not a command */
+	unsigned processing:1;		/* client_process() is running */
+	unsigned process_again:1;	/* ...and was asked again meanwhile */
+	unsigned plugin_saw:1;		/* a plugin received it */
+	unsigned promoting:1;		/* client_promote() is running */
+	unsigned stream_ready:1;	/* its status line is out: stream now */
+	unsigned hooking:1;		/* see output.c */
+	unsigned hook_auth:1;		/* ... it is the first answer to PASS etc. */
+	unsigned eof:1;			/* client closed its side */
+	unsigned closing:1;		/* close once output is flushed */
+	unsigned dead:1;		/* closed; freed from the defer queue */
+	unsigned disconnected_sent:1;
+	enum client_phase phase;
+	enum pop3d_state state;
+	int lflags;			/* flags of the listener it came from */
+	struct event *ev_phase;		/* PROXY / handshake deadline, or NULL */
 	char peer[64];
-	int peer_port;
 	char local[64];
+	int peer_port;
 	int local_port;
 	time_t connected;
-	int64_t last_active;		/* monotonic milliseconds */
+	int64_t last_active;		/* monotonic ms: the idle queue's order */
+	int64_t resp_deadline;		/* monotonic ms, while on srv->respq */
 	size_t last_outlen;		/* backlog at the last idle check */
-	enum pop3d_state state;
-	int tls;
-	int tls_closed;			/* close_notify sent */
 	struct line_framer lf;
 	unsigned bad_lines;		/* bad lines in a row */
 	uint64_t ncmds;			/* command counter: the next tag - 1 */
 	uint64_t inflight;		/* tag awaiting a response, 0 if none */
 	char verb[LINE_VERB_MAX + 1];	/* its verb */
-	int responded;			/* a first response line was sent */
-	int sasl;			/* next line is SASL data, not a command */
-	int processing;			/* client_process() is running */
-	int process_again;		/* ...and was asked again meanwhile */
-	int plugin_saw;			/* a plugin received it */
 	uint64_t *receivers;		/* consumers that received it */
 	size_t nreceivers, receivers_cap;
 	struct client_ahead_list ahead;	/* dispatched after it, in order */
 	unsigned nahead;
-	int promoting;			/* client_promote() is running */
 	/* File streaming (pop3d_send_file). */
 	int stream_fd;
-	int stream_ready;		/* its status line is out: stream now */
 	struct stuff stream;
 	/* POP3C hooks (output.c): a response line awaiting plugin verdicts
 	 * holds every later output of this client, in order. */
-	int hooking;
-	int hook_auth;			/* ... it is the first answer to PASS etc. */
 	char *hook_line;		/* ... as the handler sent it */
 	size_t hook_len;
 	TAILQ_HEAD(, output_item) outq;
@@ -120,20 +154,8 @@ struct client {
 	unsigned auth_failures;
 	char *delayed;			/* the held -ERR line, or NULL */
 	size_t delayed_len;
-	struct event *ev_delay;
-	/* Life cycle. */
-	int eof;			/* client closed its side */
-	int closing;			/* close once output is flushed */
-	int dead;			/* closed; freed from ev_defer */
-	int disconnected_sent;
+	struct event *ev_delay;		/* or NULL until first needed */
 	const char *reason;		/* why it is closing (static string) */
-	struct event *ev_defer;		/* parse next line / free */
-	struct event *ev_idle;		/* idle autologout */
-	struct event *ev_resp;		/* response deadline */
-	/* Direct writes (plain TCP): see client_flush(). */
-	int direct;			/* EV_WRITE armed only while a write is short */
-	int flush_queued;		/* on srv->flushq */
-	TAILQ_ENTRY(client) fentry;
 };
 TAILQ_HEAD(client_list, client);
 
@@ -163,6 +185,14 @@ struct pop3d {
 	struct event *ev_resume;	/* re-enable paused listeners */
 	struct event *ev_flush;		/* write the output of flushq's clients */
 	struct client_list flushq;
+	struct event *ev_defer;		/* run deferq's clients (parse, or free) */
+	struct client_list deferq;
+	struct event *ev_idle;		/* the idle queue's first deadline */
+	struct client_list idleq;	/* READY clients, by last_active */
+	struct event *ev_resp;		/* the response queue's first deadline */
+	struct client_list respq;	/* commands awaiting answers, by deadline */
+	char *rbuf;			/* raw reads, input_high octets, shared */
+	struct evbuffer *sink;		/* written to when a buffer cannot be made */
 	struct tls tls;
 	struct proxy_cidr *trusted;
 	size_t ntrusted;
@@ -202,6 +232,16 @@ void client_tempfail(struct client *);
 int client_flushed(struct client *);
 void client_write(struct client *, const char *, size_t);
 void client_flush_cb(evutil_socket_t, short, void *);
+void client_defer_run(evutil_socket_t, short, void *);
+void client_idle_run(evutil_socket_t, short, void *);
+void client_resp_run(evutil_socket_t, short, void *);
+struct evbuffer *client_input(struct client *);
+struct evbuffer *client_output(struct client *);
+size_t client_outlen(struct client *);
+void client_defer(struct client *);
+/* For the fuzz target: fire a client's timer now (0 auth delay, 1
+ * response, 2 phase, 3 idle); 1 when it was armed. */
+int client_timer_fire(struct client *, int which);
 
 /* ahead.c */
 int ahead_receiver_add(uint64_t **, size_t *, size_t *, uint64_t consumer);

@@ -859,31 +859,10 @@ static int
 fire(struct fz *f, int which)
 {
 	struct client *c = server_client_find(f->srv, f->client);
-	struct event *ev;
 	int k;
 
-	if (c == NULL || c->dead)
+	if (c == NULL || !client_timer_fire(c, which))
 		return 0;
-	switch (which) {
-	case 0:
-		ev = c->ev_delay;
-		break;
-	case 1:
-		ev = c->ev_resp;
-		break;
-	case 2:
-		ev = c->ev_phase;
-		break;
-	default:
-		/* Idle: as if the whole timeout went by since the last activity. */
-		ev = c->ev_idle;
-		c->last_active -= (int64_t)f->srv->opts.timeout * 1000 + 1000;
-		break;
-	}
-	if (!event_pending(ev, EV_TIMEOUT, NULL))
-		return 0;
-	event_del(ev);
-	event_active(ev, EV_TIMEOUT, 1);
 	for (k = 0; k < 3; k++)
 		pump(f);
 	return 1;
