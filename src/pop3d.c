@@ -263,6 +263,7 @@ pop3d_free(struct pop3d *srv)
 		c->dead = 1;
 		client_destroy(c);
 	}
+	client_slabs_free(srv);
 	if (srv->addrs != NULL) {
 		for (i = 0; i < 1024; i++) {
 			struct addrcount_entry *e, *n;

@@ -124,8 +124,9 @@ struct client {
 	enum pop3d_state state;
 	int lflags;			/* flags of the listener it came from */
 	struct event *ev_phase;		/* PROXY / handshake deadline, or NULL */
-	char peer[64];
-	char local[64];
+	char *peer;			/* numeric addresses, both in addrbuf */
+	char *local;			/* ... or in one allocation if longer */
+	char addrbuf[40];		/* "255.255.255.255\0255.255.255.255\0" */
 	int peer_port;
 	int local_port;
 	time_t connected;
@@ -143,7 +144,7 @@ struct client {
 	unsigned nahead;
 	/* File streaming (pop3d_send_file). */
 	int stream_fd;
-	struct stuff stream;
+	struct stuff *stream;		/* while streaming */
 	/* POP3C hooks (output.c): a response line awaiting plugin verdicts
 	 * holds every later output of this client, in order. */
 	char *hook_line;		/* ... as the handler sent it */
@@ -193,6 +194,8 @@ struct pop3d {
 	struct client_list respq;	/* commands awaiting answers, by deadline */
 	char *rbuf;			/* raw reads, input_high octets, shared */
 	struct evbuffer *sink;		/* written to when a buffer cannot be made */
+	struct client_slab *slabs;	/* client structures, see client_alloc() */
+	struct client *cfree;		/* free ones, linked through hnext */
 	struct tls tls;
 	struct proxy_cidr *trusted;
 	size_t ntrusted;
@@ -239,6 +242,7 @@ struct evbuffer *client_input(struct client *);
 struct evbuffer *client_output(struct client *);
 size_t client_outlen(struct client *);
 void client_defer(struct client *);
+void client_slabs_free(struct pop3d *);
 /* For the fuzz target: fire a client's timer now (0 auth delay, 1
  * response, 2 phase, 3 idle); 1 when it was armed. */
 int client_timer_fire(struct client *, int which);
