@@ -178,7 +178,8 @@ client_refuse(int fd, const char *why)
 
 /* Make a client from an accepted socket, or refuse it at a limit. */
 struct client *
-client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int lflags)
+client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int lflags,
+    const struct pop3d_sockname *fixed)
 {
 	struct sockaddr_storage ss;
 	socklen_t slen = sizeof(ss);
@@ -223,7 +224,10 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 	c->stream_fd = -1;
 	TAILQ_INIT(&c->outq);
 	TAILQ_INIT(&c->ahead);
-	if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
+	if (fixed != NULL) {
+		snprintf(local, sizeof(local), "%s", fixed->address);
+		local_port = fixed->port;
+	} else if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
 		client_addr((struct sockaddr *)&ss, slen, local, sizeof(local), &local_port);
 	if (client_set_addrs(c, host, local) == -1) {
 		if (c->addr_counted)

@@ -51,7 +51,8 @@ listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockad
 	struct client *c;
 
 	(void)evl;
-	if ((c = client_new(l->srv, fd, sa, (socklen_t)salen, l->flags)) != NULL)
+	if ((c = client_new(l->srv, fd, sa, (socklen_t)salen, l->flags,
+	    l->fixed_local ? &l->name : NULL)) != NULL)
 		client_begin(c);
 }
 
@@ -216,8 +217,14 @@ listener_add(struct pop3d *srv, const char *addr, int port, int flags)
 	evconnlistener_set_error_cb(l->evl, listener_error_cb);
 	if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0 &&
 	    getnameinfo((struct sockaddr *)&ss, slen, l->name.address, sizeof(l->name.address),
-	    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+	    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
 		l->name.port = atoi(serv);
+		/* Bound to one address: that is every client's local address
+		 * (no getsockname per connection). */
+		l->fixed_local = strcmp(l->name.address, "::") != 0 &&
+		    strcmp(l->name.address, "0.0.0.0") != 0 &&
+		    strncmp(l->name.address, "::ffff:", 7) != 0;
+	}
 	TAILQ_INSERT_TAIL(&srv->listeners, l, entry);
 	log_info("event=listening address=%s port=%d tls=%d proxy=%d", l->name.address,
 	    l->name.port, l->name.tls, l->name.proxy);

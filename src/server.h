@@ -44,6 +44,7 @@ struct listener {
 	struct pop3d_sockname name;
 	int flags;			/* POP3D_LISTEN_* */
 	int paused;
+	int fixed_local;		/* bound to one address, not a wildcard */
 };
 TAILQ_HEAD(listener_list, listener);
 
@@ -214,7 +215,8 @@ void server_client_gone(struct pop3d *);
 int64_t server_now(void);
 
 /* client.c */
-struct client *client_new(struct pop3d *, int fd, struct sockaddr *peer, socklen_t, int lflags);
+struct client *client_new(struct pop3d *, int fd, struct sockaddr *peer, socklen_t, int lflags,
+    const struct pop3d_sockname *local);
 void client_start(struct client *);
 void client_begin(struct client *);
 int client_send_line(struct client *, uint64_t tag, const char *, size_t, int flags);

@@ -974,13 +974,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sin6.sin6_family = AF_INET6;
 		sin6.sin6_port = htons(40000);
 		inet_pton(AF_INET6, "::ffff:192.0.2.1", &sin6.sin6_addr);
-		c = client_new(f.srv, fds[0], (struct sockaddr *)&sin6, sizeof(sin6), lflags);
+		c = client_new(f.srv, fds[0], (struct sockaddr *)&sin6, sizeof(sin6), lflags,
+		    NULL);
 	} else {
 		memset(&sin, 0, sizeof(sin));
 		sin.sin_family = AF_INET;
 		sin.sin_port = htons(40000);
 		sin.sin_addr.s_addr = htonl(0xC0000201);	/* 192.0.2.1 */
-		c = client_new(f.srv, fds[0], (struct sockaddr *)&sin, sizeof(sin), lflags);
+		c = client_new(f.srv, fds[0], (struct sockaddr *)&sin, sizeof(sin), lflags,
+		    NULL);
 	}
 	if (refused) {
 		/* An untrusted peer on a PROXY listener: no client at all. */

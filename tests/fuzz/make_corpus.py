@@ -95,6 +95,13 @@ put("fuzz_session", "plain", session(0, 0, WHOLE, [0] * 8,
 put("fuzz_session", "pipelined-multiline", session(0, 0, [0x05, 0x00, 0x20, 0x03, 0xFF, 0x01],
     [0x03, 0x02, 0x04, 0x44, 0x14, 0x01, 0x23, 0x00],
     b"CAPA\r\nUSER bob\r\nPASS x\r\nLIST\r\nRETR 1\r\nTOP 1 2\r\nUIDL\r\nQUIT\r\n"))
+# --pipeline-depth 8 (0xC0) and 2 (0x40): a deferred answer to STAT keeps
+# it in flight while the pipelined LIST, RETR, NOOP and QUIT go ahead.
+for o1, name in ((0xC0, "pipeline-ahead-8"), (0x40, "pipeline-ahead-2")):
+    put("fuzz_session", name, session(0, o1, WHOLE,
+        [0x00, 0x00, 0x05, 0x00, 0x03, 0x04, 0x05, 0x02],
+        b"USER bob\r\nPASS secret\r\nSTAT\r\nLIST\r\nRETR 1\r\nNOOP\r\nDELE 1\r\n"
+        b"CAPA\r\nNOOP\r\nQUIT\r\n"))
 put("fuzz_session", "sasl", session(0, 0, WHOLE,
     [0x08, 0x01, 0x08, 0x00, 0x02, 0x00, 0x00, 0x00],
     b"AUTH PLAIN\r\nAGJvYgBzZWNyZXQ=\r\nAUTH LOGIN\r\nYm9i\r\nc2VjcmV0\r\nSTAT\r\nQUIT\r\n"))
