@@ -312,6 +312,8 @@ ahead_ok(struct client *c)
 			break;
 	if (ahead_verbs[i] == NULL)
 		return 0;
-	snprintf(name, sizeof(name), "pop3d_cmd_%s", cmd.verb);
+	/* "pop3d_cmd_" + verb (at most LINE_VERB_MAX): no printf per command. */
+	memcpy(name, "pop3d_cmd_", 10);
+	memcpy(name + 10, cmd.verb, strlen(cmd.verb) + 1);
 	return pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, name);
 }

@@ -70,6 +70,14 @@ client_addr(const struct sockaddr *sa, socklen_t len, char *host, size_t hlen, i
 	*port = atoi(serv);
 }
 
+/* verb == lit, deciding on the first letter for most verbs: several
+ * such tests run for every command. */
+static inline int
+client_verb_is(const char *verb, const char *lit)
+{
+	return verb[0] == lit[0] && strcmp(verb, lit) == 0;
+}
+
 /* Set the client's numeric addresses, both in addrbuf (IPv4 always fits)
  * or in one allocation: an idle client should not carry two 64-octet
  * arrays for "127.0.0.1".  0 or -1. */
@@ -787,7 +795,7 @@ client_promote(struct client *c)
 static void
 client_complete(struct client *c)
 {
-	int quit = strcmp(c->verb, "quit") == 0;
+	int quit = client_verb_is(c->verb, "quit");
 
 	c->inflight = 0;
 	c->sasl = 0;
@@ -813,8 +821,8 @@ client_first_line(struct client *c)
 	if (c->inflight == 0 || c->responded)
 		return 0;
 	c->responded = 1;
-	return strcmp(c->verb, "pass") == 0 || strcmp(c->verb, "apop") == 0 ||
-	    strcmp(c->verb, "auth") == 0;
+	return client_verb_is(c->verb, "pass") || client_verb_is(c->verb, "apop") ||
+	    client_verb_is(c->verb, "auth");
 }
 
 /* Common checks of every send: alive, tag current or dispatched ahead
@@ -855,7 +863,7 @@ client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, i
 		return -POP3D_ERR_INVALID;
 	if (ahead != NULL)
 		return ahead_defer_line(ahead, line, len, flags);
-	if (c->inflight && strcmp(c->verb, "auth") == 0 && len >= 1 && line[0] == '+' &&
+	if (c->inflight && client_verb_is(c->verb, "auth") && len >= 1 && line[0] == '+' &&
 	    (len == 1 || line[1] == ' ')) {
 		/* SASL continuation: the client answers next, then the handler. */
 		output_line(c, line, len, 0);
@@ -1094,13 +1102,15 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	int masked, saw;
 
 	c->ncmds++;
-	if (strcmp(cmd->verb, "stls") == 0 && srv->tls.ctx != NULL) {
+	if (client_verb_is(cmd->verb, "stls") && srv->tls.ctx != NULL) {
 		client_stls(c);
 		return;
 	}
-	snprintf(name, sizeof(name), "pop3d_cmd_%s", cmd->verb);
-	masked = strcmp(cmd->verb, "pass") == 0 || strcmp(cmd->verb, "apop") == 0 ||
-	    strcmp(cmd->verb, "auth") == 0;
+	/* "pop3d_cmd_" + verb (at most LINE_VERB_MAX): no printf per command. */
+	memcpy(name, "pop3d_cmd_", 10);
+	memcpy(name + 10, cmd->verb, strlen(cmd->verb) + 1);
+	masked = client_verb_is(cmd->verb, "pass") || client_verb_is(cmd->verb, "apop") ||
+	    client_verb_is(cmd->verb, "auth");
 	if (log_verbose() >= 1) {
 		char safe[128];
 
@@ -1110,7 +1120,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 		    (unsigned long long)c->id, (unsigned long long)c->ncmds, cmd->verb, safe);
 	}
 	if (!pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, name)) {
-		if (strcmp(cmd->verb, "quit") == 0) {
+		if (client_verb_is(cmd->verb, "quit")) {
 			char bye[600];
 
 			snprintf(bye, sizeof(bye), "+OK %s POP3 server signing off", srv->hostname);
@@ -1133,8 +1143,6 @@ client_command(struct client *c, const struct line_cmd *cmd)
 		c->responded = 0;
 		c->plugin_saw = 0;
 		c->nreceivers = 0;
-		if (srv->opts.response_timeout > 0)
-			client_resp_arm(c);
 	}
 
 	memset(a, 0, sizeof(a));
@@ -1160,6 +1168,12 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	ev.argc = cmd->arg != NULL ? 2 : 1;
 	ev.argv = a;
 	saw = server_dispatch(srv, &ev);
+	/* The response deadline, unless the answer came during the dispatch
+	 * (a plugin), is under way (more lines arm it, a streamed file is the
+	 * core's to finish) or awaits the client (SASL). */
+	if (c->inflight == ev.tag && !c->dead && !c->closing && !c->responded && !c->sasl &&
+	    !c->resp_queued)
+		client_resp_arm(c);
 	if (c->inflight == ev.tag)
 		c->plugin_saw = (saw & PIPELINE_SAW) != 0;
 	else if ((ahead = ahead_find(c, ev.tag)) != NULL) {

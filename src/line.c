@@ -110,7 +110,7 @@ line_verb_known(const char *verb, const char *const *extra)
 	const char *const *v;
 
 	for (v = line_verbs; *v != NULL; v++)
-		if (strcmp(*v, verb) == 0)
+		if ((*v)[0] == verb[0] && strcmp(*v, verb) == 0)
 			return 1;
 	if (extra != NULL)
 		for (v = extra; *v != NULL; v++)

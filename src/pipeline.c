@@ -2,11 +2,14 @@
 #include "config.h"
 
 #include <fnmatch.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "pipeline.h"
+
+static void pipeline_pattern_free(char *);
 
 /* A dispatch suspended on a plugin's pending verdict. */
 struct pipeline_job {
@@ -56,7 +59,7 @@ pipeline_entry_free(struct pipeline_entry *e)
 
 	for (t = 0; t < 2; t++) {
 		for (i = 0; i < e->npatterns[t]; i++)
-			free(e->patterns[t][i]);
+			pipeline_pattern_free(e->patterns[t][i]);
 		free(e->patterns[t]);
 	}
 	free(e->name);
@@ -147,11 +150,61 @@ pipeline_normalise(const char *name)
 	return s;
 }
 
+/*
+ * A stored pattern carries how to match it in a header just before its
+ * text (the text stays a plain C string for pop3d_plugin_get and
+ * friends): exact, "prefix*" with the prefix length, or fnmatch.  Matching
+ * runs for every plugin and consumer on every event, so no pattern is
+ * rescanned there (fnmatch and strpbrk were 7% of a pipelined NOOP
+ * through a plugin).
+ */
+#define PATTERN_EXACT 0xFFFFFFFFu
+#define PATTERN_GLOB 0xFFFFFFFEu
+
+static char *
+pipeline_pattern_new(const char *text)
+{
+	size_t len = strlen(text);
+	const char *meta = strpbrk(text, "*?[\\");
+	uint32_t kind = PATTERN_GLOB;
+	char *p;
+
+	if ((p = malloc(sizeof(uint32_t) + len + 1)) == NULL)
+		return NULL;
+	if (meta == NULL)
+		kind = PATTERN_EXACT;
+	else if (meta[0] == '*' && meta[1] == '\0')
+		kind = (uint32_t)(meta - text);
+	memcpy(p, &kind, sizeof(kind));
+	memcpy(p + sizeof(kind), text, len + 1);
+	return p + sizeof(kind);
+}
+
+static void
+pipeline_pattern_free(char *pattern)
+{
+	if (pattern != NULL)
+		free(pattern - sizeof(uint32_t));
+}
+
+/* Whether a plain pattern string matches name (validation paths). */
 int
 pipeline_match(const char *pattern, const char *name)
 {
-	if (pattern[0] == '*' && pattern[1] == '\0')
-		return 1;
+	return fnmatch(pattern, name, 0) == 0;
+}
+
+/* The same for a stored pattern (pipeline_pattern_new). */
+static int
+pipeline_match_stored(const char *pattern, const char *name)
+{
+	uint32_t kind;
+
+	memcpy(&kind, pattern - sizeof(kind), sizeof(kind));
+	if (kind == PATTERN_EXACT)
+		return strcmp(pattern, name) == 0;
+	if (kind != PATTERN_GLOB)
+		return strncmp(pattern, name, kind) == 0;
 	return fnmatch(pattern, name, 0) == 0;
 }
 
@@ -311,7 +364,7 @@ pipeline_register(struct pipeline_entry *e, int type, const char *const *names, 
 				break;
 		if (j < e->npatterns[type])
 			continue;
-		if ((np[e->npatterns[type]] = strdup(names[i])) == NULL)
+		if ((np[e->npatterns[type]] = pipeline_pattern_new(names[i])) == NULL)
 			return -1;
 		e->npatterns[type]++;
 	}
@@ -326,7 +379,7 @@ pipeline_unregister(struct pipeline_entry *e, int type, const char *const *names
 	for (i = 0; i < n; i++)
 		for (j = 0; j < e->npatterns[type]; j++)
 			if (strcmp(e->patterns[type][j], names[i]) == 0) {
-				free(e->patterns[type][j]);
+				pipeline_pattern_free(e->patterns[type][j]);
 				e->patterns[type][j] = e->patterns[type][--e->npatterns[type]];
 				break;
 			}
@@ -340,7 +393,7 @@ pipeline_entry_matches(const struct pipeline_entry *e, int type, const char *nam
 	if (e->dead)
 		return 0;
 	for (i = 0; i < e->npatterns[type]; i++)
-		if (pipeline_match(e->patterns[type][i], name))
+		if (pipeline_match_stored(e->patterns[type][i], name))
 			return 1;
 	return 0;
 }
