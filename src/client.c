@@ -1707,23 +1707,31 @@ client_backlog(struct client *c)
  * to the end (client_touch); the timer may then fire early, finds nothing
  * due and is set again for the new first client.
  */
+/* Set a server timer to a monotonic deadline (ms), or clear it (-1). */
+static void
+client_timer_at(struct event *ev, int64_t deadline)
+{
+	int64_t left;
+	struct timeval tv;
+
+	if (deadline < 0) {
+		evtimer_del(ev);
+		return;
+	}
+	if ((left = deadline - server_now()) < 0)
+		left = 0;
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	evtimer_add(ev, &tv);
+}
+
 static void
 client_idle_schedule(struct pop3d *srv)
 {
 	struct client *c = TAILQ_FIRST(&srv->idleq);
-	int64_t left;
-	struct timeval tv;
 
-	if (c == NULL) {
-		evtimer_del(srv->ev_idle);
-		return;
-	}
-	left = c->last_active + (int64_t)srv->opts.timeout * 1000 - server_now();
-	if (left < 0)
-		left = 0;
-	tv.tv_sec = (time_t)(left / 1000);
-	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
-	evtimer_add(srv->ev_idle, &tv);
+	client_timer_at(srv->ev_idle,
+	    c != NULL ? c->last_active + (int64_t)srv->opts.timeout * 1000 : -1);
 }
 
 /* Activity: the idle clock restarts. */
@@ -1819,19 +1827,8 @@ static void
 client_resp_schedule(struct pop3d *srv)
 {
 	struct client *c = TAILQ_FIRST(&srv->respq);
-	int64_t left;
-	struct timeval tv;
 
-	if (c == NULL) {
-		evtimer_del(srv->ev_resp);
-		return;
-	}
-	left = c->resp_deadline - server_now();
-	if (left < 0)
-		left = 0;
-	tv.tv_sec = (time_t)(left / 1000);
-	tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
-	evtimer_add(srv->ev_resp, &tv);
+	client_timer_at(srv->ev_resp, c != NULL ? c->resp_deadline : -1);
 }
 
 /* A handler's answer is due --response-timeout from now. */
