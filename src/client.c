@@ -48,7 +48,6 @@ static void client_phase_arm(struct client *, const struct timeval *);
 static void client_phase_disarm(struct client *);
 static void client_phase_cb(evutil_socket_t, short, void *);
 static void client_tls_start(struct client *);
-static void client_outbuf_cb(struct evbuffer *, const struct evbuffer_cb_info *, void *);
 static void client_drained(struct client *);
 static void client_flush(struct client *);
 
@@ -171,6 +170,39 @@ client_slabs_free(struct pop3d *srv)
 		free(sl);
 	}
 	srv->cfree = NULL;
+	while (srv->nevpool > 0)
+		evbuffer_free(srv->evpool[--srv->nevpool]);
+}
+
+/*
+ * Raw clients hold an input or output buffer only while it has data, so a
+ * buffer is taken and given back for nearly every command; empty ones are
+ * kept for the next client instead of freed and made again.
+ */
+static struct evbuffer *
+client_evbuffer_get(struct pop3d *srv)
+{
+#ifndef CLIENT_NO_POOL
+	if (srv->nevpool > 0)
+		return srv->evpool[--srv->nevpool];
+#else
+	(void)srv;
+#endif
+	return evbuffer_new();
+}
+
+static void
+client_evbuffer_put(struct pop3d *srv, struct evbuffer *b)
+{
+#ifndef CLIENT_NO_POOL
+	if (srv->nevpool < SERVER_EVPOOL && evbuffer_get_length(b) == 0) {
+		srv->evpool[srv->nevpool++] = b;
+		return;
+	}
+#else
+	(void)srv;
+#endif
+	evbuffer_free(b);
 }
 
 /* Refuse a connection over a limit without making it a client. */
@@ -346,7 +378,7 @@ client_input(struct client *c)
 {
 	if (c->bev != NULL)
 		return bufferevent_get_input(c->bev);
-	if (c->in == NULL && (c->in = evbuffer_new()) == NULL) {
+	if (c->in == NULL && (c->in = client_evbuffer_get(c->srv)) == NULL) {
 		client_kill(c, "out of memory");
 		evbuffer_drain(c->srv->sink, evbuffer_get_length(c->srv->sink));
 		return c->srv->sink;
@@ -354,20 +386,33 @@ client_input(struct client *c)
 	return c->in;
 }
 
-/* The output buffer, made when first needed: appending queues the client
- * for a direct write (client_outbuf_cb). */
+/*
+ * The output buffer, made when first needed.  Every append goes through
+ * here, so this is where a raw client is queued for a direct write.
+ * Direct writes: a socket bufferevent never writes at once (appending
+ * arms EPOLLOUT, the next loop iteration writes, and the emptied buffer
+ * disarms it - two epoll_ctl calls and a loop iteration per response).
+ * A raw client's output appended during a loop iteration queues it on
+ * srv->flushq instead, and one active event writes every queued client's
+ * output before the loop polls again (several pipelined answers in one
+ * write).  Only a short write arms EV_WRITE, until all is written.
+ */
 struct evbuffer *
 client_output(struct client *c)
 {
+	struct pop3d *srv = c->srv;
+
 	if (c->bev != NULL)
 		return bufferevent_get_output(c->bev);
-	if (c->out == NULL) {
-		if ((c->out = evbuffer_new()) == NULL) {
-			client_kill(c, "out of memory");
-			evbuffer_drain(c->srv->sink, evbuffer_get_length(c->srv->sink));
-			return c->srv->sink;
-		}
-		evbuffer_add_cb(c->out, client_outbuf_cb, c);
+	if (c->out == NULL && (c->out = client_evbuffer_get(srv)) == NULL) {
+		client_kill(c, "out of memory");
+		evbuffer_drain(srv->sink, evbuffer_get_length(srv->sink));
+		return srv->sink;
+	}
+	if (!c->flush_queued && !c->wr_on && !c->dead) {
+		c->flush_queued = 1;
+		TAILQ_INSERT_TAIL(&srv->flushq, c, fentry);
+		event_active(srv->ev_flush, EV_TIMEOUT, 1);
 	}
 	return c->out;
 }
@@ -389,7 +434,7 @@ client_io_trim(struct client *c)
 	if (c->bev != NULL)
 		return;
 	if (c->in != NULL && evbuffer_get_length(c->in) == 0) {
-		evbuffer_free(c->in);
+		client_evbuffer_put(c->srv, c->in);
 		c->in = NULL;
 	}
 	client_io_update(c);
@@ -588,9 +633,9 @@ client_destroy(struct client *c)
 			event_del(&c->ev_io);
 		close(c->fd);
 		if (c->in != NULL)
-			evbuffer_free(c->in);
+			client_evbuffer_put(srv, c->in);
 		if (c->out != NULL)
-			evbuffer_free(c->out);
+			client_evbuffer_put(srv, c->out);
 	}
 	if (c->ev_phase != NULL)
 		event_free(c->ev_phase);
@@ -1417,7 +1462,6 @@ client_tls_start(struct client *c)
 			c->flush_queued = 0;
 		}
 		if (c->out != NULL) {
-			evbuffer_remove_cb(c->out, client_outbuf_cb, c);
 			evbuffer_add_buffer(bufferevent_get_output(b), c->out);
 			evbuffer_free(c->out);
 			c->out = NULL;
@@ -1529,29 +1573,6 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	client_drained(c);
 }
 
-/*
- * Direct writes.  A socket bufferevent never writes at once: appending
- * arms EPOLLOUT, the next loop iteration writes, and the emptied buffer
- * disarms it - two epoll_ctl calls and a loop iteration per response.
- * A raw client's output appended during a loop iteration queues it on
- * srv->flushq instead, and one active event writes every queued client's
- * output before the loop polls again (several pipelined answers in one
- * write).  Only a short write arms EV_WRITE, until all is written.
- */
-static void
-client_outbuf_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct client *c = arg;
-	struct pop3d *srv = c->srv;
-
-	(void)buf;
-	if (info->n_added == 0 || c->flush_queued || c->wr_on || c->dead || c->bev != NULL)
-		return;
-	c->flush_queued = 1;
-	TAILQ_INSERT_TAIL(&srv->flushq, c, fentry);
-	event_active(srv->ev_flush, EV_TIMEOUT, 1);
-}
-
 /* Write a raw client's output now; EV_WRITE for what the kernel refused.
  * The output buffer is freed once empty. */
 static void
@@ -1581,7 +1602,7 @@ client_flush(struct client *c)
 		return;
 	c->wr_on = client_outlen(c) > 0;
 	if (!c->wr_on && c->out != NULL) {
-		evbuffer_free(c->out);
+		client_evbuffer_put(c->srv, c->out);
 		c->out = NULL;
 	}
 	client_io_update(c);

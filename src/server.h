@@ -197,6 +197,9 @@ struct pop3d {
 	struct evbuffer *sink;		/* written to when a buffer cannot be made */
 	struct client_slab *slabs;	/* client structures, see client_alloc() */
 	struct client *cfree;		/* free ones, linked through hnext */
+#define SERVER_EVPOOL 64
+	struct evbuffer *evpool[SERVER_EVPOOL];	/* empty buffers for raw clients */
+	size_t nevpool;
 	struct tls tls;
 	struct proxy_cidr *trusted;
 	size_t ntrusted;
