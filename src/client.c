@@ -223,7 +223,7 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 {
 	struct sockaddr_storage ss;
 	socklen_t slen = sizeof(ss);
-	struct client *c;
+	struct client *c = NULL;
 	char host[64], local[64] = "";
 	int port, local_port = 0;
 
@@ -247,12 +247,8 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 		client_refuse(fd, "max-per-address");
 		return NULL;
 	}
-	if ((c = client_alloc(srv)) == NULL) {
-		if (!(lflags & POP3D_LISTEN_PROXY))
-			server_addr_release(srv, host);
-		close(fd);
-		return NULL;
-	}
+	if ((c = client_alloc(srv)) == NULL)
+		goto fail;
 	c->lflags = lflags;
 	c->fd = fd;
 	c->implicit_tls = (lflags & POP3D_LISTEN_TLS) != 0;
@@ -269,13 +265,8 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 		local_port = fixed->port;
 	} else if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0)
 		client_addr((struct sockaddr *)&ss, slen, local, sizeof(local), &local_port);
-	if (client_set_addrs(c, host, local) == -1) {
-		if (c->addr_counted)
-			server_addr_release(srv, host);
-		client_release(srv, c);
-		close(fd);
-		return NULL;
-	}
+	if (client_set_addrs(c, host, local) == -1)
+		goto fail;
 	c->peer_port = port;
 	c->local_port = local_port;
 	/*
@@ -294,15 +285,8 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 	line_init(&c->lf);
 	if (c->implicit_tls) {
 		/* The OpenSSL filter needs a bufferevent under it from the start. */
-		if ((c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-			close(fd);
-			if (c->addr_counted)
-				server_addr_release(srv, host);
-			if (c->peer != c->addrbuf)
-				free(c->peer);
-			client_release(srv, c);
-			return NULL;
-		}
+		if ((c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+			goto fail;
 		bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
 		bufferevent_setwatermark(c->bev, EV_READ, 0, srv->opts.input_high);
 		bufferevent_setwatermark(c->bev, EV_WRITE, CLIENT_WRITE_LOW, 0);
@@ -311,6 +295,16 @@ client_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int
 		event_assign(&c->ev_io, srv->base, fd, 0, client_io_cb, c);
 	server_client_link(srv, c);
 	return c;
+fail:
+	if (!(lflags & POP3D_LISTEN_PROXY))
+		server_addr_release(srv, host);
+	if (c != NULL) {
+		if (c->peer != c->addrbuf)
+			free(c->peer);
+		client_release(srv, c);
+	}
+	close(fd);
+	return NULL;
 }
 
 /* --- I/O: raw for plain TCP, a bufferevent under TLS ------------------- */
@@ -1799,7 +1793,7 @@ client_idle_stop(struct client *c)
  * queue either way: killed, or touched.
  */
 static void
-client_idle_check(struct client *c, int64_t now)
+client_idle_check(struct client *c)
 {
 	size_t out = client_backlog(c);
 
@@ -1814,7 +1808,6 @@ client_idle_check(struct client *c, int64_t now)
 		client_touch(c);
 		return;
 	}
-	(void)now;
 	log_info("client=%llu event=idle-timeout", (unsigned long long)c->id);
 	if (out > 0 || c->closing)
 		client_kill(c, "idle timeout");
@@ -1835,7 +1828,7 @@ client_idle_run(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	while ((c = TAILQ_FIRST(&srv->idleq)) != NULL && c->last_active + timeout <= now)
-		client_idle_check(c, now);
+		client_idle_check(c);
 	client_idle_schedule(srv);
 }
 
@@ -1955,7 +1948,7 @@ client_timer_fire(struct client *c, int which)
 		if (!c->idle_queued)
 			return 0;
 		c->last_active -= (int64_t)c->srv->opts.timeout * 1000 + 1000;
-		client_idle_check(c, server_now());
+		client_idle_check(c);
 		return 1;
 	}
 	if (ev == NULL || !event_pending(ev, EV_TIMEOUT, NULL))
