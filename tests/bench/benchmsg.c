@@ -219,6 +219,20 @@ bench_mailbox_free(struct bench_mailbox *mb)
 	mb->n = 0;
 }
 
+int
+bench_msgno(const char *arg, int nmsg)
+{
+	int n = 0;
+
+	if (arg == NULL || *arg < '1' || *arg > '9')
+		return -1;
+	while (*arg >= '0' && *arg <= '9' && n < 1000)
+		n = n * 10 + (*arg++ - '0');
+	if (*arg != '\0' || n > nmsg)
+		return -1;
+	return n;
+}
+
 enum bench_box
 bench_user_box(const char *user, size_t len)
 {

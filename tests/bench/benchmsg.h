@@ -47,6 +47,8 @@ void bench_msg_free(struct bench_msg *);
 /* Both mailboxes. */
 int bench_mailbox_make(struct bench_mailbox *, enum bench_box, int with_wire, int with_iov);
 void bench_mailbox_free(struct bench_mailbox *);
+/* A message number argument ("1".."nmsg", decimal, nothing else), or -1. */
+int bench_msgno(const char *arg, int nmsg);
 /* The mailbox of a user name, BENCH_BOX_NONE when unknown. */
 enum bench_box bench_user_box(const char *user, size_t len);
 

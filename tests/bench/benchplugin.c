@@ -38,21 +38,6 @@ reply(struct pop3d *srv, const struct pop3d_event *ev, const char *text)
 }
 
 static int
-msgno(const struct pop3d_event *ev, int nmsg)
-{
-	const char *arg = ev->argv[1].s;
-	char *end;
-	long n;
-
-	if (arg == NULL || *arg < '1' || *arg > '9')
-		return -1;
-	n = strtol(arg, &end, 10);
-	if (*end != '\0' || n > nmsg)
-		return -1;
-	return (int)n;
-}
-
-static int
 benchplugin_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 {
 	struct benchplugin *bp = arg;
@@ -111,7 +96,7 @@ benchplugin_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	} else if (a1 == NULL && strcmp(verb, "uidl") == 0) {
 		pop3d_send_lines(srv, ev->client, ev->tag, "+OK", bp->uidl[bc->box],
 		    (size_t)bp->box[bc->box].n);
-	} else if (a1 == NULL || (n = msgno(ev, bp->box[bc->box].n)) < 0) {
+	} else if (a1 == NULL || (n = bench_msgno(a1, bp->box[bc->box].n)) < 0) {
 		reply(srv, ev, "-ERR no such message");
 	} else if (strcmp(verb, "list") == 0) {
 		snprintf(buf, sizeof(buf), "+OK %d %zu", n, bp->box[bc->box].msg[n - 1].octets);

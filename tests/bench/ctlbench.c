@@ -77,20 +77,6 @@ add_file(struct evbuffer *out, uint64_t client, uint64_t tag, const char *status
 	evbuffer_add(out, buf, (size_t)n);
 }
 
-static int
-msgno(const char *arg, int nmsg)
-{
-	char *end;
-	long n;
-
-	if (arg == NULL || *arg < '1' || *arg > '9')
-		return -1;
-	n = strtol(arg, &end, 10);
-	if (*end != '\0' || n > nmsg)
-		return -1;
-	return (int)n;
-}
-
 static void
 on_event(struct evbuffer *out, const char *name, uint64_t client, uint64_t tag, const char *arg,
     size_t arglen)
@@ -148,7 +134,7 @@ on_event(struct evbuffer *out, const char *name, uint64_t client, uint64_t tag, 
 		add_lines(out, client, tag, list_lines[bc->box]);
 	} else if (arg == NULL && strcmp(verb, "uidl") == 0) {
 		add_lines(out, client, tag, uidl_lines[bc->box]);
-	} else if ((n = msgno(arg, boxes[bc->box].n)) < 0) {
+	} else if ((n = bench_msgno(arg, boxes[bc->box].n)) < 0) {
 		add_text(out, client, tag, "-ERR no such message");
 	} else if (strcmp(verb, "list") == 0) {
 		snprintf(buf, sizeof(buf), "+OK %d %zu", n, boxes[bc->box].msg[n - 1].octets);

@@ -128,20 +128,6 @@ write_some(int fd, struct iovec *iov, int n)
 	return n;
 }
 
-static int
-msgno(const char *arg, const struct bench_mailbox *mb)
-{
-	int n = 0;
-
-	if (arg == NULL || *arg < '1' || *arg > '9')
-		return -1;
-	while (*arg >= '0' && *arg <= '9' && n < 1000)
-		n = n * 10 + (*arg++ - '0');
-	if (*arg != '\0' || n > mb->n)
-		return -1;
-	return n;
-}
-
 /* The answer to one command line (NUL-terminated, no CRLF). */
 static struct resp
 answer(struct conn *c, char *line)
@@ -189,11 +175,11 @@ answer(struct conn *c, char *line)
 	if (IS("LIST") || IS("UIDL")) {
 		if (arg == NULL)
 			return IS("LIST") ? R.list[c->box] : R.uidl[c->box];
-		if ((n = msgno(arg, &boxes[c->box])) < 0)
+		if ((n = bench_msgno(arg, boxes[c->box].n)) < 0)
 			return r_nomsg;
 		return IS("LIST") ? R.listn[c->box][n] : R.uidln[c->box][n];
 	}
-	if ((n = msgno(arg, &boxes[c->box])) < 0)
+	if ((n = bench_msgno(arg, boxes[c->box].n)) < 0)
 		return r_nomsg;
 	return R.retr[c->box][n];
 #undef IS
