@@ -73,6 +73,23 @@ class ProtocolUnit(unittest.TestCase):
         self.assertEqual(p.last_seq, 4)
         self.assertEqual(p.inflight, {7: 3})
 
+    def test_several_tags_in_flight(self):
+        # pop3d --pipeline-depth: several commands of a client in flight.
+        p = Protocol()
+        for seq, tag in ((1, 3), (2, 4), (3, 5)):
+            p.feed(b'{"type":"event","event":"pop3d_cmd_noop","seq":%d,"client":7,'
+                   b'"tag":%d,"state":"transaction","tls":false,"args":[7]}\n' % (seq, tag))
+        self.assertEqual(p.inflight_tags, {7: [3, 4, 5]})
+        self.assertEqual(p.inflight, {7: 3})
+        p.answered(7, 4)
+        self.assertEqual((p.inflight_tags, p.inflight), ({7: [3, 5]}, {7: 3}))
+        p.answered(7, 9)                    # not ours: nothing changes
+        self.assertEqual(p.inflight_tags, {7: [3, 5]})
+        p.answered(7, None)                 # a send without a tag: the oldest
+        self.assertEqual((p.inflight_tags, p.inflight), ({7: [5]}, {7: 5}))
+        p.answered(7, 5)
+        self.assertEqual((p.inflight_tags, p.inflight), ({}, {}))
+
     def test_reply_matching_in_order(self):
         p = Protocol()
         a, _ = p.encode("ping")
@@ -122,6 +139,32 @@ class ProtocolUnit(unittest.TestCase):
 
 
 # --------------------------------------------------------------------------
+class PipelineDepth(Base):
+    """pop3d --pipeline-depth 4: Event.reply answers each of a client's
+    pipelined commands by its tag, in any order; the client reads the
+    answers in command order."""
+    args = ("--pipeline-depth", "4")
+
+    def test_answers_out_of_order(self):
+        c = self.ctl()
+        c.register(["cmd_user", "cmd_pass", "cmd_noop"])
+        p = self.pop()
+        p.send("USER a\r\n")
+        c.wait_event("cmd_user", timeout=WAIT).reply("+OK")
+        p.send("PASS b\r\n")
+        c.wait_event("cmd_pass", timeout=WAIT).reply("+OK in")
+        self.assertEqual((p.line(), p.line()), ("+OK", "+OK in"))
+        p.send("NOOP\r\nNOOP\r\nNOOP\r\n")
+        evs = [c.wait_event("cmd_noop", timeout=WAIT) for _ in range(3)]
+        tags = [e.tag for e in evs]
+        self.assertEqual(c.inflight_tags(evs[0].client), tags)
+        self.assertEqual(c.inflight_tag(evs[0].client), tags[0])
+        for e in reversed(evs):
+            e.reply("+OK %d" % e.tag)
+        self.assertEqual([p.line() for _ in range(3)], ["+OK %d" % t for t in tags])
+        self.assertEqual(c.inflight_tags(evs[0].client), [])
+
+
 class SyncClient(Base):
     def test_greeting_and_session_commands(self):
         c = self.ctl(name="pytest")

@@ -230,8 +230,17 @@ class Client(Commands):
         return self._proto.dropped
 
     def inflight_tag(self, client: int) -> Optional[int]:
-        """Tag of the command of ``client`` seen and not yet answered by us."""
+        """Tag of the command of ``client`` seen and not yet answered by us;
+        under pop3d --pipeline-depth, the oldest of them (see
+        :meth:`inflight_tags`)."""
         return self._proto.inflight.get(client)
+
+    def inflight_tags(self, client: int) -> List[int]:
+        """Tags of the commands of ``client`` seen and not yet answered by
+        us, oldest first: several only when pop3d runs with
+        --pipeline-depth above 1, and then each may be answered (by its
+        tag, as :meth:`Event.reply` does) in any order."""
+        return list(self._proto.inflight_tags.get(client, ()))
 
     # -- plugins ---------------------------------------------------------------
     def plugin(self, alias: str, events: Union[str, Sequence[str]],

@@ -285,7 +285,11 @@ class Protocol:
         self.last_seq: int = 0
         #: Total events the server said it dropped for us (lossy mode).
         self.dropped: int = 0
-        #: client id -> tag of the command seen in flight (cleared on answer).
+        #: client id -> tags of its commands seen and not yet answered by
+        #: us, oldest first: one, or several under pop3d --pipeline-depth.
+        self.inflight_tags: Dict[int, List[int]] = {}
+        #: client id -> the oldest of those, the command a send without a
+        #: tag answers (cleared when none is left).
         self.inflight: Dict[int, int] = {}
         #: client id -> state as last reported by an event.
         self.states: Dict[int, str] = {}
@@ -359,9 +363,13 @@ class Protocol:
                     self.states[client] = msg["state"]
                 if name == "pop3d_disconnected":
                     self.inflight.pop(client, None)
+                    self.inflight_tags.pop(client, None)
                     self.states.pop(client, None)
                 elif msg.get("tag"):
-                    self.inflight[client] = msg["tag"]
+                    tags = self.inflight_tags.setdefault(client, [])
+                    if msg["tag"] not in tags:       # pop3d_auth_data repeats AUTH's
+                        tags.append(msg["tag"])
+                    self.inflight[client] = tags[0]
 
     def match_reply(self, msg: dict) -> Pending:
         """Pair a reply with the oldest command awaiting one."""
@@ -378,9 +386,17 @@ class Protocol:
         return p
 
     def answered(self, client: int, tag: Optional[int]) -> None:
-        """Forget the in-flight tag of a client once it has been answered."""
-        if tag is None or self.inflight.get(client) == tag:
+        """Forget an in-flight tag of a client once it has been answered
+        (no tag: the oldest, as the server does)."""
+        tags = self.inflight_tags.get(client)
+        if not tags or (tag is not None and tag not in tags):
+            return
+        tags.remove(tags[0] if tag is None else tag)
+        if tags:
+            self.inflight[client] = tags[0]
+        else:
             self.inflight.pop(client, None)
+            self.inflight_tags.pop(client, None)
 
     @staticmethod
     def result(msg: dict) -> Any:
