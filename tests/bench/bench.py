@@ -97,7 +97,8 @@ def free_port():
 # --- /proc sampling -----------------------------------------------------------
 
 def proc_stat(pid):
-    """(comm, ppid, own cpu ticks, reaped children's cpu ticks) or None."""
+    """(comm, ppid, own cpu ticks, reaped children's cpu ticks, own
+    kernel ticks, reaped children's kernel ticks) or None."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             data = f.read()
@@ -106,8 +107,9 @@ def proc_stat(pid):
     lp, rp = data.index("("), data.rindex(")")
     comm = data[lp + 1:rp]
     f = data[rp + 2:].split()
-    # f[0] is field 3 (state): utime is field 14, cutime 16.
-    return comm, int(f[1]), int(f[11]) + int(f[12]), int(f[13]) + int(f[14])
+    # f[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
+    return (comm, int(f[1]), int(f[11]) + int(f[12]), int(f[13]) + int(f[14]),
+            int(f[12]), int(f[14]))
 
 
 def sched_wait_ns(pid):
@@ -186,7 +188,8 @@ class CpuSnap:
                 for pid in tree(root):
                     st = proc_stat(pid)
                     if st is not None:
-                        self.procs[pid] = (role, st[0], st[2], st[3], sched_wait_ns(pid))
+                        self.procs[pid] = (role, st[0], st[2], st[3], sched_wait_ns(pid),
+                                           st[4] + st[5])
 
 
 def cpu_between(a, b):
@@ -196,18 +199,20 @@ def cpu_between(a, b):
     what such a child had used before a is subtracted."""
     secs = max(b.t - a.t, 1e-6)
     roles = {}
-    for pid, (role, comm, cpu, child, wait) in b.procs.items():
-        r = roles.setdefault(role, {"ticks": 0, "top": (0, ""), "wait": 0})
+    for pid, (role, comm, cpu, child, wait, sys) in b.procs.items():
+        r = roles.setdefault(role, {"ticks": 0, "sys": 0, "top": (0, ""), "wait": 0})
         prev = a.procs.get(pid)
         own = cpu - (prev[2] if prev else 0)
         reaped = child - (prev[3] if prev else 0)
         r["ticks"] += own + reaped
+        r["sys"] += sys - (prev[5] if prev else 0)
         r["wait"] += wait - (prev[4] if prev else 0)
         if own > r["top"][0]:
             r["top"] = (own, comm)
-    for pid, (role, comm, cpu, child, wait) in a.procs.items():
+    for pid, (role, comm, cpu, child, wait, sys) in a.procs.items():
         if pid not in b.procs and role in roles:
             roles[role]["ticks"] -= cpu
+            roles[role]["sys"] -= sys
     out = {}
     busy = b.machine[0] - a.machine[0]
     total = max(b.machine[1] - a.machine[1], 1)
@@ -216,6 +221,7 @@ def cpu_between(a, b):
     for role, r in roles.items():
         out[role] = {
             "util": max(r["ticks"], 0) / CLK_TCK / secs,
+            "sys_util": max(r["sys"], 0) / CLK_TCK / secs,
             "top_util": r["top"][0] / CLK_TCK / secs,
             "top": r["top"][1],
             "wait": max(r["wait"], 0) / 1e9 / secs,
@@ -976,6 +982,10 @@ class Report:
         for t in self.targets():
             L.append("| %s | %s | %s |" % t)
         L.append("")
+        ceiling = self.session_ceiling()
+        if ceiling:
+            L.append(ceiling)
+            L.append("")
         L.append("### What limits each figure")
         L.append("")
         L.append("CPU utilisation during the measured window (100%% = one core), medians: "
@@ -999,6 +1009,22 @@ class Report:
                 continue
             L.append("| %s | %s |" % (key.replace("noopK", "noop%d" % a.pipeline),
                                        " | ".join(self.limit(s, key) for s in setups)))
+        L.append("")
+        L.append("### CPU per operation")
+        L.append("")
+        L.append("Microseconds of CPU per operation (a session, a command; for RETR one MB "
+                 "of message data), medians: the server side (server and controller, every "
+                 "Dovecot process) / the load generator, each with the share spent in the "
+                 "kernel (system time from /proc/PID/stat and getrusage).  Loopback TCP "
+                 "work is charged to the process that sends.")
+        L.append("")
+        L.append("| figure | " + " | ".join(SETUP_TITLES[s] for s in setups) + " |")
+        L.append("|---|" + "---:|" * len(setups))
+        for key in ("session", "noop1", "noopK", "retr1", "retr4"):
+            if key not in a.modes:
+                continue
+            L.append("| %s | %s |" % (key.replace("noopK", "noop%d" % a.pipeline),
+                                       " | ".join(self.per_op_cell(s, key) for s in setups)))
         return "\n".join(L) + "\n"
 
     def title(self, t):
@@ -1064,6 +1090,66 @@ class Report:
         if waited >= 0.1:
             parts.append("run-queue wait %.0f%%" % (100 * waited))
         return "%s: %s" % (verdict, ", ".join(parts))
+
+    def per_op(self, setup, key):
+        """Medians over the runs of (server side CPU us per operation, its
+        kernel share, load generator CPU us per operation, its kernel
+        share); an operation is a session or a command, or for RETR one MB
+        of message data."""
+        field = "mb_s" if key.startswith("retr") else "rate"
+        srv, srv_sys, lg, lg_sys = [], [], [], []
+        for r in self.runs(setup, key):
+            rate = r.get(field)
+            if not r.get("cpu") or not rate:
+                continue
+            side = [r["cpu"][role] for role in ("server", "controller") if role in r["cpu"]]
+            srv.append(sum(c["util"] for c in side) * 1e6 / rate)
+            srv_sys.append(sum(c.get("sys_util", 0) for c in side) * 1e6 / rate)
+            secs = r.get("duration_s") or 0
+            if secs and "loadgen_sys_s" in r:
+                lg.append(r["loadgen_util"] * 1e6 / rate)
+                lg_sys.append(r["loadgen_sys_s"] / secs * 1e6 / rate)
+        if not srv:
+            return None
+        return med(srv), med(srv_sys), med(lg), med(lg_sys)
+
+    def per_op_cell(self, setup, key):
+        v = self.per_op(setup, key)
+        if v is None:
+            return "-"
+        srv, srv_sys, lg, lg_sys = v
+
+        def us(x):
+            return ("%.0f" if x >= 10 else "%.1f") % x
+        text = "%s (%.0f%%)" % (us(srv), 100 * srv_sys / srv if srv else 0)
+        if lg:
+            text += " / %s (%.0f%%)" % (us(lg), 100 * lg_sys / lg)
+        return text
+
+    def session_ceiling(self):
+        """Why a sessions/s target may be out of reach for any server: the
+        most sessions/s the server side's cores allow at the floor's CPU
+        per session, against what 20x Dovecot HP needs."""
+        v, hp = self.per_op("floor", "session"), self.value("dovecot-hp", "session", "rate")
+        if v is None or not hp:
+            return None
+        pinned = getattr(self.a, "pin", "no") == "yes" and NCPU >= 2
+        cores = (NCPU - 1) if pinned else NCPU
+        srv, srv_sys, lg, lg_sys = v
+        text = ("Sessions: the floor's server side spent %.0f us of CPU per session, "
+                "%.0f us of it in the kernel (accept, the nine round trips of loopback "
+                "TCP, teardown), so %s allow%s at most %.0f sessions/s at "
+                "that cost, and %.0f sessions/s for the kernel's part alone; "
+                "20x Dovecot HP is %.0f sessions/s." % (
+                    srv, srv_sys, "its core" if cores == 1 else "its %d cores" % cores,
+                    "s" if cores == 1 else "", cores * 1e6 / srv, cores * 1e6 / srv_sys,
+                    20 * hp))
+        if lg:
+            text += (" The load generator spent %.0f us per session (%.0f us in the kernel): "
+                     "the whole machine's %d cores allow at most %.0f sessions/s at the "
+                     "floor's and the load generator's cost together." % (
+                         lg, lg_sys, NCPU, NCPU * 1e6 / (srv + lg)))
+        return text
 
     def targets(self):
         out = []

@@ -746,22 +746,23 @@ static void
 report(void)
 {
 	struct rusage ru1;
-	double secs = (double)(t_measure1 - t_measure0) / 1e9, cpu, wait;
+	double secs = (double)(t_measure1 - t_measure0) / 1e9, cpu, sys, wait;
 
 	getrusage(RUSAGE_SELF, &ru1);
 	wait = (double)(sched_wait() - wait0) / 1e9;
-	cpu = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime) + tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);
+	sys = tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);
+	cpu = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime) + sys;
 	qsort(lat, nlat, sizeof(*lat), cmp_u64);
 	printf("{\"mode\":\"%s\",\"label\":", mode_names[opt.mode]);
 	json_str(stdout, opt.label);
 	printf(",\"conns\":%d,\"pipeline\":%d,\"duration_s\":%.3f,\"ops\":%" PRIu64
 	    ",\"rate\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"bytes\":%" PRIu64
 	    ",\"mb_s\":%.2f,\"errors\":%" PRIu64 ",\"reconnects\":%" PRIu64
-	    ",\"loadgen_cpu_s\":%.3f,\"loadgen_util\":%.3f,\"loadgen_wait\":%.3f"
-	    ",\"first_error\":",
+	    ",\"loadgen_cpu_s\":%.3f,\"loadgen_sys_s\":%.3f,\"loadgen_util\":%.3f"
+	    ",\"loadgen_wait\":%.3f,\"first_error\":",
 	    opt.conns, opt.pipeline, secs, ops,
 	    secs > 0 ? (double)ops / secs : 0.0, pct(0.50), pct(0.99), bytes,
-	    secs > 0 ? (double)bytes / secs / 1e6 : 0.0, errors, reconnects, cpu,
+	    secs > 0 ? (double)bytes / secs / 1e6 : 0.0, errors, reconnects, cpu, sys,
 	    secs > 0 ? cpu / secs : 0.0, secs > 0 ? wait / secs : 0.0);
 	json_str(stdout, first_error);
 	printf("}\n");
