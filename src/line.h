@@ -38,6 +38,11 @@ void line_init(struct line_framer *);
  * CRLF (or bare LF). */
 enum line_status line_extract(struct line_framer *, struct evbuffer *in, size_t max, char *buf,
     size_t *len);
+/* The same from *avail octets at *data (a buffer just read), advancing
+ * both past what was used; on LINE_AGAIN the rest is an incomplete line
+ * (or nothing) that the caller keeps for the next call. */
+enum line_status line_extract_mem(struct line_framer *, const char **data, size_t *avail,
+    size_t max, char *buf, size_t *len);
 /* Trim and split a line: verb (first word, lower-cased) and the rest after
  * the first run of white space, trailing white space removed.  Returns 0, or
  * -1 for an empty line or a verb longer than LINE_VERB_MAX. */

@@ -5,10 +5,13 @@
  * Input layout (see README.md):
  *   byte 0      the framer limit: 1 + byte (1..255), 0xFF selects 8192
  *   bytes 1..4  chunk-size tape, used cyclically: t < 0xF0 gives t + 1
- *               octets, else 256 * (t - 0xEF) octets
+ *               octets, else 256 * (t - 0xEF) octets; an odd t frames
+ *               the chunk where it lies (line_extract_mem) when nothing
+ *               is buffered, as a raw client's read does, and buffers
+ *               only its incomplete rest
  *   bytes 5..   the client stream
  *
- * The stream is fed to line_extract() in chunks.  Every result is checked
+ * The stream is fed to line_extract() or line_extract_mem() in chunks.  Every result is checked
  * against a chunking-independent model computed from the whole stream, and
  * the framer must never hold max octets or more once it asks for more input.
  * Every LINE_OK line goes through line_parse(), checked against a model of
@@ -178,11 +181,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t chunk = t < 0xF0 ? t + 1 : 256 * (size_t)(t - 0xEF);
 		enum line_status st;
 
+		const char *p = (const char *)s + off;
+		size_t left;
+
 		if (chunk > n - off)
 			chunk = n - off;
-		CHECK(evbuffer_add(in, s + off, chunk) == 0);
+		left = chunk;
 		off += chunk;
-		while ((st = line_extract(&lf, in, max, buf, &len)) != LINE_AGAIN) {
+		if ((t & 1) == 0 || evbuffer_get_length(in) > 0) {
+			CHECK(evbuffer_add(in, p, left) == 0);
+			left = 0;
+		}
+		while ((st = left > 0 ? line_extract_mem(&lf, &p, &left, max, buf, &len) :
+		    line_extract(&lf, in, max, buf, &len)) != LINE_AGAIN) {
 			CHECK(got < nwant);
 			CHECK(st == want[got].st);
 			if (st == LINE_OK) {
@@ -199,6 +210,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			got++;
 		}
+		/* What the direct path left is an incomplete line. */
+		CHECK(p + left == (const char *)s + off);
+		CHECK(evbuffer_add(in, p, left) == 0);
 		/* Waiting for input: less than one full line is held. */
 		CHECK(evbuffer_get_length(in) < max);
 	}

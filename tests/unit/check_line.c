@@ -37,8 +37,25 @@ static const struct frame_case frame_cases[] = {
 	{ "lf only max", "1234567890\n", 0, 11, "OK:1234567890|" },
 };
 
+/* Append what the framer yielded to out. */
 static void
-run_frames(const struct frame_case *fc, size_t chunk, char *out, size_t outlen)
+frame_record(char *out, size_t outlen, enum line_status st, const char *buf, size_t len)
+{
+	size_t o = strlen(out);
+
+	if (st == LINE_OK)
+		snprintf(out + o, outlen - o, "OK:%.*s|", (int)len, buf);
+	else
+		snprintf(out + o, outlen - o, "%s|", st == LINE_NUL ? "NUL" : "LONG");
+}
+
+/*
+ * direct: as a raw client reads, a chunk arriving while nothing is
+ * buffered is framed where it lies (line_extract_mem) and only its
+ * incomplete rest is buffered.
+ */
+static void
+run_frames(const struct frame_case *fc, size_t chunk, int direct, char *out, size_t outlen)
 {
 	struct evbuffer *in = evbuffer_new();
 	struct line_framer lf;
@@ -51,16 +68,23 @@ run_frames(const struct frame_case *fc, size_t chunk, char *out, size_t outlen)
 		size_t n = inlen - off < chunk ? inlen - off : chunk;
 		enum line_status st;
 
+		if (direct && evbuffer_get_length(in) == 0) {
+			const char *p = fc->input + off;
+			size_t left = n;
+
+			while ((st = line_extract_mem(&lf, &p, &left, fc->max, buf, &len)) !=
+			    LINE_AGAIN)
+				frame_record(out, outlen, st, buf, len);
+			ck_assert_ptr_eq(p + left, fc->input + off + n);
+			evbuffer_add(in, p, left);
+			off += n;
+			ck_assert_uint_lt(evbuffer_get_length(in), fc->max);
+			continue;
+		}
 		evbuffer_add(in, fc->input + off, n);
 		off += n;
-		while ((st = line_extract(&lf, in, fc->max, buf, &len)) != LINE_AGAIN) {
-			size_t o = strlen(out);
-
-			if (st == LINE_OK)
-				snprintf(out + o, outlen - o, "OK:%.*s|", (int)len, buf);
-			else
-				snprintf(out + o, outlen - o, "%s|", st == LINE_NUL ? "NUL" : "LONG");
-		}
+		while ((st = line_extract(&lf, in, fc->max, buf, &len)) != LINE_AGAIN)
+			frame_record(out, outlen, st, buf, len);
 		/* Memory stays flat: never more than max octets held. */
 		ck_assert_uint_le(evbuffer_get_length(in), fc->max + chunk);
 	}
@@ -74,12 +98,15 @@ START_TEST(test_frames)
 	static const size_t chunks[] = { 1, 2, 3, 7, 4096 };
 	char out[512];
 	size_t k;
+	int direct;
 
-	for (k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
-		run_frames(fc, chunks[k], out, sizeof(out));
-		ck_assert_msg(strcmp(out, fc->expect) == 0, "%s (chunk %zu): got \"%s\" want \"%s\"",
-		    fc->name, chunks[k], out, fc->expect);
-	}
+	for (direct = 0; direct <= 1; direct++)
+		for (k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
+			run_frames(fc, chunks[k], direct, out, sizeof(out));
+			ck_assert_msg(strcmp(out, fc->expect) == 0,
+			    "%s (chunk %zu%s): got \"%s\" want \"%s\"", fc->name, chunks[k],
+			    direct ? ", direct" : "", out, fc->expect);
+		}
 }
 END_TEST
 
