@@ -295,14 +295,25 @@ ahead_ok(struct client *c)
 	last = TAILQ_LAST(&c->ahead, client_ahead_list);
 	if (strcmp(last != NULL ? last->verb : c->verb, "quit") == 0)
 		return 0;
-	if ((in = c->bev != NULL ? bufferevent_get_input(c->bev) : c->in) == NULL)
-		return 0;
-	p = evbuffer_search(in, "\n", 1, NULL);
-	if (p.pos < 0 || (size_t)p.pos + 1 > srv->opts.max_line)
-		return 0;
-	if ((data = (const char *)evbuffer_pullup(in, p.pos + 1)) == NULL)
-		return 0;
-	len = (size_t)p.pos;
+	if (srv->span_owner == c && srv->spanlen > 0) {
+		/* The lines are parsed from the read buffer (client_raw_read). */
+		const char *nl = memchr(srv->span, '\n', srv->spanlen < srv->opts.max_line ?
+		    srv->spanlen : srv->opts.max_line);
+
+		if (nl == NULL)
+			return 0;
+		data = srv->span;
+		len = (size_t)(nl - data);
+	} else {
+		if ((in = c->bev != NULL ? bufferevent_get_input(c->bev) : c->in) == NULL)
+			return 0;
+		p = evbuffer_search(in, "\n", 1, NULL);
+		if (p.pos < 0 || (size_t)p.pos + 1 > srv->opts.max_line)
+			return 0;
+		if ((data = (const char *)evbuffer_pullup(in, p.pos + 1)) == NULL)
+			return 0;
+		len = (size_t)p.pos;
+	}
 	if (len > 0 && data[len - 1] == '\r')
 		len--;
 	if (memchr(data, '\0', len) != NULL || line_parse(data, len, &cmd) == -1)

@@ -40,6 +40,7 @@ static void client_io_cb(evutil_socket_t, short, void *);
 static void client_process(struct client *);
 static void client_proxy_read(struct client *);
 static void client_touch(struct client *);
+static void client_touch_at(struct client *, int64_t);
 static void client_idle_start(struct client *);
 static void client_idle_stop(struct client *);
 static void client_resp_arm(struct client *);
@@ -470,16 +471,35 @@ client_raw_read(struct client *c)
 			client_io_trim(c);
 		return;
 	}
-	if (evbuffer_add(client_input(c), srv->rbuf, (size_t)n) == -1) {
-		client_kill(c, "out of memory");
-		return;
-	}
-	if (c->dead)
-		return;
-	if (c->phase == CLIENT_PROXY)
-		client_proxy_read(c);
-	else
+	if (have == 0 && c->phase != CLIENT_PROXY && !c->processing && srv->span_owner == NULL) {
+		/*
+		 * Nothing buffered: the lines are parsed where they were read,
+		 * and only what is left (an incomplete line, or the lines
+		 * behind a command in flight) is copied into the client's
+		 * buffer.  rbuf is not read into again before this returns:
+		 * reads happen only in this event callback.
+		 */
+		srv->span_owner = c;
+		srv->span = srv->rbuf;
+		srv->spanlen = (size_t)n;
 		client_process(c);
+		srv->span_owner = NULL;
+		if (srv->spanlen > 0 && !c->dead &&
+		    evbuffer_add(client_input(c), srv->span, srv->spanlen) == -1)
+			client_kill(c, "out of memory");
+		srv->spanlen = 0;
+	} else {
+		if (evbuffer_add(client_input(c), srv->rbuf, (size_t)n) == -1) {
+			client_kill(c, "out of memory");
+			return;
+		}
+		if (c->dead)
+			return;
+		if (c->phase == CLIENT_PROXY)
+			client_proxy_read(c);
+		else
+			client_process(c);
+	}
 	if (!c->dead)
 		client_io_trim(c);
 }
@@ -588,9 +608,17 @@ void
 client_write(struct client *c, const char *line, size_t len)
 {
 	struct evbuffer *out = client_output(c);
+	char tmp[256];
 
-	evbuffer_add(out, line, len);
-	evbuffer_add(out, "\r\n", 2);
+	/* One append for a short line and its CRLF. */
+	if (len <= sizeof(tmp) - 2) {
+		memcpy(tmp, line, len);
+		memcpy(tmp + len, "\r\n", 2);
+		evbuffer_add(out, tmp, len + 2);
+	} else {
+		evbuffer_add(out, line, len);
+		evbuffer_add(out, "\r\n", 2);
+	}
 	if (c->ungreeted) {
 		c->ungreeted = 0;
 		client_defer(c);
@@ -848,7 +876,12 @@ client_complete(struct client *c)
 		client_close(c, "quit", NULL);
 	else if (!c->dead) {
 		client_promote(c);
-		client_defer(c);
+		/* Answered while its lines are being parsed (a plugin answering
+		 * during the dispatch): that loop goes on with the next line. */
+		if (c->processing)
+			c->process_again = 1;
+		else
+			client_defer(c);
 	}
 }
 
@@ -1101,9 +1134,15 @@ client_stls(struct client *c)
 		return;
 	}
 	client_write(c, ok, sizeof(ok) - 1);
-	if (in != NULL && (n = evbuffer_get_length(in)) > 0) {
+	n = in != NULL ? evbuffer_get_length(in) : 0;
+	if (c->srv->span_owner == c) {
+		n += c->srv->spanlen;
+		c->srv->spanlen = 0;
+	}
+	if (n > 0) {
 		log_info("client=%llu event=stls-discard octets=%zu", (unsigned long long)c->id, n);
-		evbuffer_drain(in, n);
+		if (in != NULL)
+			evbuffer_drain(in, evbuffer_get_length(in));
 	}
 	client_tls_start(c);
 }
@@ -1293,21 +1332,29 @@ client_process_lines(struct client *c)
 	struct pop3d *srv = c->srv;
 	struct evbuffer *in;
 	struct line_cmd cmd;
-	size_t len;
+	size_t len, max;
+	int64_t now = 0;
 
 	while (!c->dead && !c->closing && c->jobs == 0 && c->phase == CLIENT_READY &&
 	    !c->ungreeted && (c->inflight == 0 || c->sasl || ahead_ok(c))) {
 		enum line_status st;
 
-		/* Looked up every time: STLS replaces the buffers. */
-		if ((in = client_peek_input(c)) == NULL)
+		max = c->sasl ? srv->opts.max_auth_line : srv->opts.max_line;
+		if (srv->span_owner == c && srv->spanlen > 0)
+			st = line_extract_mem(&c->lf, &srv->span, &srv->spanlen, max,
+			    srv->linebuf, &len);
+		else if ((in = client_peek_input(c)) != NULL)	/* STLS replaces it */
+			st = line_extract(&c->lf, in, max, srv->linebuf, &len);
+		else
 			break;
-		st = line_extract(&c->lf, in,
-		    c->sasl ? srv->opts.max_auth_line : srv->opts.max_line, srv->linebuf, &len);
 
 		if (st == LINE_AGAIN)
 			break;
-		client_touch(c);
+		/* The clock is read once per call: its resolution is a
+		 * millisecond and one call runs for microseconds per line. */
+		if (now == 0)
+			now = server_now();
+		client_touch_at(c, now);
 		if (c->sasl) {
 			if (st == LINE_OK) {
 				client_auth_data(c, srv->linebuf, len);
@@ -1753,9 +1800,16 @@ client_idle_schedule(struct pop3d *srv)
 static void
 client_touch(struct client *c)
 {
+	client_touch_at(c, server_now());
+}
+
+/* The same with the time already read (server_now). */
+static void
+client_touch_at(struct client *c, int64_t now)
+{
 	struct pop3d *srv = c->srv;
 
-	c->last_active = server_now();
+	c->last_active = now;
 	if (c->idle_queued && TAILQ_NEXT(c, ientry) != NULL) {
 		TAILQ_REMOVE(&srv->idleq, c, ientry);
 		TAILQ_INSERT_TAIL(&srv->idleq, c, ientry);

@@ -194,6 +194,11 @@ struct pop3d {
 	struct event *ev_resp;		/* the response queue's first deadline */
 	struct client_list respq;	/* commands awaiting answers, by deadline */
 	char *rbuf;			/* raw reads, input_high octets, shared */
+	/* A raw client with no buffered input parses its lines straight from
+	 * rbuf: the rest of that read (see client_raw_read). */
+	struct client *span_owner;
+	const char *span;
+	size_t spanlen;
 	struct evbuffer *sink;		/* written to when a buffer cannot be made */
 	struct client_slab *slabs;	/* client structures, see client_alloc() */
 	struct client *cfree;		/* free ones, linked through hnext */
