@@ -190,6 +190,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += chunk;
 		if ((t & 1) == 0 || evbuffer_get_length(in) > 0) {
 			CHECK(evbuffer_add(in, p, left) == 0);
+			p += left;
 			left = 0;
 		}
 		while ((st = left > 0 ? line_extract_mem(&lf, &p, &left, max, buf, &len) :
