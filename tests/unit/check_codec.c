@@ -234,6 +234,42 @@ START_TEST(test_decode)
 }
 END_TEST
 
+/* codec_reply_ok() writes the common replies directly: the same bytes as
+ * jansson makes of the reply object, for every kind of id. */
+START_TEST(test_reply_bytes)
+{
+	json_t *ids[] = {
+		NULL, json_null(), json_integer(0), json_integer(-1), json_integer(LLONG_MAX),
+		json_integer(LLONG_MIN), json_string(""), json_string("abc"),
+		json_string("q\"b\\s/\n\t\x01\x1f\x7f \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+		json_stringn("a\0b", 3), json_real(1.5), json_true(), json_false(),
+		json_pack("[i,s]", 1, "x"), json_pack("{s:i}", "k", 1),
+	};
+	size_t i, len;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		json_t *o = json_object();
+		char *want, *got;
+
+		json_object_set_new(o, "type", json_string("reply"));
+		json_object_set(o, "id", ids[i] != NULL ? ids[i] : json_null());
+		json_object_set_new(o, "ok", json_true());
+		json_object_set_new(o, "result", json_object());
+		want = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
+		json_decref(o);
+		got = codec_reply_ok(ids[i], NULL, &len);
+		ck_assert_ptr_nonnull(want);
+		ck_assert_ptr_nonnull(got);
+		ck_assert_uint_eq(len, strlen(want) + 1);
+		ck_assert_msg(strncmp(got, want, len - 1) == 0 && got[len - 1] == '\n' &&
+		    got[len] == '\0', "id %zu: got %s want %s", i, got, want);
+		free(want);
+		free(got);
+		json_decref(ids[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_replies)
 {
 	json_t *id = json_string("x"), *j;
@@ -598,6 +634,7 @@ main(void)
 	tcase_add_test(tc, test_b64);
 	tcase_add_loop_test(tc, test_decode, 0, sizeof(decode_cases) / sizeof(decode_cases[0]));
 	tcase_add_test(tc, test_replies);
+	tcase_add_test(tc, test_reply_bytes);
 	tcase_add_test(tc, test_encode_controls);
 	tcase_add_loop_test(tc, test_encode_strings, 0, sizeof(str_cases) / sizeof(str_cases[0]));
 	tcase_add_loop_test(tc, test_encode_json, 0, sizeof(json_cases) / sizeof(json_cases[0]));
