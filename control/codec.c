@@ -416,6 +416,21 @@ codec_buf_add(struct codec_buf *b, const void *s, size_t n)
 /* Append a string literal. */
 #define codec_buf_lit(b, s)	codec_buf_add((b), (s), sizeof(s) - 1)
 
+/* The finished text, NUL-terminated, and its length; NULL (the buffer
+ * freed) when an append failed. */
+static char *
+codec_buf_finish(struct codec_buf *b, size_t *len)
+{
+	if (b->err) {
+		free(b->p);
+		return NULL;
+	}
+	b->p[b->len] = '\0';
+	if (len != NULL)
+		*len = b->len;
+	return b->p;
+}
+
 /* Append an integer as %lld would write it. */
 static void
 codec_buf_int(struct codec_buf *b, long long v)
@@ -655,14 +670,7 @@ codec_encode(const struct pop3d_event *ev, const char *plugin, int hook, size_t 
 			codec_buf_lit(&b, ",\"plugin_type\":\"POP3D\"");
 	}
 	codec_buf_lit(&b, "}\n");
-	if (b.err) {
-		free(b.p);
-		return NULL;
-	}
-	b.p[b.len] = '\0';
-	if (len != NULL)
-		*len = b.len;
-	return b.p;
+	return codec_buf_finish(&b, len);
 }
 
 /* An event as one line of JSON. */
@@ -752,14 +760,7 @@ codec_reply_ok_fast(json_t *id, size_t *len)
 	else
 		(void)codec_buf_str(&b, json_string_value(id), json_string_length(id));
 	codec_buf_lit(&b, ",\"ok\":true,\"result\":{}}\n");
-	if (b.err) {
-		free(b.p);
-		return NULL;
-	}
-	b.p[b.len] = '\0';
-	if (len != NULL)
-		*len = b.len;
-	return b.p;
+	return codec_buf_finish(&b, len);
 }
 
 char *

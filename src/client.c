@@ -435,6 +435,16 @@ client_io_trim(struct client *c)
 	client_io_update(c);
 }
 
+/* New input is buffered: the PROXY header, or the command lines. */
+static void
+client_input_ready(struct client *c)
+{
+	if (c->phase == CLIENT_PROXY)
+		client_proxy_read(c);
+	else
+		client_process(c);
+}
+
 /* A raw client is readable: one read(2) into the shared buffer (no FIONREAD
  * round trip), then the PROXY header or the command lines. */
 static void
@@ -495,10 +505,7 @@ client_raw_read(struct client *c)
 		}
 		if (c->dead)
 			return;
-		if (c->phase == CLIENT_PROXY)
-			client_proxy_read(c);
-		else
-			client_process(c);
+		client_input_ready(c);
 	}
 	if (!c->dead)
 		client_io_trim(c);
@@ -1464,10 +1471,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (c->dead)
 		return;
-	if (c->phase == CLIENT_PROXY)
-		client_proxy_read(c);
-	else
-		client_process(c);
+	client_input_ready(c);
 }
 
 /* Wrap the connection in TLS (implicit TLS, or after STLS). */

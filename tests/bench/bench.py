@@ -1002,13 +1002,7 @@ class Report:
                  "process had the CPU: other load on a shared machine, or our own "
                  "processes competing for the cores." % NCPU)
         L.append("")
-        L.append("| figure | " + " | ".join(SETUP_TITLES[s] for s in setups) + " |")
-        L.append("|---|" + "---|" * len(setups))
-        for key in ("session", "noop1", "noopK", "retr1", "retr4"):
-            if key not in a.modes:
-                continue
-            L.append("| %s | %s |" % (key.replace("noopK", "noop%d" % a.pipeline),
-                                       " | ".join(self.limit(s, key) for s in setups)))
+        self.mode_table(L, setups, "---|", self.limit)
         L.append("")
         L.append("### CPU per operation")
         L.append("")
@@ -1018,14 +1012,17 @@ class Report:
                  "kernel (system time from /proc/PID/stat and getrusage).  Loopback TCP "
                  "work is charged to the process that sends.")
         L.append("")
-        L.append("| figure | " + " | ".join(SETUP_TITLES[s] for s in setups) + " |")
-        L.append("|---|" + "---:|" * len(setups))
-        for key in ("session", "noop1", "noopK", "retr1", "retr4"):
-            if key not in a.modes:
-                continue
-            L.append("| %s | %s |" % (key.replace("noopK", "noop%d" % a.pipeline),
-                                       " | ".join(self.per_op_cell(s, key) for s in setups)))
+        self.mode_table(L, setups, "---:|", self.per_op_cell)
         return "\n".join(L) + "\n"
+
+    def mode_table(self, L, setups, align, cell):
+        """A table of one row per throughput mode run, cell(setup, mode)."""
+        L.append("| figure | " + " | ".join(SETUP_TITLES[s] for s in setups) + " |")
+        L.append("|---|" + align * len(setups))
+        for key in ("session", "noop1", "noopK", "retr1", "retr4"):
+            if key in self.a.modes:
+                L.append("| %s | %s |" % (key.replace("noopK", "noop%d" % self.a.pipeline),
+                                           " | ".join(cell(s, key) for s in setups)))
 
     def title(self, t):
         return t.replace("pipeline K", "pipeline %d" % self.a.pipeline).replace(
