@@ -24,7 +24,6 @@
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "server.h"
 
@@ -284,7 +283,7 @@ ahead_ok(struct client *c)
 	struct evbuffer *in;
 	struct evbuffer_ptr p;
 	struct line_cmd cmd;
-	char name[LINE_VERB_MAX + 16];
+	char name[CLIENT_CMD_EVENT_MAX];
 	const char *data;
 	size_t len;
 	int i;
@@ -305,7 +304,7 @@ ahead_ok(struct client *c)
 		data = srv->span;
 		len = (size_t)(nl - data);
 	} else {
-		if ((in = c->bev != NULL ? bufferevent_get_input(c->bev) : c->in) == NULL)
+		if ((in = client_peek_input(c)) == NULL)
 			return 0;
 		p = evbuffer_search(in, "\n", 1, NULL);
 		if (p.pos < 0 || (size_t)p.pos + 1 > srv->opts.max_line)
@@ -323,8 +322,6 @@ ahead_ok(struct client *c)
 			break;
 	if (ahead_verbs[i] == NULL)
 		return 0;
-	/* "pop3d_cmd_" + verb (at most LINE_VERB_MAX): no printf per command. */
-	memcpy(name, "pop3d_cmd_", 10);
-	memcpy(name + 10, cmd.verb, strlen(cmd.verb) + 1);
+	client_cmd_event(name, cmd.verb);
 	return pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, name);
 }

@@ -361,7 +361,7 @@ client_reading(struct client *c)
 }
 
 /* Buffered input, or NULL when a raw client has none. */
-static struct evbuffer *
+struct evbuffer *
 client_peek_input(struct client *c)
 {
 	return c->bev != NULL ? bufferevent_get_input(c->bev) : c->in;
@@ -833,7 +833,6 @@ client_close(struct client *c, const char *reason, const char *lastline)
 static void
 client_promote(struct client *c)
 {
-	struct pop3d *srv = c->srv;
 	struct client_ahead *a;
 
 	if (c->promoting)
@@ -849,8 +848,7 @@ client_promote(struct client *c)
 		c->nreceivers = a->nreceivers;
 		c->receivers_cap = a->receivers_cap;
 		a->receivers = NULL;
-		if (srv->opts.response_timeout > 0)
-			client_resp_arm(c);
+		client_resp_arm(c);
 		ahead_replay(c, a);
 		if (c->inflight == a->tag && !c->dead && !c->closing && !c->responded &&
 		    c->nreceivers == 0 && !c->plugin_saw) {
@@ -1174,6 +1172,20 @@ client_log_safe(char *dst, size_t size, const char *s, size_t len)
 	dst[o] = '\0';
 }
 
+/* The answer to a command nobody handles (try later: a controller may
+ * attach). */
+static const char client_not_available[] =
+    "-ERR [SYS/TEMP] command not available, try again later";
+
+/* "pop3d_cmd_" + verb (at most LINE_VERB_MAX) into name
+ * (CLIENT_CMD_EVENT_MAX octets): no printf per command. */
+void
+client_cmd_event(char *name, const char *verb)
+{
+	memcpy(name, "pop3d_cmd_", 10);
+	memcpy(name + 10, verb, strlen(verb) + 1);
+}
+
 /* Make the command event; the core answers itself when nobody listens. */
 static void
 client_command(struct client *c, const struct line_cmd *cmd)
@@ -1181,7 +1193,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	struct pop3d *srv = c->srv;
 	struct pop3d_event ev;
 	struct pop3d_arg a[2];
-	char name[LINE_VERB_MAX + 16];
+	char name[CLIENT_CMD_EVENT_MAX];
 	char *arg = NULL;
 	struct client_ahead *ahead;
 	int masked, saw;
@@ -1191,9 +1203,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 		client_stls(c);
 		return;
 	}
-	/* "pop3d_cmd_" + verb (at most LINE_VERB_MAX): no printf per command. */
-	memcpy(name, "pop3d_cmd_", 10);
-	memcpy(name + 10, cmd->verb, strlen(cmd->verb) + 1);
+	client_cmd_event(name, cmd->verb);
 	masked = client_verb_is(cmd->verb, "pass") || client_verb_is(cmd->verb, "apop") ||
 	    client_verb_is(cmd->verb, "auth");
 	if (log_verbose() >= 1) {
@@ -1211,7 +1221,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 			snprintf(bye, sizeof(bye), "+OK %s POP3 server signing off", srv->hostname);
 			client_close(c, "quit", bye);
 		} else {
-			client_puts(c, "-ERR [SYS/TEMP] command not available, try again later");
+			client_puts(c, client_not_available);
 			client_backpressure(c);
 		}
 		return;
@@ -1264,10 +1274,9 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	else if ((ahead = ahead_find(c, ev.tag)) != NULL) {
 		ahead->plugin_saw = (saw & PIPELINE_SAW) != 0;
 		if (!ahead->plugin_saw && ahead->nreceivers == 0 && TAILQ_EMPTY(&ahead->sends)) {
-			static const char na[] = "-ERR [SYS/TEMP] command not available, try again later";
-
 			/* Every handler went away during the dispatch. */
-			(void)ahead_defer_line(ahead, na, sizeof(na) - 1, 0);
+			(void)ahead_defer_line(ahead, client_not_available,
+			    sizeof(client_not_available) - 1, 0);
 		}
 	}
 	if ((saw & PIPELINE_TEMPFAIL) && !(saw & PIPELINE_PENDING))
@@ -1279,7 +1288,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	if (c->inflight == c->ncmds && !c->dead && !c->closing && !c->responded &&
 	    c->nreceivers == 0 && !c->plugin_saw) {
 		/* Every handler went away during the dispatch. */
-		client_puts(c, "-ERR [SYS/TEMP] command not available, try again later");
+		client_puts(c, client_not_available);
 		client_complete(c);
 	}
 }
@@ -1321,8 +1330,7 @@ client_auth_data(struct client *c, const char *line, size_t len)
 	ev.argv = a;
 	c->nreceivers = 0;
 	c->plugin_saw = 0;
-	if (srv->opts.response_timeout > 0)
-		client_resp_arm(c);
+	client_resp_arm(c);
 	log_debug("client=%llu event=auth-data tag=%llu octets=%zu", (unsigned long long)c->id,
 	    (unsigned long long)c->inflight, len);
 	saw = server_dispatch(srv, &ev);
@@ -1766,13 +1774,6 @@ client_backlog(struct client *c)
 	return out;
 }
 
-/*
- * The idle queue.  Every READY client is on it, ordered by last_active:
- * the timeout is the same for all, so the first client has the nearest
- * deadline and one server timer serves them all.  Activity moves a client
- * to the end (client_touch); the timer may then fire early, finds nothing
- * due and is set again for the new first client.
- */
 /* Set a server timer to a monotonic deadline (ms), or clear it (-1). */
 static void
 client_timer_at(struct event *ev, int64_t deadline)
@@ -1791,6 +1792,13 @@ client_timer_at(struct event *ev, int64_t deadline)
 	evtimer_add(ev, &tv);
 }
 
+/*
+ * The idle queue.  Every READY client is on it, ordered by last_active:
+ * the timeout is the same for all, so the first client has the nearest
+ * deadline and one server timer serves them all.  Activity moves a client
+ * to the end (client_touch); the timer may then fire early, finds nothing
+ * due and is set again for the new first client.
+ */
 static void
 client_idle_schedule(struct pop3d *srv)
 {

@@ -282,10 +282,8 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 	size_t nlistens = 0, ntrusted = 0;
 	int seed_listener = 0;
 	int port = 110, foreground = 0, verbose = 0, ch, i, rv = 2;
-	size_t nverbs = 0;
+	size_t nverbs = 0, nplugins = 0;
 	static const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
-
-	size_t nplugins = 0;
 
 	/*
 	 * Streaming a message allocates and frees output chunks of a few

@@ -249,6 +249,10 @@ void client_defer_run(evutil_socket_t, short, void *);
 void client_idle_run(evutil_socket_t, short, void *);
 void client_resp_run(evutil_socket_t, short, void *);
 struct evbuffer *client_input(struct client *);
+struct evbuffer *client_peek_input(struct client *);
+/* "pop3d_cmd_<verb>" into a buffer of CLIENT_CMD_EVENT_MAX octets. */
+#define CLIENT_CMD_EVENT_MAX (LINE_VERB_MAX + 16)
+void client_cmd_event(char *name, const char *verb);
 struct evbuffer *client_output(struct client *);
 size_t client_outlen(struct client *);
 void client_defer(struct client *);
