@@ -178,3 +178,141 @@ put("fuzz_session", "regress-consumer-del-in-dispatch",
     session(0, 0, WHOLE, [0xFF, 0x00] * 4, b"NOOP\r\n"))
 put("fuzz_session", "regress-plugin-rewrites-connection-arg",
     session(0, 0x01, WHOLE, [0x01] + [0] * 7, b"QUIT\r\n", o2=0x10))
+
+
+# fuzz_lifecycle: 2 option bytes, 8 answer bytes, then operations (see the
+# top of fuzz_lifecycle.c).  The helpers below encode one operation each;
+# turn=True sets 0x80 (a loop turn after it).
+def lc(o0, o1, tape, *ops):
+    assert len(tape) == 8
+    return bytes([o0, o1]) + bytes(tape) + b"".join(ops)
+
+
+def lc_op(kind, a, args=b"", turn=False):
+    return bytes([kind | (a << 4) | (0x80 if turn else 0)]) + bytes(args)
+
+
+def T(n=1):                 # n loop turns (1-8)
+    return lc_op(0, n - 1)
+
+
+def K_CONN(k):              # controller k connects
+    return lc_op(1, k, turn=True)
+
+
+# Controller commands (cmd_line()): s, x, y.
+HELLO, REGISTER, UNREGISTER, PLUGIN_ADD, PLUGIN_REG, PLUGIN_REG_POP3C, PLUGIN_DEL, \
+    PLUGIN_UNREG, VERDICT, VERDICT_STALE, VERDICT_OTHER, ANSWER, DISCONNECT, QUERY, RAW, \
+    SEND_EVENT = range(16)
+ON_NONE, ON_CLIENT, ON_PLUGIN, ON_ALL, ON_TEMPFAIL, ON_DEFAULT = range(6)
+
+
+def K_CMD(k, s, x=0, y=0, turn=False):
+    return lc_op(2, k, [s, x, y], turn)
+
+
+def K_PLUGIN(k, alias, events, on_timeout, pop3c=False):
+    # plugin_add then plugin_register; events: 0 all, 1 cmd_*, 2 auth path,
+    # 3 transaction commands (POP3D only).
+    return (K_CMD(k, PLUGIN_ADD, alias, 2) +
+            K_CMD(k, PLUGIN_REG_POP3C if pop3c else PLUGIN_REG, alias | (events << 2),
+                  on_timeout << 2))
+
+
+def K_MODE(k, read=True, hooks=False, cmds=False):
+    return lc_op(3, k, [(1 if read else 0) | (2 if hooks else 0) | (4 if cmds else 0)])
+
+
+def K_GO(k, how=0):         # 0 close, 1 half-close, 2 shutdown + close (k < 2)
+    return lc_op(4, k + 3 * how, turn=True)
+
+
+def C_CONN(i):
+    return lc_op(5, i, turn=True)
+
+
+# Canned client lines (lines[] in fuzz_lifecycle.c).
+USER, PASS, AUTH, AUTH_DATA, AUTH_CANCEL, NOOP, STAT_LIST_UIDL, QUIT, RETR, CAPA, APOP, \
+    RSET_NOOP_DELE, TOP, BAD, LOGIN_STAT_QUIT, PARTIAL = range(16)
+
+
+def C_LINE(i, s, turn=True):
+    return lc_op(6, i, [s], turn)
+
+
+def C_RAW(i, data, turn=True):
+    return lc_op(7, i, bytes([len(data)]) + data, turn)
+
+
+def C_GO(i, how=0):         # 0 close, 1 half-close, 2 shutdown + close (i < 2)
+    return lc_op(8, i + 3 * how, turn=True)
+
+
+def HOOK_DEADLINE(i=0, every=False):
+    return lc_op(9, 1 if every else 0, [i], turn=True)
+
+
+def CLIENT_DEADLINE(i, which):  # 0 auth delay, 1 response, 2 phase, 3 idle
+    return lc_op(10, i, [which], turn=True)
+
+
+def SLEEP():
+    return lc_op(11, 0)
+
+
+put("fuzz_lifecycle", "consumer-answers", lc(0, 3, [0] * 8,
+    K_CONN(0), K_CMD(0, HELLO), K_CMD(0, REGISTER, 0), K_MODE(0, cmds=True), T(2),
+    C_CONN(0), T(2), C_LINE(0, LOGIN_STAT_QUIT), T(8), C_GO(0), T(2)))
+put("fuzz_lifecycle", "plugin-verdicts", lc(0, 3, [0x00, 0x02, 0x05, 0x10, 0x01, 0x00, 0x03, 0x0B],
+    K_CONN(0), K_CONN(1), K_PLUGIN(0, 0, 0, ON_NONE), K_MODE(0, hooks=True),
+    K_CMD(1, REGISTER, 0), K_MODE(1, cmds=True), T(3),
+    C_CONN(0), C_CONN(1), T(3), C_LINE(0, LOGIN_STAT_QUIT), C_LINE(1, USER),
+    C_LINE(1, PASS), T(8), C_LINE(1, STAT_LIST_UIDL), T(8), C_GO(0), C_GO(1, 1), T(8)))
+put("fuzz_lifecycle", "pop3c-hooks", lc(0x02, 3, [0x00, 0x01, 0x03, 0x02, 0x00, 0x04, 0x00, 0x00],
+    K_CONN(0), K_CONN(1), K_PLUGIN(0, 1, 0, ON_PLUGIN, pop3c=True), K_MODE(0, hooks=True),
+    K_CMD(1, REGISTER, 0), K_MODE(1, cmds=True), T(3),
+    C_CONN(0), T(3), C_LINE(0, LOGIN_STAT_QUIT), T(8), T(8), C_GO(0), T(4)))
+# A controller departs while its hooks are pending (hook_controller_gone).
+put("fuzz_lifecycle", "depart-with-hooks-pending", lc(0, 3, [0] * 8,
+    K_CONN(0), K_CONN(1), K_PLUGIN(0, 0, 1, ON_TEMPFAIL), K_MODE(0),
+    K_CMD(1, REGISTER, 0), K_MODE(1, cmds=True), T(3),
+    C_CONN(0), C_CONN(1), T(2), C_LINE(0, USER), C_LINE(1, AUTH), T(4),
+    K_GO(0), T(4), C_LINE(0, NOOP), T(4), C_GO(0), C_GO(1), T(4)))
+# A client goes while its command (and its connection) wait on hooks; the
+# late verdicts are stale.
+put("fuzz_lifecycle", "client-gone-while-hooked", lc(0, 3, [0] * 8,
+    K_CONN(0), K_CMD(0, REGISTER, 0), K_PLUGIN(0, 2, 0, ON_DEFAULT), K_MODE(0), T(3),
+    C_CONN(0), T(2), K_CMD(0, VERDICT, 0, 0), T(2), C_LINE(0, USER), T(2),
+    C_GO(0), T(3), K_CMD(0, VERDICT, 0, 0), K_CMD(0, VERDICT_STALE, 0, 3), T(3),
+    HOOK_DEADLINE(0, True), T(2)))
+# A client that half-closes with a command waiting for an answer; the
+# response deadline, then the idle one.
+put("fuzz_lifecycle", "halfclose-deadlines", lc(0x20, 3, [0x0B] * 8,
+    K_CONN(0), K_CMD(0, REGISTER, 0), K_MODE(0, cmds=True), T(2),
+    C_CONN(0), C_CONN(1), T(2), C_LINE(0, LOGIN_STAT_QUIT), C_LINE(1, PASS), C_GO(0, 1), T(4),
+    CLIENT_DEADLINE(0, 1), CLIENT_DEADLINE(1, 0), CLIENT_DEADLINE(1, 3), T(4)))
+# Shutdown from a controller while hooks are pending, a controller half-closed.
+put("fuzz_lifecycle", "shutdown-hooks-halfclose", lc(0x10, 3, [0xC0, 0x00] * 4,
+    K_CONN(0), K_CONN(1), K_PLUGIN(0, 0, 0, ON_ALL), K_MODE(0, hooks=True),
+    K_CMD(1, REGISTER, 2), K_MODE(1, cmds=True), T(3),
+    C_CONN(0), C_CONN(1), C_CONN(2), T(3), C_LINE(0, USER), C_LINE(1, AUTH), C_LINE(2, NOOP),
+    T(2), K_GO(1, 1), T(2), K_CMD(0, SEND_EVENT, 0x5A), T(4), C_CONN(0), T(4)))
+
+
+# Regression inputs for fuzz_lifecycle (README.md): controller 0, a plugin
+# on cmd_* (on_timeout tempfail), stops reading; a tiny SO_SNDBUF and a
+# 1024-octet max_output; pings fill its output to just under the cap
+# (the count depends on the kernel's socket accounting: 23 on Linux 6.x
+# with 4.5 KiB minimum send buffers).
+def lc_over_cap(pings, deadline_first):
+    head = [K_CONN(0), K_PLUGIN(0, 0, 1, ON_TEMPFAIL), T(2), K_MODE(0, read=False), C_CONN(0), T(2)]
+    fill = [K_CMD(0, QUERY, 0, turn=True) for _ in range(pings)]
+    if deadline_first:
+        # The hook is out; writing pop3d_hook_timeout goes over the cap.
+        return lc(0x04, 0, [0] * 8, *head, C_LINE(0, USER), T(2), *fill, HOOK_DEADLINE(0), T(3))
+    # Writing the hook itself goes over the cap (inside hook_dispatch).
+    return lc(0x04, 0, [0] * 8, *head, *fill, C_LINE(0, USER), T(3))
+
+
+put("fuzz_lifecycle", "regress-hook-timeout-over-cap", lc_over_cap(23, True))
+put("fuzz_lifecycle", "regress-hook-write-drops-controller", lc_over_cap(23, False))
