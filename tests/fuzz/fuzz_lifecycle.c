@@ -60,9 +60,11 @@
  * Checked: no crash, leak or sanitizer report; every line a controller
  * receives is a JSON object; at the end no client is left in the server
  * (not even a dead one awaiting its free), no controller is left and no
- * hook is pending; the observer saw pop3d_connection and
- * pop3d_disconnected at most once per client, and exactly one
- * pop3d_disconnected for each pop3d_connection it saw.
+ * hook is pending; an observer plugin first in the pipeline (priority
+ * -2000000000: what the core emits, before any controller plugin can eat
+ * it) saw pop3d_connection at most once per client, pop3d_disconnected
+ * only after it and exactly once for each; the observer consumer saw each
+ * at most once (a controller plugin may eat either before it).
  */
 #include "config.h"
 
@@ -164,7 +166,8 @@ struct lf {
 	struct kctl k[NCTL];
 	struct kcli c[NCLI];
 	unsigned nclients;	/* clients made */
-	unsigned char conn[MAX_IDS], disc[MAX_IDS];
+	unsigned char conn[MAX_IDS], disc[MAX_IDS];	/* the observer consumer saw */
+	unsigned char pconn[MAX_IDS], pdisc[MAX_IDS];	/* the first plugin saw */
 };
 
 /* Remove the socket directory at exit. */
@@ -219,7 +222,8 @@ tape_next(struct lf *f)
 	return f->tape[f->tp++ % TAPE_LEN];
 }
 
-/* The observer: pop3d_connection and pop3d_disconnected, counted. */
+/* The observer consumer: pop3d_connection and pop3d_disconnected, each at
+ * most once per client (a controller plugin may eat either before it). */
 static void
 observer_cb(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 {
@@ -235,6 +239,28 @@ observer_cb(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 		CHECK(f->disc[ev->client] == 0);
 		f->disc[ev->client] = 1;
 	}
+}
+
+/* The observer plugin, first in the pipeline: what the core emits, before
+ * any controller plugin can eat it.  pop3d_disconnected at most once, and
+ * only after pop3d_connection. */
+static int
+first_cb(struct pop3d *srv, struct pop3d_event *ev, void *arg)
+{
+	struct lf *f = arg;
+
+	(void)srv;
+	if (ev->type != POP3D_PLUGIN_POP3D || ev->client == 0 || ev->client >= MAX_IDS)
+		return POP3D_EAT_NONE;
+	if (strcmp(ev->name, "pop3d_connection") == 0) {
+		CHECK(f->pconn[ev->client] == 0);
+		f->pconn[ev->client] = 1;
+	} else if (strcmp(ev->name, "pop3d_disconnected") == 0) {
+		CHECK(f->pdisc[ev->client] == 0);
+		CHECK(f->pconn[ev->client] == 1);
+		f->pdisc[ev->client] = 1;
+	}
+	return POP3D_EAT_NONE;
 }
 
 /* Queue a line (LF added) to controller k and write what the socket takes. */
@@ -965,6 +991,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK((f.observer = pop3d_consumer_add(f.srv, "observer", observer_cb, &f)) != 0);
 	CHECK(pop3d_consumer_register(f.srv, f.observer, (data[1] & 0x04) ? ev_all : ev_observe,
 	    (data[1] & 0x04) ? 1 : 2, NULL) == 0);
+	CHECK(pop3d_plugin_add(f.srv, "observer", -2000000000, first_cb, &f) > 0);
+	CHECK(pop3d_plugin_register(f.srv, "observer", ev_observe, 2, NULL) == 0);
 	control_options_init(&co);
 	co.path = sock_path;
 	co.max_output = caps[data[1] & 3];
@@ -1008,7 +1036,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(TAILQ_EMPTY(&f.ctl->controllers));
 	CHECK(TAILQ_EMPTY(&f.ctl->pending));
 	for (i = 1; i < MAX_IDS; i++) {
-		if (f.conn[i] && !f.disc[i]) {
+		/* What the core emitted: one pop3d_disconnected for each
+		 * pop3d_connection (consumers may miss either: eaten). */
+		if (f.pconn[i] && !f.pdisc[i]) {
 			fprintf(errf, "fuzz_lifecycle: client %d: pop3d_connection without "
 			    "pop3d_disconnected\n", i);
 			bad = 1;
