@@ -725,6 +725,10 @@ client_kill(struct client *c, const char *reason)
 	log_info("client=%llu event=disconnect reason=\"%s\" duration=%llds commands=%llu",
 	    (unsigned long long)c->id, c->reason, (long long)(time(NULL) - c->connected),
 	    (unsigned long long)c->ncmds);
+	/* Its events waiting on verdicts end now, so pop3d_disconnected does
+	 * not wait for a plugin (the last job's end sends it). */
+	if (c->jobs > 0)
+		server_client_cancel(srv, c->id);
 	client_disconnected(c);
 	client_defer(c);
 }
