@@ -725,6 +725,10 @@ client_kill(struct client *c, const char *reason)
 	log_info("client=%llu event=disconnect reason=\"%s\" duration=%llds commands=%llu",
 	    (unsigned long long)c->id, c->reason, (long long)(time(NULL) - c->connected),
 	    (unsigned long long)c->ncmds);
+	/* Its events waiting on verdicts end now, so pop3d_disconnected does
+	 * not wait for a plugin (the last job's end sends it). */
+	if (c->jobs > 0)
+		server_client_cancel(srv, c->id);
 	client_disconnected(c);
 	client_defer(c);
 }
@@ -1350,8 +1354,12 @@ client_process_lines(struct client *c)
 	size_t len, max;
 	int64_t now = 0;
 
+	/* Why output_busy: while an answer is held (the failed-login delay, a
+	 * pending POP3C verdict) no further line is parsed, so pipelined
+	 * guesses cost the back end nothing, STLS and QUIT are answered after
+	 * every earlier answer, and the input, capped, is the only backlog. */
 	while (!c->dead && !c->closing && c->jobs == 0 && c->phase == CLIENT_READY &&
-	    !c->ungreeted && (c->inflight == 0 || c->sasl || ahead_ok(c))) {
+	    !c->ungreeted && !output_busy(c) && (c->inflight == 0 || c->sasl || ahead_ok(c))) {
 		enum line_status st;
 
 		max = c->sasl ? srv->opts.max_auth_line : srv->opts.max_line;
@@ -1397,7 +1405,7 @@ client_process_lines(struct client *c)
 		client_command(c, &cmd);
 	}
 	if (!c->dead && !c->closing && c->eof && (c->inflight == 0 || c->sasl) &&
-	    c->jobs == 0 && c->phase == CLIENT_READY && c->stream_fd < 0)
+	    c->jobs == 0 && !output_busy(c) && c->phase == CLIENT_READY && c->stream_fd < 0)
 		client_close(c, "client closed connection", NULL);
 }
 

@@ -933,6 +933,36 @@ pop3d_hook_pending(struct pop3d *srv, uint64_t hook)
 	return pipeline_pending(srv->pipeline, hook);
 }
 
+int
+pop3d_plugin_set_cancel(struct pop3d *srv, const char *alias, pop3d_cancel_cb cb)
+{
+	struct pipeline_entry *e;
+
+	if (alias == NULL || (e = pipeline_find_plugin(srv->pipeline, alias)) == NULL)
+		return -1;
+	e->cancel_cb = cb;
+	return 0;
+}
+
+/* Of a departed client's cancelled events, consumers still get
+ * pop3d_connection: every pop3d_disconnected they see has its connection. */
+static int
+server_cancel_deliver(const struct pop3d_event *ev)
+{
+	return ev->type == POP3D_PLUGIN_POP3D && strcmp(ev->name, "pop3d_connection") == 0;
+}
+
+/* A client went away: cancel every event of it that waits on a verdict. */
+void
+server_client_cancel(struct pop3d *srv, uint64_t client)
+{
+	int n = pipeline_cancel_client(srv->pipeline, srv, client, server_cancel_deliver);
+
+	if (n > 0)
+		log_info("client=%llu event=hooks-cancelled count=%d", (unsigned long long)client,
+		    n);
+}
+
 size_t
 pop3d_plugin_order(struct pop3d *srv, const char **aliases, size_t n)
 {
@@ -1107,7 +1137,7 @@ pop3d_has_handler(struct pop3d *srv, const char *name)
 static const char *const pop3d_core_events[] = {
 	"pop3d_connection", "pop3d_disconnected", "pop3d_listener_failed",
 	"pop3d_registered", "pop3d_shutdown", "pop3d_events_dropped", "pop3d_auth_data",
-	"pop3d_tls", "pop3d_hook_timeout",
+	"pop3d_tls", "pop3d_hook_timeout", "pop3d_hook_cancelled",
 	NULL
 };
 

@@ -273,6 +273,17 @@ int pop3d_hook_resolve(struct pop3d *, uint64_t hook, int verdict, const struct 
     int argc);
 /* Whether hook is pending. */
 int pop3d_hook_pending(struct pop3d *, uint64_t hook);
+/*
+ * A client that goes away (reset, error, timeout, disconnect) while one of
+ * its events waits on a plugin's verdict does not wait for the verdict:
+ * the hook is cancelled at once, the plugin's cancel callback (if set) is
+ * called with the hook and the plugin's arg, and a later
+ * pop3d_hook_resolve() for it returns -POP3D_ERR_STALE.
+ */
+typedef void (*pop3d_cancel_cb)(struct pop3d *, uint64_t hook, void *arg);
+/* Set (or clear, with NULL) plugin alias's cancel callback; 0, or -1 when
+ * there is no such plugin. */
+int pop3d_plugin_set_cancel(struct pop3d *, const char *alias, pop3d_cancel_cb cb);
 /* Aliases in pipeline order; returns the count, fills up to n. */
 size_t pop3d_plugin_order(struct pop3d *, const char **aliases, size_t n);
 

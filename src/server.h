@@ -220,6 +220,7 @@ void server_addr_release(struct pop3d *, const char *addr);
 int server_dispatch(struct pop3d *, struct pop3d_event *);
 void server_emit(struct pop3d *, const char *name, struct client *, struct pop3d_arg *, int);
 void server_client_gone(struct pop3d *);
+void server_client_cancel(struct pop3d *, uint64_t client);
 int64_t server_now(void);
 
 /* client.c */
