@@ -59,8 +59,8 @@
  *
  * Checked: no crash, leak or sanitizer report; every line a controller
  * receives is a JSON object; at the end no client is left in the server
- * (not even a dead one awaiting its free), no controller is left and no
- * hook is pending; an observer plugin first in the pipeline (priority
+ * (not even a dead one awaiting its free), no controller is left, no hook
+ * is pending in the control socket or in the pipeline; an observer plugin first in the pipeline (priority
  * -2000000000: what the core emits, before any controller plugin can eat
  * it) saw pop3d_connection at most once per client, pop3d_disconnected
  * only after it and exactly once for each; the observer consumer saw each
@@ -166,6 +166,7 @@ struct lf {
 	struct kctl k[NCTL];
 	struct kcli c[NCLI];
 	unsigned nclients;	/* clients made */
+	uint64_t max_hook;	/* highest hook id a controller was sent */
 	unsigned char conn[MAX_IDS], disc[MAX_IDS];	/* the observer consumer saw */
 	unsigned char pconn[MAX_IDS], pdisc[MAX_IDS];	/* the first plugin saw */
 };
@@ -458,6 +459,8 @@ ctl_line(struct lf *f, int k, const char *line, size_t len)
 	if (strcmp(type, "hook") == 0) {
 		hook = (uint64_t)json_integer_value(json_object_get(root, "hook"));
 		CHECK(hook > 0);
+		if (hook > f->max_hook)
+			f->max_hook = hook;
 		rec_add(q->hooks, &q->nhooks, hook, client, tag);
 		if (q->auto_hooks)
 			auto_verdict(f, k, &q->hooks[(q->nhooks - 1) % NREC]);
@@ -956,6 +959,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pop3d_options o;
 	struct lf f;
 	unsigned ops = 0;
+	uint64_t h;
 	int i, r, bad = 0;
 
 	if (size < HDR)
@@ -1035,6 +1039,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(TAILQ_EMPTY(&f.srv->clients));
 	CHECK(TAILQ_EMPTY(&f.ctl->controllers));
 	CHECK(TAILQ_EMPTY(&f.ctl->pending));
+	/* No suspended job is left in the pipeline (hook ids are a counter
+	 * of the pipeline: the last ones may never have reached a reader). */
+	for (h = 1; h <= f.max_hook + 64; h++)
+		if (pop3d_hook_pending(f.srv, h)) {
+			fprintf(errf, "fuzz_lifecycle: hook %llu still pending\n",
+			    (unsigned long long)h);
+			CHECK(!pop3d_hook_pending(f.srv, h));
+		}
 	for (i = 1; i < MAX_IDS; i++) {
 		/* What the core emitted: one pop3d_disconnected for each
 		 * pop3d_connection (consumers may miss either: eaten). */
