@@ -162,6 +162,7 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 		return NULL;
 	srv->base = base;
 	srv->opts = *opts;
+	srv->file_root.fd = -1;
 	if (srv->opts.pipeline_depth == 0)
 		srv->opts.pipeline_depth = 1;
 	if (srv->opts.max_auth_line < srv->opts.max_line)
@@ -279,6 +280,7 @@ pop3d_free(struct pop3d *srv)
 	}
 	pipeline_free(srv->pipeline);
 	tls_clear(&srv->tls);
+	fileopen_root_clear(&srv->file_root);
 	free(srv->trusted);
 	if (srv->ev_stop)
 		event_free(srv->ev_stop);
@@ -335,6 +337,21 @@ pop3d_tls_set(struct pop3d *srv, const char *cert, const char *key, const char *
 		return -1;
 	}
 	log_info("event=tls-loaded cert=%s", cert);
+	return 0;
+}
+
+int
+pop3d_send_file_root(struct pop3d *srv, const char *dir)
+{
+	if (dir == NULL) {
+		fileopen_root_clear(&srv->file_root);
+		return 0;
+	}
+	if (fileopen_root_set(&srv->file_root, dir) == -1) {
+		log_warn("event=send-file-root-failed dir=%s", dir);
+		return -1;
+	}
+	log_info("event=send-file-root dir=%s", srv->file_root.path);
 	return 0;
 }
 
@@ -1002,6 +1019,14 @@ pop3d_send_lines(struct pop3d *srv, uint64_t id, uint64_t tag, const char *statu
 	if (status == NULL || (n > 0 && lines == NULL))
 		return -POP3D_ERR_INVALID;
 	return client_send_lines(c, tag, status, lines, n);
+}
+
+int
+pop3d_response_open(struct pop3d *srv, uint64_t id, uint64_t tag)
+{
+	struct client *c = pop3d_client(srv, id);
+
+	return c != NULL && client_response_open(c, tag);
 }
 
 int

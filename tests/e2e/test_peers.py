@@ -39,7 +39,9 @@ class Responder(threading.Thread):
         self.answer = answer or (lambda verb, arg, ev: None)
         self.seen = []          # (verb, arg) in order
         self.replies = {}       # id -> reply
+        self.sent = []          # (cmd, id) in order
         self.lock = threading.Lock()
+        self.wlock = threading.Lock()
         self.stopping = False
         self.start()
 
@@ -75,7 +77,20 @@ class Responder(threading.Thread):
                 kw.setdefault("client", m["client"])
                 if i == 0 and cmd in ("send_to_client", "send_file"):
                     kw.setdefault("tag", m["tag"])
-                self.c.send(cmd, **kw)
+                self.send(cmd, **kw)
+
+    def send(self, cmd, **kw):
+        """Send a command from any thread; its reply lands in replies."""
+        with self.wlock:
+            rid = self.c.send(cmd, **kw)
+        with self.lock:
+            self.sent.append((cmd, rid))
+        return rid
+
+    def last_id(self, cmd):
+        with self.lock:
+            ids = [i for c, i in self.sent if c == cmd]
+        return ids[-1] if ids else None
 
     def reply_for(self, rid, timeout=WAIT):
         deadline = time.monotonic() + timeout
@@ -289,19 +304,16 @@ class SendFileNeverBlocks(PeersTest):
     def refused(self, r, p, n):
         """RETR n: send_file gets an error reply at once; the command stays
         open and the controller answers it."""
-        rid_before = set(r.replies)
+        before = r.last_id("send_file")
         p.send("RETR %s\r\n" % n)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with r.lock:
-                new = [m for i, m in r.replies.items() if i not in rid_before]
-            if new:
-                break
+        while r.last_id("send_file") == before and time.monotonic() < deadline:
             time.sleep(0.01)
-        self.assertTrue(new, "no reply to send_file")
-        self.assertFalse(new[0]["ok"], new[0])
+        rep = r.reply_for(r.last_id("send_file"), timeout=5)
+        self.assertFalse(rep["ok"], rep)
+        self.assertEqual(rep["error"]["code"], "invalid_argument")
         # The command is still open: the controller answers it now.
-        r.c.send("send_to_client", client=1, text="-ERR no such message")
+        r.send("send_to_client", client=1, text="-ERR no such message")
         self.assertEqual(p.line(timeout=5), "-ERR no such message")
 
     def test_fifo_symlink_and_outside_paths_refused(self):
