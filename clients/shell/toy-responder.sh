@@ -25,7 +25,8 @@ if [ "${1:-}" != "--event" ]; then
 	trap 'exit 143' TERM
 	trap 'exit 130' INT
 	# shellcheck disable=SC2016 # expanded by the shell that pop3ctl runs
-	"${POP3CTL:-pop3ctl}" listen --exec 'exec sh "$TOY_SELF" --event' \
+	# --show-secrets: it checks the password, so it must see it.
+	"${POP3CTL:-pop3ctl}" listen --show-secrets --exec 'exec sh "$TOY_SELF" --event' \
 	    'cmd_*' disconnected
 	exit $?
 fi
