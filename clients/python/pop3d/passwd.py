@@ -210,7 +210,8 @@ class PasswordChecker:
         if p is not None and not matched:
             # A hash that is not from the file this checker was made for.
             ok = hmac.compare_digest(self.derive(p[0], p[1], p[2], password), p[3])
-        return ok and p is not None
+        # HMAC pads keys with zero octets: "pw" and "pw\0" derive the same.
+        return ok and p is not None and b"\0" not in password
 
 
 def dummy_hash(like: Optional[str] = None) -> str:
@@ -241,7 +242,9 @@ def verify_password(h: Optional[str], password: bytes, dummy: Optional[str] = No
         _derive(p[0], p[1], p[2], password)
         return False
     scheme, params, salt, dk = p
-    return hmac.compare_digest(_derive(scheme, params, salt, password), dk)
+    ok = hmac.compare_digest(_derive(scheme, params, salt, password), dk)
+    # HMAC pads keys with zero octets: "pw" and "pw\0" derive the same.
+    return ok and b"\0" not in password
 
 
 def parse_line(line: str) -> Optional[UserEntry]:
