@@ -5,7 +5,10 @@
                              [--responder-lock PATH] [--name NAME] [-v]
 
 * Users: FILE as written by ``python3 -m pop3d.passwd`` (scrypt or
-  PBKDF2 hashes).  The file is re-read when it changes.
+  PBKDF2 hashes).  The file is re-read when it changes.  Every login
+  check, failed or not, derives one hash per distinct parameter set of the
+  file (see ``pop3d.passwd``): unknown users, disabled and malformed
+  entries cost the same as a wrong password.
 * Maildrop of USER: ``DIR/USER/`` with ``new/`` and ``cur/`` (``tmp/`` and
   dot files are ignored).  Messages are listed in delivery order (the
   leading timestamp of the Maildir name, then the name) when a session
@@ -22,13 +25,32 @@
 * Locking: one session per maildrop, with flock() on ``DIR/USER/.pop3d.lock``
   (so it also holds across controller processes): a second login gets
   ``-ERR [IN-USE]``.
+* Symlinks, FIFOs (the maildrop's owner controls its contents; pop3d and
+  this controller read with their own privileges): ``DIR/USER``, ``new/``,
+  ``cur/``, ``.Trash`` and its subdirectories must be real directories
+  (opened O_DIRECTORY|O_NOFOLLOW); message files are opened relative to
+  their directory's fd with O_NOFOLLOW|O_NONBLOCK and must be regular
+  files (fstat).  A symlink, FIFO, device or socket in ``new/`` or
+  ``cur/`` is not listed; one that replaces a message during a session
+  makes RETR/TOP of it ``-ERR`` (the session goes on); a symlinked
+  ``new/`` or ``cur/`` is skipped, a symlinked ``DIR/USER`` or lock file
+  refuses the login (``-ERR [SYS/TEMP]``), a symlinked ``.Trash`` refuses
+  the ``--trash`` QUIT (nothing moves).  Each refusal is logged.  The lock
+  file is created O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, and must have one
+  link.  ``--trash`` renames between directory fds.  pop3d opens the path
+  again itself (O_NOFOLLOW, regular files only): run it with
+  ``--send-file-root DIR`` so that no symlink anywhere below DIR is
+  followed between this controller's check and pop3d's open.
 * APOP: only with ``--greeting`` (pop3d must run with ``--no-greeting``;
   this controller sends ``+OK POP3 server ready <pid.time.client@host>``),
   and only for users whose line stores an APOP secret.
 * Several instances may run side by side on one socket: each first takes
   ``--responder-lock`` (default: the socket path + ``.responder.lock``)
   and only the holder registers for the POP3 commands; the others wait on
-  standby and take over when it exits.  For a read-only view of every
+  standby and take over when it exits.  Keep the socket (and so this lock)
+  in a private directory such as ``/run/pop3d/``, never ``/tmp``: the lock
+  file is opened O_NOFOLLOW and must be a regular file owned by this
+  user.  For a read-only view of every
   event, use ``python3 -m pop3d.watch``.
 * Once it serves, it prints ``pop3d.maildir: serving`` on standard output
   (scripts wait for that line); logs go to standard error.
@@ -413,8 +435,22 @@ def _responder_lock(path: str, client: Client) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python3 -m pop3d.maildir",
-                                 description="Serve Maildirs over a pop3d control socket.")
+    ap = argparse.ArgumentParser(
+        prog="python3 -m pop3d.maildir",
+        description="Serve Maildirs over a pop3d control socket.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Nothing inside a maildrop is followed: USER/, new/, cur/ and .Trash must\n"
+        "be real directories; message files are opened O_NOFOLLOW|O_NONBLOCK and\n"
+        "must be regular files (symlinks, FIFOs, devices are skipped or refused\n"
+        "with -ERR, and logged); USER/.pop3d.lock is never a symlink (created\n"
+        "O_EXCL|O_NOFOLLOW, 0600).  Run pop3d with --send-file-root DIR.  Keep\n"
+        "the socket and --responder-lock in a private directory (/run/pop3d/),\n"
+        "not /tmp.  Failed logins all cost the same hash work.\n"
+        "Example:\n"
+        "  pop3d --control /run/pop3d/control.sock --send-file-root /srv/mail \\\n"
+        "        --no-greeting\n"
+        "  python3 -m pop3d.maildir --socket /run/pop3d/control.sock \\\n"
+        "        --users /etc/pop3d/users --root /srv/mail --greeting")
     ap.add_argument("--socket", default=os.environ.get("POP3D_CONTROL"),
                     help="control socket (default $POP3D_CONTROL)")
     ap.add_argument("--users", required=True, help="users file (python3 -m pop3d.passwd)")
