@@ -713,6 +713,31 @@ class Hostile(MaildirBase):
             self.assertEqual(f.read(), SECRET)
 
 
+    def test_responder_lock_symlink_is_refused(self):
+        victim = os.path.join(self.outside, "victim")
+        link = os.path.join(self.tmp, "evil.lock")
+        os.symlink(victim, link)
+        c = self.start_controller(["--responder-lock", link, "--name", "second"], wait=False)
+        self.assertEqual(c.p.wait(WAIT), 1)
+        c.stop()
+        self.assertIn("responder lock %s: a symlink" % link, "\n".join(c.err))
+        self.assertFalse(os.path.lexists(victim))
+
+    def test_responder_lock_squatted_is_refused(self):
+        # A lock file another user created first (squatting) is refused.
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a file of another user")
+        squat = os.path.join(self.tmp, "squat.lock")
+        with open(squat, "w"):
+            pass
+        os.chown(squat, 65534, 65534)
+        c = self.start_controller(["--responder-lock", squat, "--name", "third"], wait=False)
+        self.assertEqual(c.p.wait(WAIT), 1)
+        c.stop()
+        self.assertIn("responder lock %s: not a regular file of user" % squat,
+                      "\n".join(c.err))
+
+
 class HostileTrash(Hostile):
     controller_args = ("--trash",)
 

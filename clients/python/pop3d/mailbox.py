@@ -168,6 +168,14 @@ class _SizeCache:
         self._limit = limit
         self._lock = threading.Lock()
 
+    def get(self, path: str) -> int:
+        """Octets of the file at ``path`` (opened with open_message_file)."""
+        fd = open_message_file(path)
+        try:
+            return self.get_fd(fd)
+        finally:
+            os.close(fd)
+
     def get_fd(self, fd: int) -> int:
         """Octets of the open regular file ``fd``."""
         st = os.fstat(fd)
