@@ -766,6 +766,21 @@ class HostileTrash(Hostile):
         self.assertEqual(sorted(os.listdir(self.outside)), ["passwd"])
 
 
+class HostileSendFileRoot(Hostile):
+    """The same, with pop3d confined to the Maildir root (the deployment
+    docs/deployment.md recommends)."""
+
+    @property
+    def daemon_args(self):
+        return ("--send-file-root", self.root)
+
+    def test_messages_are_served_from_the_root(self):
+        m = self.login()
+        for i in range(1, len(self.order) + 1):
+            self.assertEqual(self.retr(m, i), self.expected(i))
+        m.quit()
+
+
 # ------------------------------------------------------------------------------
 class LoginCost(unittest.TestCase):
     """Every failed login derives the same hashes as a wrong password

@@ -775,6 +775,26 @@ class MailboxHelper(MailboxBase):
         self.assertEqual(q.cmd("STAT").split()[1], "1")
         self.assertTrue(p.cmd("QUIT").startswith("+OK"))
 
+    def test_send_file_refused_by_the_real_core(self):
+        # A backend that hands pop3d a FIFO and a symlink (what a Maildir
+        # owner could swap in after the controller's check): pop3d refuses
+        # both without blocking, the client gets -ERR, the session goes on.
+        fifo = os.path.join(self.tmp, "fifo")
+        os.mkfifo(fifo)
+        self.addCleanup(self.unblock, fifo)
+        link = os.path.join(self.tmp, "link")
+        os.symlink(self.backend.store["bob"][0].path, link)
+        swapped = {"uid-a1": fifo, "uid-a2": link}
+        self.backend.message_path = lambda user, m: swapped.get(m.uid, m.path)
+        p = self.login()
+        for cmd in ("RETR 1", "TOP 1 0", "RETR 2", "TOP 2 0"):
+            self.assertTrue(p.cmd(cmd).startswith("-ERR [SYS/TEMP]"), cmd)
+        self.assertEqual(p.cmd("NOOP"), "+OK")
+        self.assertTrue(p.cmd("RETR 3").startswith("+OK"))
+        self.assertEqual(p.multiline()[0], "Subject: three")
+        q = self.login("bob")
+        self.assertEqual(q.cmd("STAT").split()[1], "1")
+
     def test_message_file_symlink_or_fifo_is_not_listed(self):
         # The default Backend.open_message: no symlink, no FIFO, no blocking.
         a1, a3 = self.backend.store["alice"][0].path, self.backend.store["alice"][2].path
