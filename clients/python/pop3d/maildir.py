@@ -280,7 +280,8 @@ class MaildirBackend(Backend):
                                     key=name.split(":", 1)[0]))
         return msgs
 
-    def _locate(self, user: str, msg: Message, fds: _Fds, ufd: int) -> Optional[Tuple[str, str, int]]:
+    def _locate(self, user: str, msg: Message, fds: _Fds,
+                ufd: int) -> Optional[Tuple[str, str, int]]:
         """(subdir, name, subdir fd) where the message is now (another
         agent may have renamed it), or None."""
         sub = os.path.basename(os.path.dirname(msg.path))
