@@ -31,6 +31,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "mask.h"
 #include "server.h"
 
 static void client_read_cb(struct bufferevent *, void *);
@@ -1235,26 +1236,6 @@ client_stls(struct client *c)
 	client_tls_start(c);
 }
 
-/* Client bytes for a log line: printable ASCII only, no quotes or
- * backslashes (so a client cannot forge key=value fields), cut short. */
-static void
-client_log_safe(char *dst, size_t size, const char *s, size_t len)
-{
-	size_t i, o = 0;
-
-	for (i = 0; s != NULL && i < len && o + 5 < size; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
-			dst[o++] = (char)ch;
-		else
-			o += (size_t)snprintf(dst + o, size - o, "\\x%02x", ch);
-	}
-	if (s != NULL && i < len && o + 3 < size)
-		o += (size_t)snprintf(dst + o, size - o, "...");
-	dst[o] = '\0';
-}
-
 /* The answer to a command nobody handles (try later: a controller may
  * attach). */
 static const char client_not_available[] =
@@ -1279,7 +1260,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	char name[CLIENT_CMD_EVENT_MAX];
 	char *arg = NULL;
 	struct client_ahead *ahead;
-	int masked, saw;
+	int saw;
 
 	c->ncmds++;
 	if (client_verb_is(cmd->verb, "stls") && srv->tls.ctx != NULL) {
@@ -1287,13 +1268,12 @@ client_command(struct client *c, const struct line_cmd *cmd)
 		return;
 	}
 	client_cmd_event(name, cmd->verb);
-	masked = client_verb_is(cmd->verb, "pass") || client_verb_is(cmd->verb, "apop") ||
-	    client_verb_is(cmd->verb, "auth");
 	if (log_verbose() >= 1) {
 		char safe[128];
 
-		client_log_safe(safe, sizeof(safe), masked ? (cmd->arg ? "****" : "") :
-		    cmd->arg, masked ? (cmd->arg ? 4 : 0) : cmd->arglen);
+		/* The one masking rule (mask.c): secrets never reach the log. */
+		mask_arg(safe, sizeof(safe), mask_verb_secret(cmd->verb, strlen(cmd->verb)),
+		    cmd->arg, cmd->arglen, MASK_LOG);
 		log_debug("client=%llu event=command tag=%llu verb=%s arg=\"%s\"",
 		    (unsigned long long)c->id, (unsigned long long)c->ncmds, cmd->verb, safe);
 	}
