@@ -960,16 +960,16 @@ client_line_ok(const char *line, size_t len)
 	return 1;
 }
 
-/* Append data lines of an open response, dot-stuffed, and the terminator
- * when last is set: formatted bytes, never seen by POP3C plugins. */
-static int
-client_data_lines(struct client *c, const struct iovec *lines, size_t n, int last)
+/* Data lines, dot-stuffed with CRLF added, and the terminator when last is
+ * set, in a new buffer (NULL when out of memory). */
+static struct evbuffer *
+client_stuff_lines(const struct iovec *lines, size_t n, int last)
 {
 	struct evbuffer *body;
 	size_t i;
 
 	if ((body = evbuffer_new()) == NULL)
-		return -POP3D_ERR_NOMEM;
+		return NULL;
 	for (i = 0; i < n; i++) {
 		if (lines[i].iov_len > 0 && ((const char *)lines[i].iov_base)[0] == '.')
 			evbuffer_add(body, ".", 1);
@@ -978,6 +978,18 @@ client_data_lines(struct client *c, const struct iovec *lines, size_t n, int las
 	}
 	if (last)
 		evbuffer_add(body, ".\r\n", 3);
+	return body;
+}
+
+/* Append data lines of an open response (and the terminator when last is
+ * set): formatted bytes, never seen by POP3C plugins. */
+static int
+client_data_lines(struct client *c, const struct iovec *lines, size_t n, int last)
+{
+	struct evbuffer *body;
+
+	if ((body = client_stuff_lines(lines, n, last)) == NULL)
+		return -POP3D_ERR_NOMEM;
 	output_raw(c, (const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body));
 	evbuffer_free(body);
 	return 0;
@@ -1063,15 +1075,8 @@ client_send_lines(struct client *c, uint64_t tag, const char *status, const stru
 		client_backpressure(c);
 		return 0;
 	}
-	if ((body = evbuffer_new()) == NULL)
+	if ((body = client_stuff_lines(lines, n, 1)) == NULL)
 		return -POP3D_ERR_NOMEM;
-	for (i = 0; i < n; i++) {
-		if (lines[i].iov_len > 0 && ((const char *)lines[i].iov_base)[0] == '.')
-			evbuffer_add(body, ".", 1);
-		evbuffer_add(body, lines[i].iov_base, lines[i].iov_len);
-		evbuffer_add(body, "\r\n", 2);
-	}
-	evbuffer_add(body, ".\r\n", 3);
 	output_line(c, status, strlen(status), client_first_line(c));
 	output_raw(c, (const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body));
 	evbuffer_free(body);

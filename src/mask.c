@@ -98,20 +98,32 @@ mask_visible(int rule, const char *arg, size_t len)
 	return 0;
 }
 
+/* The marker that follows vis shown octets of an argument of len octets;
+ * *tail is its length.  0 when dst (size octets) cannot hold it: dst is
+ * then emptied (a cut marker would look like a shown secret). */
+static const char *
+mask_marker(char *dst, size_t size, size_t vis, size_t len, size_t *tail)
+{
+	const char *marker = vis == len ? "" : vis > 0 ? " " MASK_HIDDEN : MASK_HIDDEN;
+
+	*tail = strlen(marker);
+	if (size <= *tail) {
+		if (size > 0)
+			dst[0] = '\0';
+		return NULL;
+	}
+	return marker;
+}
+
 /* The masked argument, unescaped, in at most size octets. */
 size_t
 mask_plain(char *dst, size_t size, int rule, const char *arg, size_t len)
 {
 	size_t vis = mask_visible(rule, arg, len), tail, n;
-	const char *marker = vis == len ? "" : vis > 0 ? " " MASK_HIDDEN : MASK_HIDDEN;
+	const char *marker = mask_marker(dst, size, vis, len, &tail);
 
-	if (size == 0)
+	if (marker == NULL)
 		return 0;
-	tail = strlen(marker);
-	if (size <= tail) {
-		dst[0] = '\0';
-		return 0;
-	}
 	n = vis < size - 1 - tail ? vis : size - 1 - tail;
 	if (n > 0)
 		memcpy(dst, arg, n);
@@ -209,15 +221,10 @@ size_t
 mask_arg(char *dst, size_t size, int rule, const char *arg, size_t len, int style)
 {
 	size_t vis = mask_visible(rule, arg, len), tail, n;
-	const char *marker = vis == len ? "" : vis > 0 ? " " MASK_HIDDEN : MASK_HIDDEN;
+	const char *marker = mask_marker(dst, size, vis, len, &tail);
 
-	if (size == 0)
+	if (marker == NULL)
 		return 0;
-	tail = strlen(marker);
-	if (size <= tail) {
-		dst[0] = '\0';
-		return 0;
-	}
 	mask_escape(dst, size - tail, arg, vis, (style & MASK_STYLE) | MASK_CUT);
 	n = strlen(dst);
 	memcpy(dst + n, marker, tail + 1);
