@@ -25,6 +25,8 @@
 
 #include <jansson.h>
 
+#include "mask.h"
+
 #define POP3CTL_DEFAULT_SOCKET	"/run/pop3d/control.sock"
 #define POP3CTL_MAX_LINE	(16UL << 20)	/* longest line taken from pop3d */
 #define POP3CTL_MAX_OUTPUT	(16UL << 20)	/* most output kept of one --exec CMD */
@@ -43,6 +45,8 @@ enum {
 #define POP3CTL_OPT_TOP		0x02
 #define POP3CTL_OPT_FORMAT	0x04
 #define POP3CTL_OPT_EXEC	0x08
+#define POP3CTL_OPT_SECRETS	0x10
+#define POP3CTL_OPT_RAWARGS	0x20
 
 extern char **environ;
 
@@ -63,6 +67,8 @@ struct pop3ctl_ctx {
 	long long top;		/* --top N, -1 when absent */
 	const char *format;	/* listen --format */
 	const char *exec;	/* listen --exec */
+	int show_secrets;	/* listen --show-secrets: arguments unmasked */
+	int raw_args;		/* listen --raw-args: --exec gets exact bytes */
 	char **args;		/* positional arguments after the subcommand */
 	int nargs;
 	struct pop3ctl_conn conn;
@@ -1066,32 +1072,36 @@ pop3ctl_cmd_plugins(struct pop3ctl_ctx *x)
 	return status;
 }
 
-/* Write len bytes to stdout escaped: \\ \t \n \r and \0. */
+/* Write len bytes to stdout as mask_escape's MASK_TEXT: \\ \t \n \r \0,
+ * \xNN for other control octets, so a client cannot reach the terminal. */
 static void
 pop3ctl_put_escaped(const char *s, size_t len)
 {
-	size_t i;
+	/* In chunks: a unit is at most 8 octets, so each one uses some of s. */
+	char buf[1024];
+	size_t off, used;
 
-	for (i = 0; i < len; i++)
-		switch (s[i]) {
-		case '\\':
-			fputs("\\\\", stdout);
-			break;
-		case '\t':
-			fputs("\\t", stdout);
-			break;
-		case '\n':
-			fputs("\\n", stdout);
-			break;
-		case '\r':
-			fputs("\\r", stdout);
-			break;
-		case '\0':
-			fputs("\\0", stdout);
-			break;
-		default:
-			putchar(s[i]);
-		}
+	for (off = 0; off < len; off += used) {
+		used = mask_escape(buf, sizeof(buf), s + off, len - off, MASK_TEXT);
+		fputs(buf, stdout);
+	}
+}
+
+/* s escaped as by pop3ctl_put_escaped, malloc'd (NUL-ended, *len without
+ * it); s is freed.  NULL when out of memory. */
+static char *
+pop3ctl_escaped(char *s, size_t *len)
+{
+	/* At most 4 octets for each one of s (\xNN). */
+	size_t size = 4 * *len + 1;
+	char *e;
+
+	if ((e = pop3ctl_alloc(size)) != NULL) {
+		mask_escape(e, size, s, *len, MASK_TEXT);
+		*len = strlen(e);
+	}
+	free(s);
+	return e;
 }
 
 /* The exact bytes of event argument i: args_b64[i] decoded when present,
@@ -1143,6 +1153,60 @@ pop3ctl_arg_text(json_t *ev, size_t i, size_t *len)
 		*len = strlen(copy);
 	else
 		pop3ctl_warn("out of memory");
+	return copy;
+}
+
+/* A copy of ev whose secret arguments (mask.h) are masked, or NULL when
+ * nothing is hidden (or --show-secrets).  A masked value whose visible
+ * part is not UTF-8 is hidden whole; its args_b64 entry is null.  Sets
+ * *err when out of memory. */
+static json_t *
+pop3ctl_mask_event(struct pop3ctl_ctx *x, json_t *ev, int *err)
+{
+	const char *name = json_string_value(json_object_get(ev, "event")), *s;
+	json_t *args = json_object_get(ev, "args"), *copy = NULL, *a, *v, *b64;
+	size_t i, n = json_array_size(args), len, size;
+	char *tmp, *buf;
+	int rule;
+
+	*err = 0;
+	if (x->show_secrets)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		a = json_array_get(args, i);
+		if ((rule = mask_event_arg(name, (int)i)) == MASK_NONE || json_is_null(a))
+			continue;
+		v = NULL;
+		if (json_is_string(a)) {
+			if ((s = pop3ctl_arg_bytes(ev, i, &len, &tmp)) == NULL)
+				s = "";
+			if (mask_visible(rule, s, len) == len) {
+				free(tmp);
+				continue;
+			}
+			size = len + sizeof(" " MASK_HIDDEN);
+			if ((buf = pop3ctl_alloc(size)) != NULL) {
+				v = json_stringn(buf, mask_plain(buf, size, rule, s, len));
+				free(buf);
+			}
+			free(tmp);
+		}
+		if (v == NULL)
+			v = json_string(MASK_HIDDEN);
+		if (copy == NULL && (copy = json_deep_copy(ev)) == NULL) {
+			json_decref(v);
+			*err = 1;
+			return NULL;
+		}
+		b64 = json_object_get(copy, "args_b64");
+		if (v == NULL || json_array_set_new(json_object_get(copy, "args"), i, v) == -1 ||
+		    (json_is_array(b64) && i < json_array_size(b64) &&
+		    json_array_set_new(b64, i, json_null()) == -1)) {
+			json_decref(copy);
+			*err = 1;
+			return NULL;
+		}
+	}
 	return copy;
 }
 
@@ -1264,7 +1328,9 @@ pop3ctl_env_build(struct pop3ctl_ctx *x, json_t *ev, size_t *keep)
 	free(t);
 	for (i = 0; i < nargs && rv == 0; i++) {
 		snprintf(key, sizeof(key), "POP3D_ARG%zu", i);
-		if ((t = pop3ctl_arg_text(ev, i, &len)) == NULL)
+		if ((t = pop3ctl_arg_text(ev, i, &len)) != NULL && !x->raw_args)
+			t = pop3ctl_escaped(t, &len);
+		if (t == NULL)
 			rv = -1;
 		else
 			rv |= pop3ctl_env_add(env, &n, key, t, len);
@@ -1416,14 +1482,18 @@ pop3ctl_exec_event(struct pop3ctl_ctx *x, json_t *ev)
 static int
 pop3ctl_cmd_listen(struct pop3ctl_ctx *x)
 {
-	json_t *names = json_array(), *o, *m;
+	json_t *names = json_array(), *o, *m, *masked, *ev;
 	json_int_t reg;
-	int i, rv, registered = 0, text;
-	char *raw;
+	int i, rv, registered = 0, text, err;
+	char *raw, *dump;
 
 	if (x->format != NULL && strcmp(x->format, "json") != 0 && strcmp(x->format, "text") != 0) {
 		json_decref(names);
 		return pop3ctl_usage_error("--format must be json or text");
+	}
+	if (x->raw_args && x->exec == NULL) {
+		json_decref(names);
+		return pop3ctl_usage_error("--raw-args goes with --exec");
 	}
 	text = x->format != NULL && strcmp(x->format, "text") == 0;
 	if (names == NULL || (o = json_object()) == NULL) {
@@ -1466,19 +1536,35 @@ pop3ctl_cmd_listen(struct pop3ctl_ctx *x)
 			} else if (!json_is_true(json_object_get(m, "ok")))
 				(void)pop3ctl_reply_error(m);	/* a send for --exec */
 		} else if (strcmp(pop3ctl_type(m), "event") == 0) {
+			if ((masked = pop3ctl_mask_event(x, m, &err)) == NULL && err) {
+				/* Never shown unmasked, not even for want of memory. */
+				pop3ctl_warn("out of memory: event %s not handled",
+				    json_string_value(json_object_get(m, "event")));
+				json_decref(m);
+				continue;
+			}
+			ev = masked != NULL ? masked : m;
 			if (x->exec != NULL)
-				pop3ctl_exec_event(x, m);
+				pop3ctl_exec_event(x, ev);
 			else {
 				if (text)
-					pop3ctl_print_text(m);
-				else
+					pop3ctl_print_text(ev);
+				else if (masked == NULL)
 					puts(raw);
+				else if ((dump = json_dumps(masked, JSON_COMPACT)) != NULL) {
+					puts(dump);
+					free(dump);
+				} else
+					pop3ctl_warn("out of memory: event %s not printed",
+					    json_string_value(json_object_get(m, "event")));
 				if (fflush(stdout) == EOF || ferror(stdout)) {
 					pop3ctl_warn("write to stdout: %s", strerror(errno));
+					json_decref(masked);
 					json_decref(m);
 					return POP3CTL_ERR;
 				}
 			}
+			json_decref(masked);
 		}
 		json_decref(m);
 	}
@@ -1564,8 +1650,9 @@ static const struct pop3ctl_sub pop3ctl_subs[] = {
 	{ "session-id", 0, 0, 0, pop3ctl_cmd_session_id, "session-id" },
 	{ "ping", 0, 0, 0, pop3ctl_cmd_ping, "ping" },
 	{ "plugins", 0, 0, 0, pop3ctl_cmd_plugins, "plugins" },
-	{ "listen", 0, -1, POP3CTL_OPT_FORMAT | POP3CTL_OPT_EXEC, pop3ctl_cmd_listen,
-	    "listen [--format json|text] [--exec CMD] [EVENT ...]" },
+	{ "listen", 0, -1, POP3CTL_OPT_FORMAT | POP3CTL_OPT_EXEC | POP3CTL_OPT_SECRETS |
+	    POP3CTL_OPT_RAWARGS, pop3ctl_cmd_listen,
+	    "listen [--format json|text] [--exec CMD [--raw-args]] [--show-secrets] [EVENT ...]" },
 	{ "raw", 0, 0, 0, pop3ctl_cmd_raw, "raw < JSON-LINES" },
 	{ NULL, 0, 0, 0, NULL, NULL }
 };
@@ -1604,9 +1691,12 @@ pop3ctl_parse_sub(struct pop3ctl_ctx *x, const struct pop3ctl_sub *sub, int argc
 	static const struct {
 		const char *name;
 		unsigned flag;	/* 0: --json, allowed everywhere */
+		int value;	/* takes a value */
 	} opts[] = {
-		{ "json", 0 }, { "tag", POP3CTL_OPT_TAG }, { "top", POP3CTL_OPT_TOP },
-		{ "format", POP3CTL_OPT_FORMAT }, { "exec", POP3CTL_OPT_EXEC }, { NULL, 0 }
+		{ "json", 0, 0 }, { "tag", POP3CTL_OPT_TAG, 1 }, { "top", POP3CTL_OPT_TOP, 1 },
+		{ "format", POP3CTL_OPT_FORMAT, 1 }, { "exec", POP3CTL_OPT_EXEC, 1 },
+		{ "show-secrets", POP3CTL_OPT_SECRETS, 0 },
+		{ "raw-args", POP3CTL_OPT_RAWARGS, 0 }, { NULL, 0, 0 }
 	};
 	int i, k, dashdash = 0;
 
@@ -1630,10 +1720,15 @@ pop3ctl_parse_sub(struct pop3ctl_ctx *x, const struct pop3ctl_sub *sub, int argc
 		if (opts[k].name == NULL || (opts[k].flag != 0 && !(sub->opts & opts[k].flag)))
 			return pop3ctl_usage_error("%s: unknown option %.*s (use -- before an "
 			    "argument that starts with --)", sub->name, (int)nlen + 2, a);
-		if (opts[k].flag == 0) {
+		if (!opts[k].value) {
 			if (eq != NULL)
-				return pop3ctl_usage_error("--json takes no value");
-			x->json = 1;
+				return pop3ctl_usage_error("--%s takes no value", opts[k].name);
+			if (opts[k].flag == 0)
+				x->json = 1;
+			else if (opts[k].flag == POP3CTL_OPT_SECRETS)
+				x->show_secrets = 1;
+			else
+				x->raw_args = 1;
 			continue;
 		}
 		if (eq != NULL)

@@ -252,9 +252,12 @@ control_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 		c->behind = 1;
 }
 
+/* Free a controller that is on no list but, when dead, ctl->dead. */
 static void
 control_free_controller(struct controller *c)
 {
+	if (c->dead)
+		TAILQ_REMOVE(&c->ctl->dead, c, entry);
 	if (c->flush_queued)
 		TAILQ_REMOVE(&c->ctl->flushq, c, fentry);
 	bufferevent_free(c->bev);
@@ -293,6 +296,7 @@ control_kill(struct controller *c, const char *reason)
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	hook_controller_gone(c);
 	TAILQ_REMOVE(&ctl->controllers, c, entry);
+	TAILQ_INSERT_TAIL(&ctl->dead, c, entry);	/* freed from ev_defer */
 	ctl->ncontrollers--;
 	if (c->consumer != 0)
 		pop3d_consumer_del(ctl->srv, c->consumer);
@@ -757,6 +761,7 @@ control_new(struct pop3d *srv, const struct control_options *opts)
 	ctl->opts.allow = NULL;
 	ctl->opts.nallow = 0;
 	TAILQ_INIT(&ctl->controllers);
+	TAILQ_INIT(&ctl->dead);
 	TAILQ_INIT(&ctl->plugins);
 	TAILQ_INIT(&ctl->pending);
 	TAILQ_INIT(&ctl->flushq);
@@ -814,6 +819,11 @@ control_free(struct control *ctl)
 		TAILQ_REMOVE(&ctl->controllers, c, entry);
 		if (c->consumer != 0)
 			pop3d_consumer_del(ctl->srv, c->consumer);
+		event_del(c->ev_defer);
+		control_free_controller(c);
+	}
+	/* Killed ones whose defer event did not run before the loop ended. */
+	while ((c = TAILQ_FIRST(&ctl->dead)) != NULL) {
 		event_del(c->ev_defer);
 		control_free_controller(c);
 	}

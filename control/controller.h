@@ -81,6 +81,7 @@ struct control {
 	ino_t ino;
 	struct evconnlistener *evl;
 	struct controller_list controllers;
+	struct controller_list dead;	/* killed, freed from their ev_defer */
 	size_t ncontrollers;
 	uint64_t next_id;
 	struct event *ev_tick;

@@ -9,6 +9,9 @@
  *
  *   pop3d --plugin authlimit.so=failures=3,window=300,delay=2000
  *
+ * It logs nothing about the commands it counts or answers, so it never
+ * shows their arguments.
+ *
  * Why per address and not per user: a guessing client rotates user names.
  * Memory is bounded: at most AUTHLIMIT_MAX_ADDRS addresses are tracked; the
  * least recently failing one is forgotten first.
@@ -23,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "mask.h"
 #include "pop3d.h"
 
 #define AUTHLIMIT_MAX_ADDRS 4096
@@ -140,11 +144,12 @@ authlimit_reply_cb(evutil_socket_t fd, short what, void *arg)
 	free(r);
 }
 
+/* Whether verb is an authentication command: the secret-bearing verbs of
+ * the masking rule (src/mask.c), so both lists are one. */
 static int
 authlimit_is_auth(const char *verb)
 {
-	return verb != NULL && (strcmp(verb, "pass") == 0 || strcmp(verb, "apop") == 0 ||
-	    strcmp(verb, "auth") == 0);
+	return verb != NULL && mask_verb_secret(verb, strlen(verb)) != MASK_NONE;
 }
 
 static int

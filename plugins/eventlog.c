@@ -6,7 +6,8 @@
  * Without an argument lines go to stderr.  Lines look like
  *   2026-11-26T14:12:28Z seq=12 event=pop3d_cmd_pass client=3 tag=2 args=[3,"****"]
  * The secret of PASS, APOP (the digest), AUTH (the initial response) and
- * every pop3d_auth_data line is replaced by **** before it is written.
+ * every pop3d_auth_data line is replaced by **** before it is written,
+ * whatever separates it (src/mask.c, the rule the core and pop3ctl use).
  */
 #include "config.h"
 
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mask.h"
 #include "pop3d.h"
 
 struct eventlog {
@@ -22,39 +24,24 @@ struct eventlog {
 	int own;
 };
 
-/* Write s as a JSON-ish quoted string, escaping control bytes. */
+/* Write s as a JSON-ish quoted string (mask_escape's MASK_QUOTED) with
+ * the rule of mask.h applied: hidden octets are written as ****. */
 static void
-eventlog_quote(FILE *f, const char *s, size_t len)
+eventlog_quote(FILE *f, int rule, const char *s, size_t len)
 {
-	size_t i;
+	/* Escaped in chunks: a unit is at most 8 octets, so each step uses
+	 * some of s and the line has no length limit of its own. */
+	char buf[256];
+	size_t vis = mask_visible(rule, s, len), off, used;
 
 	fputc('"', f);
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\x%02x", c);
-		else
-			fputc(c, f);
+	for (off = 0; off < vis; off += used) {
+		used = mask_escape(buf, sizeof(buf), s + off, vis - off, MASK_QUOTED);
+		fputs(buf, f);
 	}
+	if (vis < len)
+		fputs(vis > 0 ? " " MASK_HIDDEN : MASK_HIDDEN, f);
 	fputc('"', f);
-}
-
-/* How much of ARG1 may be shown: all, none, or up to the first space. */
-static size_t
-eventlog_visible(const struct pop3d_event *ev, const struct pop3d_arg *a)
-{
-	const char *sp;
-
-	if (strcmp(ev->name, "pop3d_cmd_pass") == 0 || strcmp(ev->name, "pop3d_auth_data") == 0)
-		return 0;
-	if (strcmp(ev->name, "pop3d_cmd_apop") == 0 || strcmp(ev->name, "pop3d_cmd_auth") == 0) {
-		sp = memchr(a->s, ' ', a->len);
-		return sp != NULL ? (size_t)(sp - a->s) : a->len;
-	}
-	return a->len;
 }
 
 static int
@@ -84,21 +71,8 @@ eventlog_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 			fprintf(el->f, "%lld", a->i);
 		else if (a->s == NULL)
 			fputs("null", el->f);
-		else if (i == 1) {
-			size_t vis = eventlog_visible(ev, a);
-
-			if (vis == a->len)
-				eventlog_quote(el->f, a->s, a->len);
-			else {
-				fputc('"', el->f);
-				if (vis > 0) {
-					fwrite(a->s, 1, vis, el->f);
-					fputc(' ', el->f);
-				}
-				fputs("****\"", el->f);
-			}
-		} else
-			eventlog_quote(el->f, a->s, a->len);
+		else
+			eventlog_quote(el->f, mask_event_arg(ev->name, i), a->s, a->len);
 	}
 	fputs("]\n", el->f);
 	fflush(el->f);

@@ -31,6 +31,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "mask.h"
 #include "server.h"
 
 static void client_read_cb(struct bufferevent *, void *);
@@ -639,6 +640,30 @@ client_free(struct client *c)
 	client_destroy(c);
 }
 
+/*
+ * A graceful close (QUIT, too many failures, disconnect...) of a client
+ * that may still be sending: close(2) with unread input makes the kernel
+ * reset the connection, and a reset can destroy the last answers on their
+ * way.  So the FIN goes after the output first, then what input is queued
+ * now (at most CLIENT_DRAIN_MAX octets: a bound, not a linger) is read
+ * and dropped before the close.
+ */
+#define CLIENT_DRAIN_MAX (256 * 1024)
+static void
+client_drain_close(struct client *c)
+{
+	char buf[16384];
+	size_t total = 0;
+	ssize_t n;
+
+	if (!c->closing || c->eof || c->fd < 0)
+		return;
+	(void)shutdown(c->fd, SHUT_WR);
+	while (total < CLIENT_DRAIN_MAX &&
+	    (n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		total += (size_t)n;
+}
+
 /* Release a client's resources; no events, no table bookkeeping. */
 void
 client_destroy(struct client *c)
@@ -655,6 +680,7 @@ client_destroy(struct client *c)
 	if (c->stream_fd >= 0)
 		close(c->stream_fd);
 	ahead_clear(c);
+	client_drain_close(c);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	else {
@@ -934,16 +960,16 @@ client_line_ok(const char *line, size_t len)
 	return 1;
 }
 
-/* Append data lines of an open response, dot-stuffed, and the terminator
- * when last is set: formatted bytes, never seen by POP3C plugins. */
-static int
-client_data_lines(struct client *c, const struct iovec *lines, size_t n, int last)
+/* Data lines, dot-stuffed with CRLF added, and the terminator when last is
+ * set, in a new buffer (NULL when out of memory). */
+static struct evbuffer *
+client_stuff_lines(const struct iovec *lines, size_t n, int last)
 {
 	struct evbuffer *body;
 	size_t i;
 
 	if ((body = evbuffer_new()) == NULL)
-		return -POP3D_ERR_NOMEM;
+		return NULL;
 	for (i = 0; i < n; i++) {
 		if (lines[i].iov_len > 0 && ((const char *)lines[i].iov_base)[0] == '.')
 			evbuffer_add(body, ".", 1);
@@ -952,6 +978,18 @@ client_data_lines(struct client *c, const struct iovec *lines, size_t n, int las
 	}
 	if (last)
 		evbuffer_add(body, ".\r\n", 3);
+	return body;
+}
+
+/* Append data lines of an open response (and the terminator when last is
+ * set): formatted bytes, never seen by POP3C plugins. */
+static int
+client_data_lines(struct client *c, const struct iovec *lines, size_t n, int last)
+{
+	struct evbuffer *body;
+
+	if ((body = client_stuff_lines(lines, n, last)) == NULL)
+		return -POP3D_ERR_NOMEM;
 	output_raw(c, (const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body));
 	evbuffer_free(body);
 	return 0;
@@ -1037,15 +1075,8 @@ client_send_lines(struct client *c, uint64_t tag, const char *status, const stru
 		client_backpressure(c);
 		return 0;
 	}
-	if ((body = evbuffer_new()) == NULL)
+	if ((body = client_stuff_lines(lines, n, 1)) == NULL)
 		return -POP3D_ERR_NOMEM;
-	for (i = 0; i < n; i++) {
-		if (lines[i].iov_len > 0 && ((const char *)lines[i].iov_base)[0] == '.')
-			evbuffer_add(body, ".", 1);
-		evbuffer_add(body, lines[i].iov_base, lines[i].iov_len);
-		evbuffer_add(body, "\r\n", 2);
-	}
-	evbuffer_add(body, ".\r\n", 3);
 	output_line(c, status, strlen(status), client_first_line(c));
 	output_raw(c, (const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body));
 	evbuffer_free(body);
@@ -1210,26 +1241,6 @@ client_stls(struct client *c)
 	client_tls_start(c);
 }
 
-/* Client bytes for a log line: printable ASCII only, no quotes or
- * backslashes (so a client cannot forge key=value fields), cut short. */
-static void
-client_log_safe(char *dst, size_t size, const char *s, size_t len)
-{
-	size_t i, o = 0;
-
-	for (i = 0; s != NULL && i < len && o + 5 < size; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
-			dst[o++] = (char)ch;
-		else
-			o += (size_t)snprintf(dst + o, size - o, "\\x%02x", ch);
-	}
-	if (s != NULL && i < len && o + 3 < size)
-		o += (size_t)snprintf(dst + o, size - o, "...");
-	dst[o] = '\0';
-}
-
 /* The answer to a command nobody handles (try later: a controller may
  * attach). */
 static const char client_not_available[] =
@@ -1254,7 +1265,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 	char name[CLIENT_CMD_EVENT_MAX];
 	char *arg = NULL;
 	struct client_ahead *ahead;
-	int masked, saw;
+	int saw;
 
 	c->ncmds++;
 	if (client_verb_is(cmd->verb, "stls") && srv->tls.ctx != NULL) {
@@ -1262,13 +1273,12 @@ client_command(struct client *c, const struct line_cmd *cmd)
 		return;
 	}
 	client_cmd_event(name, cmd->verb);
-	masked = client_verb_is(cmd->verb, "pass") || client_verb_is(cmd->verb, "apop") ||
-	    client_verb_is(cmd->verb, "auth");
 	if (log_verbose() >= 1) {
 		char safe[128];
 
-		client_log_safe(safe, sizeof(safe), masked ? (cmd->arg ? "****" : "") :
-		    cmd->arg, masked ? (cmd->arg ? 4 : 0) : cmd->arglen);
+		/* The one masking rule (mask.c): secrets never reach the log. */
+		mask_arg(safe, sizeof(safe), mask_verb_secret(cmd->verb, strlen(cmd->verb)),
+		    cmd->arg, cmd->arglen, MASK_LOG);
 		log_debug("client=%llu event=command tag=%llu verb=%s arg=\"%s\"",
 		    (unsigned long long)c->id, (unsigned long long)c->ncmds, cmd->verb, safe);
 	}

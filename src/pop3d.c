@@ -18,6 +18,7 @@
 
 #include "greeting.h"
 #include "log.h"
+#include "mask.h"
 #include "server.h"
 
 /* Clients per peer address: a small chained hash of address strings. */
@@ -559,18 +560,16 @@ server_addr_release(struct pop3d *srv, const char *addr)
 		}
 }
 
-/* Trace one event at -vv; password-bearing arguments are masked. */
+/* Trace one event at -vv; secrets masked by the rule of mask.c. */
 static void
 server_trace(const struct pop3d_event *ev)
 {
 	char buf[512];
 	size_t o = 0;
-	int i, mask;
+	int i, rule;
 
 	if (log_verbose() < 2)
 		return;
-	mask = strcmp(ev->name, "pop3d_cmd_pass") == 0 || strcmp(ev->name, "pop3d_cmd_apop") == 0 ||
-	    strcmp(ev->name, "pop3d_cmd_auth") == 0 || strcmp(ev->name, "pop3d_auth_data") == 0;
 	buf[0] = '\0';
 	for (i = 0; i < ev->argc && o < sizeof(buf) - 1; i++) {
 		const struct pop3d_arg *a = &ev->argv[i];
@@ -578,22 +577,14 @@ server_trace(const struct pop3d_event *ev)
 
 		if (a->type == POP3D_ARG_INT)
 			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=%lld", i, a->i);
-		else if (mask && i > 0)
-			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=****", i);
 		else {
-			size_t k, m = a->len > 80 ? 80 : a->len, w = 0;
-			char safe[4 * 80 + 1];
+			/* Strings are cut at 80 octets (escaped, at most 4 each);
+			 * a masked one is masked whole, its marker never cut. */
+			char safe[4 * 80 + sizeof(" " MASK_HIDDEN)];
 
-			for (k = 0; k < m; k++) {
-				unsigned char ch = (unsigned char)a->s[k];
-
-				if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
-					safe[w++] = (char)ch;
-				else
-					w += (size_t)snprintf(safe + w, sizeof(safe) - w, "\\x%02x",
-					    ch);
-			}
-			safe[w] = '\0';
+			rule = mask_event_arg(ev->name, i);
+			mask_arg(safe, sizeof(safe), rule, a->s, rule == MASK_NONE && a->len > 80 ?
+			    80 : a->len, MASK_LOG);
 			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=\"%s\"", i, safe);
 		}
 		if (n < 0)

@@ -2,7 +2,7 @@
 # kick-idle.sh - disconnect the POP3 clients that have been idle for longer
 # than SECONDS, using "pop3ctl clients" and "pop3ctl disconnect".
 #
-# usage: POP3D_CONTROL=/path/to/control.sock kick-idle.sh SECONDS [TEXT]
+# usage: POP3D_CONTROL=/run/pop3d/control.sock kick-idle.sh SECONDS [TEXT]
 #
 # TEXT (default "-ERR [SYS/TEMP] idle for too long") is sent to each client
 # before it is closed.  Prints "disconnected client ID" for each.  Exit

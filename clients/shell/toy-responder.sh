@@ -4,7 +4,7 @@
 # "wonderland", two built-in messages.  Answers USER, PASS, STAT, LIST, RETR,
 # DELE, RSET, NOOP, CAPA and QUIT; every other command gets -ERR.
 #
-# usage: POP3D_CONTROL=/path/to/control.sock toy-responder.sh
+# usage: POP3D_CONTROL=/run/pop3d/control.sock toy-responder.sh
 #
 # Runs until pop3d exits or it is killed.  pop3ctl runs this same script once
 # per event (with --event); the event is in POP3D_* variables and whatever
@@ -25,7 +25,8 @@ if [ "${1:-}" != "--event" ]; then
 	trap 'exit 143' TERM
 	trap 'exit 130' INT
 	# shellcheck disable=SC2016 # expanded by the shell that pop3ctl runs
-	"${POP3CTL:-pop3ctl}" listen --exec 'exec sh "$TOY_SELF" --event' \
+	# --show-secrets: it checks the password, so it must see it.
+	"${POP3CTL:-pop3ctl}" listen --show-secrets --exec 'exec sh "$TOY_SELF" --event' \
 	    'cmd_*' disconnected
 	exit $?
 fi

@@ -3,7 +3,7 @@
 #   TIME EVENT client=ID ARG0 ARG1 ...
 # from "pop3ctl listen --format text" in a while-read loop.
 #
-# usage: POP3D_CONTROL=/path/to/control.sock watch.sh [EVENT ...]
+# usage: POP3D_CONTROL=/run/pop3d/control.sock watch.sh [EVENT ...]
 #
 # Registering for client commands (the default is every event) makes pop3d
 # wait for an answer to them, which this script never gives: run it next to

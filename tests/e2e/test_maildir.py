@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -554,6 +555,316 @@ class Trash(MaildirBase):
         m = self.poplib_login()
         self.assertEqual(m.stat()[0], len(self.order) - 1)   # .Trash is not listed
         m.quit()
+
+
+# ------------------------------------------------------------------------------
+SECRET = b"root:x:0:0:secret outside the maildrop:/root:/bin/sh\n"
+
+
+def unblock_fifo(path):
+    """Open a FIFO for writing without blocking, then close it: a reader
+    stuck in open() (an old pop3d) gets EOF and the test can end."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+class Hostile(MaildirBase):
+    """A maildrop owner swaps messages, directories and the lock file for
+    FIFOs and symlinks: nothing outside is served, nothing blocks."""
+
+    def setUp(self):
+        super().setUp()
+        self.outside = os.path.join(self.tmp, "outside")
+        os.mkdir(self.outside)
+        self.secret = os.path.join(self.outside, "passwd")
+        with open(self.secret, "wb") as f:
+            f.write(SECRET)
+        self.alice = os.path.join(self.root, "alice")
+
+    def mkfifo(self, path):
+        os.mkfifo(path)
+        self.addCleanup(unblock_fifo, path)
+
+    def login(self, user="alice", timeout=WAIT):
+        m = poplib.POP3("127.0.0.1", self.d.port, timeout=timeout)
+        self.addCleanup(m.close)
+        m.user(user)
+        m.pass_(PASSWORDS[user])
+        return m
+
+    def wait_err(self, text):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            with self.ctl.lock:
+                if any(text in x for x in self.ctl.err):
+                    return
+            time.sleep(0.02)
+        self.fail("no log line %r from the controller:\n%s" % (text, "\n".join(self.ctl.err)))
+
+    def retr(self, m, i):
+        resp, lines, _ = m.retr(i)
+        return b"".join(x + b"\r\n" for x in lines)
+
+    def test_fifo_and_symlink_entries_are_not_listed(self):
+        self.mkfifo(os.path.join(self.alice, "new", "1700000007.M7P1.fifo"))
+        os.symlink(self.secret, os.path.join(self.alice, "cur", "1700000008.M8P1.link:2,S"))
+        os.symlink(os.path.join(self.outside, "missing"),
+                   os.path.join(self.alice, "new", "1700000009.M9P1.dangling"))
+        os.mkdir(os.path.join(self.alice, "new", "1700000010.M10P1.dir"))
+        m = self.login()
+        self.assertEqual(m.stat()[0], len(self.order))
+        resp, lines, _ = m.uidl()
+        self.assertEqual([x.split()[1].decode() for x in lines], self.order)
+        for i in range(1, len(self.order) + 1):
+            self.assertNotIn(b"secret outside", self.retr(m, i))
+        m.quit()
+        self.wait_err("skipped new/1700000007.M7P1.fifo: not a regular file")
+
+    def test_messages_swapped_after_login(self):
+        m = self.login(timeout=WAIT)
+        n = len(self.order)
+        self.assertEqual(m.stat()[0], n)
+        # Message 1 becomes a FIFO, message 2 a symlink to a file outside.
+        first = os.path.join(self.root, "alice", ALICE[0][0])
+        second = os.path.join(self.root, "alice", ALICE[1][0])
+        os.unlink(first)
+        self.mkfifo(first)
+        os.unlink(second)
+        os.symlink(self.secret, second)
+        t0 = time.monotonic()
+        for cmd in ("RETR 1", "TOP 1 0", "RETR 2", "TOP 2 5"):
+            with self.assertRaises(poplib.error_proto, msg=cmd) as cm:
+                m._longcmd(cmd)
+            self.assertTrue(str(cm.exception).startswith("b'-ERR"), (cmd, cm.exception))
+            self.assertNotIn("secret", str(cm.exception))
+        self.assertLess(time.monotonic() - t0, WAIT)
+        # The session goes on, and so does everybody else's.
+        self.assertEqual(m.noop(), b"+OK")
+        self.assertEqual(self.retr(m, 3), self.expected(3))
+        b = self.login("bob")
+        self.assertEqual(self.retr(b, 1), normalize(BOB[0][1]))
+        b.quit()
+        m.dele(2)
+        self.assertTrue(m.quit().startswith(b"+OK"))
+        # The symlink itself was removed, never its target.
+        self.assertFalse(os.path.lexists(second))
+        with open(self.secret, "rb") as f:
+            self.assertEqual(f.read(), SECRET)
+        self.wait_err("refused cur/1700000002.M2P1.fixture:2,S: symlink")
+
+    def test_directory_symlinks_are_refused(self):
+        # cur/ becomes a symlink to a directory holding a "message" outside.
+        os.makedirs(os.path.join(self.outside, "cur"))
+        with open(os.path.join(self.outside, "cur", "1700000050.M50P1.x"), "wb") as f:
+            f.write(SECRET)
+        cur = os.path.join(self.alice, "cur")
+        shutil.rmtree(cur)
+        os.symlink(os.path.join(self.outside, "cur"), cur)
+        m = self.login()
+        uids = [x.split()[1].decode() for x in m.uidl()[1]]
+        self.assertEqual(uids, [u for u, (name, _) in zip(self.order, ALICE)
+                                if name.startswith("new/")])
+        m.quit()
+        # bob's whole maildrop a symlink (to alice's): login refused.
+        bob = os.path.join(self.root, "bob")
+        shutil.rmtree(bob)
+        os.symlink(self.alice, bob)
+        c = poplib.POP3("127.0.0.1", self.d.port, timeout=WAIT)
+        self.addCleanup(c.close)
+        c.user("bob")
+        with self.assertRaises(poplib.error_proto) as cm:
+            c.pass_(PASSWORDS["bob"])
+        self.assertIn(b"[SYS/TEMP]", cm.exception.args[0])
+        self.assertEqual(os.listdir(os.path.join(self.outside, "cur")), ["1700000050.M50P1.x"])
+
+    def test_lock_file_symlink_is_not_followed(self):
+        lock = os.path.join(self.alice, ".pop3d.lock")
+        victim = os.path.join(self.outside, "created-through-symlink")
+        for target in (victim, self.secret):    # dangling, then an existing file
+            os.symlink(target, lock)
+            c = poplib.POP3("127.0.0.1", self.d.port, timeout=WAIT)
+            self.addCleanup(c.close)
+            c.user("alice")
+            with self.assertRaises(poplib.error_proto) as cm:
+                c.pass_(PASSWORDS["alice"])
+            self.assertIn(b"[SYS/TEMP]", cm.exception.args[0])
+            self.assertFalse(os.path.lexists(victim))
+            self.assertTrue(os.path.islink(lock))
+            c.quit()
+            os.unlink(lock)
+        # A FIFO there does not block either.
+        self.mkfifo(lock)
+        c = poplib.POP3("127.0.0.1", self.d.port, timeout=WAIT)
+        self.addCleanup(c.close)
+        c.user("alice")
+        with self.assertRaises(poplib.error_proto):
+            c.pass_(PASSWORDS["alice"])
+        # Once the owner cleans up, the maildrop works again (0600, created).
+        os.unlink(lock)
+        m = self.login()
+        self.assertEqual(m.stat()[0], len(self.order))
+        st = os.lstat(lock)
+        self.assertTrue(stat.S_ISREG(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        m.quit()
+        with open(self.secret, "rb") as f:
+            self.assertEqual(f.read(), SECRET)
+
+
+    def test_responder_lock_symlink_is_refused(self):
+        victim = os.path.join(self.outside, "victim")
+        link = os.path.join(self.tmp, "evil.lock")
+        os.symlink(victim, link)
+        c = self.start_controller(["--responder-lock", link, "--name", "second"], wait=False)
+        self.assertEqual(c.p.wait(WAIT), 1)
+        c.stop()
+        self.assertIn("responder lock %s: a symlink" % link, "\n".join(c.err))
+        self.assertFalse(os.path.lexists(victim))
+
+    def test_responder_lock_squatted_is_refused(self):
+        # A lock file another user created first (squatting) is refused.
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a file of another user")
+        squat = os.path.join(self.tmp, "squat.lock")
+        with open(squat, "w"):
+            pass
+        os.chown(squat, 65534, 65534)
+        c = self.start_controller(["--responder-lock", squat, "--name", "third"], wait=False)
+        self.assertEqual(c.p.wait(WAIT), 1)
+        c.stop()
+        self.assertIn("responder lock %s: not a regular file of user" % squat,
+                      "\n".join(c.err))
+
+
+class HostileTrash(Hostile):
+    controller_args = ("--trash",)
+
+    def dele_first(self):
+        m = self.login()
+        m.dele(1)
+        with self.assertRaises(poplib.error_proto) as cm:
+            m.quit()
+        self.assertIn(b"[SYS/TEMP]", cm.exception.args[0])
+
+    def test_trash_symlink_is_refused(self):
+        for sub in ("cur", "new", "tmp"):
+            os.mkdir(os.path.join(self.outside, sub))
+        os.symlink(self.outside, os.path.join(self.alice, ".Trash"))
+        self.dele_first()
+        self.assert_untouched()
+        self.assertEqual(os.listdir(os.path.join(self.outside, "cur")), [])
+
+    def test_trash_cur_symlink_is_refused(self):
+        trash = os.path.join(self.alice, ".Trash")
+        os.makedirs(os.path.join(trash, "new"))
+        os.makedirs(os.path.join(trash, "tmp"))
+        os.symlink(self.outside, os.path.join(trash, "cur"))
+        self.dele_first()
+        self.assert_untouched()
+        self.assertEqual(sorted(os.listdir(self.outside)), ["passwd"])
+
+
+class HostileSendFileRoot(Hostile):
+    """The same, with pop3d confined to the Maildir root (the deployment
+    docs/deployment.md recommends)."""
+
+    @property
+    def daemon_args(self):
+        return ("--send-file-root", self.root)
+
+    def test_messages_are_served_from_the_root(self):
+        m = self.login()
+        for i in range(1, len(self.order) + 1):
+            self.assertEqual(self.retr(m, i), self.expected(i))
+        m.quit()
+
+
+# ------------------------------------------------------------------------------
+class LoginCost(unittest.TestCase):
+    """Every failed login derives the same hashes as a wrong password
+    (counted through the injectable derive hook, not by the clock)."""
+
+    def setUp(self):
+        from pop3d import passwd
+        self.passwd = passwd
+        self.tmp = tempfile.mkdtemp(prefix="pop3d-cost-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        os.mkdir(os.path.join(self.tmp, "mail"))
+        cheap_first = passwd.hash_password(b"first", "pbkdf2-sha256", {"i": 1000})
+        scrypt_a = passwd.hash_password(b"wonderland", "scrypt", {"n": 1024, "r": 8, "p": 1})
+        pbkdf2_b = passwd.hash_password(b"builder", "pbkdf2-sha256", {"i": 3000})
+        lines = [
+            "first:" + cheap_first,                 # the first line: the cheapest
+            "alice:" + scrypt_a,
+            "bob:" + pbkdf2_b,
+            "disabled:!" + scrypt_a,
+            "star:*",
+            "malformed:scrypt$n=abc$AAAA$AAAA",
+            "fields:scrypt$n=1024,r=8,p=1$AAAA",
+            "badb64:scrypt$n=1024,r=8,p=1$!!$AAAA",
+            "scheme:md5$i=1000$AAAA$AAAA",
+            "extra:pbkdf2-sha256$i=1000,x=1$AAAA$AAAA",
+            "huge:scrypt$n=1073741824,r=8,p=1$AAAA$AAAA",
+            "tiny:pbkdf2-sha256$i=1$AAAA$AAAA",
+            "empty:",
+        ]
+        self.users = os.path.join(self.tmp, "users")
+        with open(self.users, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.calls = []
+
+        def derive(scheme, params, salt, password):
+            self.calls.append((scheme, tuple(sorted(params.items()))))
+            return passwd._derive(scheme, params, salt, password)
+        from pop3d.maildir import MaildirBackend
+        with self.assertLogs("pop3d.maildir", "WARNING") as logs:
+            self.b = MaildirBackend(self.users, os.path.join(self.tmp, "mail"), derive=derive)
+        bad = sorted(re.search(r"user (\w+) has a malformed hash", x).group(1)
+                     for x in logs.output if "malformed" in x)
+        self.assertEqual(bad, sorted(["malformed", "fields", "badb64", "scheme", "extra",
+                                      "huge", "tiny", "empty"]))
+        self.assertIn("3 hash parameter sets", "\n".join(logs.output))
+
+    def attempt(self, user, password):
+        del self.calls[:]
+        ok = self.b.authenticate(user, password)
+        return ok, list(self.calls)
+
+    def test_every_outcome_costs_the_same(self):
+        ok, ref = self.attempt("alice", b"wrong")
+        self.assertFalse(ok)
+        want = [("pbkdf2-sha256", (("i", 1000),)), ("pbkdf2-sha256", (("i", 3000),)),
+                ("scrypt", (("n", 1024), ("p", 1), ("r", 8)))]
+        self.assertEqual(ref, want)
+        for user, pw in (("bob", b"wrong"), ("first", b"wrong"), ("nobody", b"wonderland"),
+                         ("../etc", b"x"), ("", b""), ("disabled", b"wonderland"),
+                         ("star", b"x"), ("malformed", b"x"), ("fields", b"x"),
+                         ("badb64", b"x"), ("scheme", b"x"), ("extra", b"x"),
+                         ("huge", b"x"), ("tiny", b"x"), ("empty", b""),
+                         ("alice", b"wonderland\0"), ("alice", b"x" * 4096)):
+            ok, calls = self.attempt(user, pw)
+            self.assertFalse(ok, user)
+            self.assertEqual(calls, want, user)
+        for user, pw in (("alice", b"wonderland"), ("bob", b"builder"), ("first", b"first")):
+            ok, calls = self.attempt(user, pw)
+            self.assertTrue(ok, user)
+            self.assertEqual(calls, want, user)
+
+    def test_reload_follows_the_file(self):
+        with open(self.users, "w") as f:
+            f.write("solo:%s\n" % self.passwd.hash_password(b"pw", "scrypt",
+                                                             {"n": 2048, "r": 4, "p": 1}))
+        os.utime(self.users, ns=(1, 1))
+        with self.assertLogs("pop3d.maildir", "INFO"):
+            self.b.authenticate("solo", b"reload")
+        ok, calls = self.attempt("nobody", b"pw")
+        self.assertFalse(ok)
+        self.assertEqual(calls, [("scrypt", (("n", 2048), ("p", 1), ("r", 4)))])
+        ok, calls = self.attempt("solo", b"pw")
+        self.assertTrue(ok)
+        self.assertEqual(calls, [("scrypt", (("n", 2048), ("p", 1), ("r", 4)))])
 
 
 # ------------------------------------------------------------------------------

@@ -449,6 +449,42 @@ class LoadablePlugins(unittest.TestCase):
         self.assertNotIn("s3cr3t", text)
         self.assertNotIn("AGJvYgBzZWNyZXQ", text)
 
+    def test_eventlog_masks_whatever_the_separator(self):
+        """The core splits verb and argument on any white space: a TAB
+        before the secret, mixed case or leading blanks must not show it."""
+        with Daemon(TESTD, control=False) as tmp:
+            log = os.path.join(tmp.tmp, "events.log")
+            with Daemon(TESTD, args=("-v", "--auth-fail-delay", "0", "--plugin",
+                                     EVENTLOG + "=" + log)) as d:
+                p = Client(d.port)
+                self.assertEqual(p.cmd("AUTH PLAIN\tQUJDdGFiLWlyLXNlY3JldA=="),
+                                 "-ERR [AUTH] authentication failed")
+                self.assertEqual(p.cmd("PASS\ts3cr3t-tab"), "-ERR [AUTH] invalid password")
+                self.assertEqual(p.cmd(" \tpAsS \t s3cr3t-mixed"),
+                                 "-ERR [AUTH] invalid password")
+                p.close()
+                d.wait_log(r"client=1 event=disconnect")
+                p = Client(d.port)
+                self.assertEqual(p.cmd("AUTH\tPLAIN"), "+ ")
+                self.assertEqual(p.cmd("AGJvYgBzZWNyZXQ="), "+OK authenticated")
+                self.assertEqual(p.cmd("QUIT"), "+OK bye")
+                p.closed()
+                d.wait_log(r"client=2 event=disconnect")
+                # The core's own log and trace (-vv) follow the same rule.
+                core = d.log()
+            with open(log) as f:
+                text = f.read()
+        self.assertIn('event=pop3d_cmd_auth seq=2 arg0=1 arg1="PLAIN ****"', core)
+        for secret in ("QUJDdGFi", "s3cr3t", "AGJvYgBz"):
+            self.assertNotIn(secret, core)
+        self.assertIn('event=pop3d_cmd_auth client=1 tag=1 args=[1,"PLAIN ****"]', text)
+        self.assertIn('event=pop3d_cmd_pass client=1 tag=2 args=[1,"****"]', text)
+        self.assertIn('event=pop3d_cmd_pass client=1 tag=3 args=[1,"****"]', text)
+        self.assertIn('event=pop3d_cmd_auth client=2 tag=1 args=[2,"PLAIN"]', text)
+        self.assertRegex(text, r'event=pop3d_auth_data client=2 tag=1 args=\[2,"\*\*\*\*"\]')
+        for secret in ("QUJDdGFi", "s3cr3t", "AGJvYgBz"):
+            self.assertNotIn(secret, text)
+
     def test_authlimit(self):
         with Daemon(TESTD, args=("--plugin", AUTHLIMIT + "=failures=2,window=60,delay=400")) \
                 as d:

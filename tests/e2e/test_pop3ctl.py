@@ -607,6 +607,129 @@ class Exec(Base):
         self.assertIsNone(lp.p.poll())
 
 
+class Secrets(Base):
+    """listen masks the secrets of PASS, APOP, AUTH and SASL lines whatever
+    separates them, unless --show-secrets; text output and what --exec gets
+    have their control octets escaped."""
+    args = ("--auth-fail-delay", "0")
+
+    SECRETS = (b"s3cr3t-tab", b"d1g3st", b"QUJDaW5pdGlhbA", b"U0FTTGxpbmU")
+
+    def listen(self, *opts):
+        lp = self.proc([POP3CTL, "listen"] + list(opts) + ["cmd_*", "auth_data"])
+        first = lp.line()
+        self.assertTrue(first.startswith(b"pop3d_registered\t") or
+                        json.loads(first)["event"] == "pop3d_registered", first)
+        return lp
+
+    def session(self):
+        """One client: a colourful USER, PASS<TAB>, APOP with a TAB, AUTH
+        with an initial response after a TAB, AUTH then a SASL line; each
+        answered by hand."""
+        p = self.client()
+        for line, answer in ((b"USER \x1b[31mred\x1b[0m\xc2\x9b2J", "+OK"),
+                             (b"PASS\ts3cr3t-tab", "-ERR no"),
+                             (b" aPoP  bob\td1g3st", "-ERR no"),
+                             (b"AUTH PLAIN\tQUJDaW5pdGlhbA==", "+ "),
+                             (b"U0FTTGxpbmU=", "-ERR no")):
+            p.send(line + b"\r\n")
+            self.wait_for(lambda: self.ctl("send", "1", answer).returncode == 0,
+                          "the command %r" % line)
+            self.assertEqual(p.line(), answer)
+        return p
+
+    def test_listen_masks_json_and_text(self):
+        js = self.listen()
+        text = self.listen("--format", "text")
+        self.session()
+        raw = [js.line() for _ in range(5)]
+        events = [json.loads(x) for x in raw]
+        self.assertEqual([e["args"][1] for e in events],
+                         ["\x1b[31mred\x1b[0m\u009b2J", "****", "bob ****", "PLAIN ****",
+                          "****"])
+        self.assertEqual([e["event"] for e in events],
+                         ["pop3d_cmd_user", "pop3d_cmd_pass", "pop3d_cmd_apop",
+                          "pop3d_cmd_auth", "pop3d_auth_data"])
+        # Only the masked argument differs from what pop3d sent.
+        self.assertEqual((events[1]["client"], events[1]["tag"], events[1]["state"]),
+                         (1, 2, "authorization"))
+        lines = [text.line() for _ in range(5)]
+        self.assertEqual(lines, [b"pop3d_cmd_user\t1\t1\t\\x1b[31mred\\x1b[0m\\xc2\\x9b2J",
+                                 b"pop3d_cmd_pass\t1\t1\t****",
+                                 b"pop3d_cmd_apop\t1\t1\tbob ****",
+                                 b"pop3d_cmd_auth\t1\t1\tPLAIN ****",
+                                 b"pop3d_auth_data\t1\t1\t****"])
+        for out in raw + lines:
+            for secret in self.SECRETS:
+                self.assertNotIn(secret, out)
+            self.assertNotIn(b"\x1b", out)
+    def test_listen_show_secrets(self):
+        shown = self.listen("--show-secrets")
+        shown_text = self.listen("--format=text", "--show-secrets")
+        self.session()
+        # Everything as sent (text still escaped).
+        self.assertEqual([shown.json()["args"][1] for _ in range(5)],
+                         ["\x1b[31mred\x1b[0m\u009b2J", "s3cr3t-tab", "bob\td1g3st",
+                          "PLAIN\tQUJDaW5pdGlhbA==", "U0FTTGxpbmU="])
+        self.assertEqual([shown_text.line().split(b"\t", 3)[3] for _ in range(5)],
+                         [b"\\x1b[31mred\\x1b[0m\\xc2\\x9b2J", b"s3cr3t-tab", b"bob\\td1g3st",
+                          b"PLAIN\\tQUJDaW5pdGlhbA==", b"U0FTTGxpbmU="])
+
+    def test_show_secrets_usage(self):
+        self.fails(2, "listen", "--show-secrets=1")
+        self.fails(2, "listen", "--raw-args")
+        self.fails(2, "send", "--show-secrets", "1", "+OK")
+
+    def exec_env(self, *opts):
+        out = os.path.join(self.tmp, "out")
+        os.mkdir(out)
+        cmd = ('env | grep "^POP3D_" > "$OUT/$POP3D_SEQ.tmp" && '
+               'mv "$OUT/$POP3D_SEQ.tmp" "$OUT/$POP3D_EVENT.$POP3D_TAG"; '
+               'case $POP3D_EVENT in pop3d_cmd_auth) echo "+ " ;; pop3d_cmd_user) echo "+OK" ;; '
+               'pop3d_*_*) echo "-ERR no" ;; esac')
+        self.proc([POP3CTL, "listen", "--exec", cmd] + list(opts) + ["cmd_*", "auth_data"],
+                  env=dict(self.env, OUT=out))
+        p = self.client()
+        self.wait_for(lambda: p.cmd("NOOP") == "-ERR no", "the --exec listener")
+        for line, answer in ((b"USER \x1b[31mred\x1b[0m", "+OK"),
+                             (b"PASS\ts3cr3t-tab", "-ERR no"),
+                             (b" aPoP  bob\td1g3st", "-ERR no"),
+                             (b"AUTH PLAIN\tQUJDaW5pdGlhbA==", "+ "),
+                             (b"U0FTTGxpbmU=", "-ERR no")):
+            p.send(line + b"\r\n")
+            self.assertEqual(p.line(), answer)
+        env = {}
+        for name in os.listdir(out):
+            with open(os.path.join(out, name), "rb") as f:
+                env[name.split(".")[0]] = dict(ln.split(b"=", 1) for ln in
+                                               f.read().splitlines() if b"=" in ln)
+        return env
+
+    def test_exec_env_masked_and_escaped(self):
+        env = self.exec_env()
+        self.assertEqual(env["pop3d_cmd_user"][b"POP3D_ARG1"], b"\\x1b[31mred\\x1b[0m")
+        self.assertEqual(env["pop3d_cmd_pass"][b"POP3D_ARG1"], b"****")
+        self.assertEqual(env["pop3d_cmd_apop"][b"POP3D_ARG1"], b"bob ****")
+        self.assertEqual(env["pop3d_cmd_auth"][b"POP3D_ARG1"], b"PLAIN ****")
+        self.assertEqual(env["pop3d_auth_data"][b"POP3D_ARG1"], b"****")
+        self.assertEqual(json.loads(env["pop3d_cmd_pass"][b"POP3D_ARGS_JSON"]), [1, "****"])
+        for values in env.values():
+            for v in values.values():
+                for secret in self.SECRETS:
+                    self.assertNotIn(secret, v)
+                self.assertNotIn(b"\x1b", v)
+
+    def test_exec_env_show_secrets_raw_args(self):
+        env = self.exec_env("--show-secrets", "--raw-args")
+        self.assertEqual(env["pop3d_cmd_user"][b"POP3D_ARG1"], b"\x1b[31mred\x1b[0m")
+        self.assertEqual(env["pop3d_cmd_pass"][b"POP3D_ARG1"], b"s3cr3t-tab")
+        self.assertEqual(env["pop3d_cmd_apop"][b"POP3D_ARG1"], b"bob\td1g3st")
+        self.assertEqual(env["pop3d_cmd_auth"][b"POP3D_ARG1"], b"PLAIN\tQUJDaW5pdGlhbA==")
+        self.assertEqual(env["pop3d_auth_data"][b"POP3D_ARG1"], b"U0FTTGxpbmU=")
+        self.assertEqual(json.loads(env["pop3d_cmd_pass"][b"POP3D_ARGS_JSON"]),
+                         [1, "s3cr3t-tab"])
+
+
 class Raw(Base):
     def test_raw_replies_only(self):
         lines = [b'{"cmd":"ping","id":"a"}', b"", b"  \t", b'{"cmd":"register","id":2,"events":["all"]}',

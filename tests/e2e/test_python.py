@@ -742,6 +742,71 @@ class MailboxHelper(MailboxBase):
         q = self.login("bob")
         self.assertEqual(q.cmd("AUTH PLAIN"), "-ERR command not valid in TRANSACTION state")
 
+    @staticmethod
+    def unblock(fifo):
+        """A reader stuck opening the FIFO (old code) gets EOF."""
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    def test_send_file_refused_by_pop3d_answers_err(self):
+        # pop3d refuses a file (a symlink, a FIFO, outside --send-file-root,
+        # whatever its error code): that command gets -ERR, the session
+        # and the service go on.
+        real = self.ctlc.send_file
+        codes = iter(["invalid_argument", "permission_denied", "not_regular_file",
+                      "io_error"])
+
+        def refusing(client, path, status, **kw):
+            if path.endswith("alice-uid-a2"):
+                raise pop3d.Pop3dError(next(codes), "refused %s" % path)
+            return real(client, path, status, **kw)
+        self.ctlc.send_file = refusing
+        p = self.login()
+        for cmd in ("RETR 2", "TOP 2 0", "RETR 2", "TOP 2 1"):
+            self.assertEqual(p.cmd(cmd), "-ERR [SYS/TEMP] message 2 is not available now",
+                             cmd)
+        self.assertEqual(p.cmd("NOOP"), "+OK")
+        self.assertTrue(p.cmd("RETR 1").startswith("+OK"))
+        self.assertEqual(p.multiline(), ["Subject: one", "From: a@example.org", "", "Hello",
+                                         ".", "..", ".x"])
+        q = self.login("bob")
+        self.assertEqual(q.cmd("STAT").split()[1], "1")
+        self.assertTrue(p.cmd("QUIT").startswith("+OK"))
+
+    def test_send_file_refused_by_the_real_core(self):
+        # A backend that hands pop3d a FIFO and a symlink (what a Maildir
+        # owner could swap in after the controller's check): pop3d refuses
+        # both without blocking, the client gets -ERR, the session goes on.
+        fifo = os.path.join(self.tmp, "fifo")
+        os.mkfifo(fifo)
+        self.addCleanup(self.unblock, fifo)
+        link = os.path.join(self.tmp, "link")
+        os.symlink(self.backend.store["bob"][0].path, link)
+        swapped = {"uid-a1": fifo, "uid-a2": link}
+        self.backend.message_path = lambda user, m: swapped.get(m.uid, m.path)
+        p = self.login()
+        for cmd in ("RETR 1", "TOP 1 0", "RETR 2", "TOP 2 0"):
+            self.assertTrue(p.cmd(cmd).startswith("-ERR [SYS/TEMP]"), cmd)
+        self.assertEqual(p.cmd("NOOP"), "+OK")
+        self.assertTrue(p.cmd("RETR 3").startswith("+OK"))
+        self.assertEqual(p.multiline()[0], "Subject: three")
+        q = self.login("bob")
+        self.assertEqual(q.cmd("STAT").split()[1], "1")
+
+    def test_message_file_symlink_or_fifo_is_not_listed(self):
+        # The default Backend.open_message: no symlink, no FIFO, no blocking.
+        a1, a3 = self.backend.store["alice"][0].path, self.backend.store["alice"][2].path
+        os.unlink(a1)
+        os.symlink(self.backend.store["bob"][0].path, a1)
+        os.unlink(a3)
+        os.mkfifo(a3)
+        self.addCleanup(self.unblock, a3)
+        p = self.login()
+        self.assertEqual(p.cmd("UIDL"), "+OK 1 messages (%d octets)" % self.size("alice", 1))
+        self.assertEqual(p.multiline(), ["1 uid-a2"])
+
     def test_unknown_user_looks_like_wrong_password(self):
         p = self.pop()
         self.assertEqual(p.cmd("USER nobody-here"), "+OK send PASS")

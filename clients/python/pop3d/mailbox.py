@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import hmac
 import logging
 import os
 import re
 import socket
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,7 +45,8 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from .client import Client
 from .protocol import Event, Pop3dError
 
-__all__ = ["Backend", "Message", "MailboxServer", "Session", "octets", "normalize",
+__all__ = ["Backend", "Message", "MailboxServer", "Session", "octets", "octets_fd",
+           "open_message_file", "normalize",
            "AUTHORIZATION", "TRANSACTION", "UPDATE"]
 
 log = logging.getLogger("pop3d.mailbox")
@@ -73,37 +76,64 @@ def octets_of(data: bytes) -> int:
     return n
 
 
-def octets(path: str) -> int:
-    """Octets a client receives for the file at ``path`` (RETR size).
+def open_message_file(path: str) -> int:
+    """Open a message file for reading: never through a symlink as the last
+    path component (O_NOFOLLOW, as the core's send_file), never blocking
+    (O_NONBLOCK: a FIFO), and only a regular file (fstat).  Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY |
+                 os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
-    Same rules as the core's streamer: LF, CR and CRLF each count as CRLF;
-    a missing final line end counts 2; no dot-stuffing, no terminator.
-    """
+
+def octets_fd(fd: int) -> int:
+    """Octets a client receives for the open file ``fd`` (read from offset
+    0 with pread; see :func:`octets`)."""
     total = 0
     carry = b""
     last = b""
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                break
-            data = carry + chunk
-            # Keep a trailing CR back: it may be the first half of a CRLF.
-            if data.endswith(b"\r"):
-                carry, data = b"\r", data[:-1]
-            else:
-                carry = b""
-            if data:
-                crlf = data.count(b"\r\n")
-                cr = data.count(b"\r")
-                lf = data.count(b"\n")
-                total += len(data) - cr - lf + 2 * (cr + lf - crlf)
-            last = chunk[-1:]
+    off = 0
+    while True:
+        chunk = os.pread(fd, _CHUNK, off)
+        if not chunk:
+            break
+        off += len(chunk)
+        data = carry + chunk
+        # Keep a trailing CR back: it may be the first half of a CRLF.
+        if data.endswith(b"\r"):
+            carry, data = b"\r", data[:-1]
+        else:
+            carry = b""
+        if data:
+            crlf = data.count(b"\r\n")
+            cr = data.count(b"\r")
+            lf = data.count(b"\n")
+            total += len(data) - cr - lf + 2 * (cr + lf - crlf)
+        last = chunk[-1:]
     if carry:
         total += 2
     elif last and last not in (b"\r", b"\n"):
         total += 2
     return total
+
+
+def octets(path: str) -> int:
+    """Octets a client receives for the file at ``path`` (RETR size).
+
+    Same rules as the core's streamer: LF, CR and CRLF each count as CRLF;
+    a missing final line end counts 2; no dot-stuffing, no terminator.
+    The file is opened with :func:`open_message_file` (no symlink, no FIFO).
+    """
+    fd = open_message_file(path)
+    try:
+        return octets_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def normalize(data: bytes, top_lines: Optional[int] = None) -> bytes:
@@ -139,12 +169,21 @@ class _SizeCache:
         self._lock = threading.Lock()
 
     def get(self, path: str) -> int:
-        st = os.stat(path)
+        """Octets of the file at ``path`` (opened with open_message_file)."""
+        fd = open_message_file(path)
+        try:
+            return self.get_fd(fd)
+        finally:
+            os.close(fd)
+
+    def get_fd(self, fd: int) -> int:
+        """Octets of the open regular file ``fd``."""
+        st = os.fstat(fd)
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         with self._lock:
             v = self._d.get(key)
         if v is None:
-            v = octets(path)
+            v = octets_fd(fd)
             with self._lock:
                 if len(self._d) >= self._limit:
                     self._d.clear()
@@ -192,9 +231,17 @@ class Backend:
         """The maildrop's messages in a stable order (called once at login)."""
         raise NotImplementedError
 
+    def open_message(self, user: str, msg: Message) -> int:
+        """An fd of the message for reading its size (closed by the caller).
+        The default opens ``msg.path`` with :func:`open_message_file`: no
+        symlink as the last component, no FIFO or device, no blocking.
+        Raise OSError for a message that cannot be read safely."""
+        return open_message_file(msg.path)
+
     def message_path(self, user: str, msg: Message) -> str:
         """The path to stream for RETR/TOP (default ``msg.path``); raise
-        OSError when the message is gone."""
+        OSError when the message is gone.  The core's send_file opens it
+        with O_NOFOLLOW and refuses anything but a regular file."""
         return msg.path
 
     def delete_messages(self, user: str, msgs: List[Message]) -> None:
@@ -204,7 +251,8 @@ class Backend:
 
     def lock(self, user: str) -> bool:
         """Take the maildrop lock; False when another session holds it.
-        The default is a lock inside this process."""
+        Raise OSError when the lock cannot be taken safely (the client gets
+        ``-ERR [SYS/TEMP]``).  The default is a lock inside this process."""
         with self._lock_guard:
             if user in self._locks:
                 return False
@@ -250,6 +298,8 @@ def safe_uid(name: str) -> str:
 
 
 _AUTH_FAILED = "-ERR [AUTH] invalid user name or password"
+# send_file errors that are not about the file.
+_NOT_A_REFUSAL = {"unknown_client", "stale", "connection_closed", "timeout", "protocol_error"}
 
 
 class MailboxServer:
@@ -464,15 +514,31 @@ class MailboxServer:
         if not ok:
             ev.reply(_AUTH_FAILED)
             return
-        if not self.backend.lock(user):
+        try:
+            locked = self.backend.lock(user)
+        except OSError as e:
+            log.error("user=%s cannot lock maildrop: %s", user, e)
+            ev.reply("-ERR [SYS/TEMP] cannot lock maildrop, try again later")
+            return
+        if not locked:
             ev.reply("-ERR [IN-USE] maildrop already locked by another session")
             return
         try:
-            msgs = list(self.backend.list_messages(user))
-            for m in msgs:
+            msgs = []
+            for m in self.backend.list_messages(user):
                 if not _uid_ok(m.uid):
                     m.uid = safe_uid(m.uid)
-                m.size = self.sizes.get(m.path)
+                try:
+                    fd = self.backend.open_message(user, m)
+                    try:
+                        m.size = self.sizes.get_fd(fd)
+                    finally:
+                        os.close(fd)
+                except OSError as e:
+                    # Gone, or replaced by a symlink, FIFO...: not listed.
+                    log.warning("user=%s message %s skipped: %s", user, m.uid, e)
+                    continue
+                msgs.append(m)
         except Exception as e:          # the maildrop cannot be read now
             log.error("user=%s cannot open maildrop: %s", user, e)
             self.backend.unlock(user)
@@ -617,8 +683,12 @@ class MailboxServer:
         except OSError:
             ev.reply("-ERR [SYS/TEMP] message %d is not available now" % (i + 1))
         except Pop3dError as e:
-            if e.code != "invalid_argument":
+            # pop3d refused the file (not regular, a symlink, outside
+            # --send-file-root, unreadable...): -ERR, the session goes on.
+            # Only a gone client or a broken control connection propagate.
+            if e.code in _NOT_A_REFUSAL:
                 raise
+            log.warning("user=%s message %d refused by pop3d: %s", s.login, i + 1, e)
             ev.reply("-ERR [SYS/TEMP] message %d is not available now" % (i + 1))
 
     def _retr(self, s: Session, ev: Event) -> None:

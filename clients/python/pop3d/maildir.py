@@ -5,7 +5,10 @@
                              [--responder-lock PATH] [--name NAME] [-v]
 
 * Users: FILE as written by ``python3 -m pop3d.passwd`` (scrypt or
-  PBKDF2 hashes).  The file is re-read when it changes.
+  PBKDF2 hashes).  The file is re-read when it changes.  Every login
+  check, failed or not, derives one hash per distinct parameter set of the
+  file (see ``pop3d.passwd``): unknown users, disabled and malformed
+  entries cost the same as a wrong password.
 * Maildrop of USER: ``DIR/USER/`` with ``new/`` and ``cur/`` (``tmp/`` and
   dot files are ignored).  Messages are listed in delivery order (the
   leading timestamp of the Maildir name, then the name) when a session
@@ -22,13 +25,32 @@
 * Locking: one session per maildrop, with flock() on ``DIR/USER/.pop3d.lock``
   (so it also holds across controller processes): a second login gets
   ``-ERR [IN-USE]``.
+* Symlinks, FIFOs (the maildrop's owner controls its contents; pop3d and
+  this controller read with their own privileges): ``DIR/USER``, ``new/``,
+  ``cur/``, ``.Trash`` and its subdirectories must be real directories
+  (opened O_DIRECTORY|O_NOFOLLOW); message files are opened relative to
+  their directory's fd with O_NOFOLLOW|O_NONBLOCK and must be regular
+  files (fstat).  A symlink, FIFO, device or socket in ``new/`` or
+  ``cur/`` is not listed; one that replaces a message during a session
+  makes RETR/TOP of it ``-ERR`` (the session goes on); a symlinked
+  ``new/`` or ``cur/`` is skipped, a symlinked ``DIR/USER`` or lock file
+  refuses the login (``-ERR [SYS/TEMP]``), a symlinked ``.Trash`` refuses
+  the ``--trash`` QUIT (nothing moves).  Each refusal is logged.  The lock
+  file is created O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, and must have one
+  link.  ``--trash`` renames between directory fds.  pop3d opens the path
+  again itself (O_NOFOLLOW, regular files only): run it with
+  ``--send-file-root DIR`` so that no symlink anywhere below DIR is
+  followed between this controller's check and pop3d's open.
 * APOP: only with ``--greeting`` (pop3d must run with ``--no-greeting``;
   this controller sends ``+OK POP3 server ready <pid.time.client@host>``),
   and only for users whose line stores an APOP secret.
 * Several instances may run side by side on one socket: each first takes
   ``--responder-lock`` (default: the socket path + ``.responder.lock``)
   and only the holder registers for the POP3 commands; the others wait on
-  standby and take over when it exits.  For a read-only view of every
+  standby and take over when it exits.  Keep the socket (and so this lock)
+  in a private directory such as ``/run/pop3d/``, never ``/tmp``: the lock
+  file is opened O_NOFOLLOW and must be a regular file owned by this
+  user.  For a read-only view of every
   event, use ``python3 -m pop3d.watch``.
 * Once it serves, it prints ``pop3d.maildir: serving`` on standard output
   (scripts wait for that line); logs go to standard error.
@@ -42,13 +64,14 @@ import logging
 import os
 import re
 import signal
+import stat
 import sys
 import threading
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .client import Client
 from .mailbox import Backend, MailboxServer, Message, safe_uid
-from .passwd import USER_RE, UserEntry, dummy_hash, load_users, verify_password
+from .passwd import USER_RE, PasswordChecker, UserEntry, load_users, parse_hash
 from .protocol import Pop3dError
 
 __all__ = ["MaildirBackend", "main"]
@@ -63,17 +86,80 @@ def _order(name: str) -> Tuple[int, str]:
     return (int(m.group(1)) if m else 0, name)
 
 
-class MaildirBackend(Backend):
-    """A :class:`pop3d.mailbox.Backend` over ``root/USER`` Maildirs."""
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_LOCK_NAME = ".pop3d.lock"
 
-    def __init__(self, users_file: str, root: str, trash: bool = False):
+
+def open_dir(name: str, dir_fd: Optional[int] = None) -> int:
+    """Open a real directory (not a symlink to one): O_DIRECTORY|O_NOFOLLOW."""
+    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _make_dir(name: str, dir_fd: int) -> int:
+    """Create directory ``name`` (mode 0700) if missing; open it, no symlink."""
+    try:
+        os.mkdir(name, 0o700, dir_fd=dir_fd)
+    except FileExistsError:
+        pass
+    return open_dir(name, dir_fd)
+
+
+def open_regular(name: str, dir_fd: Optional[int] = None) -> int:
+    """Open a regular file for reading without following a symlink and
+    without blocking (a FIFO), then check it with fstat.  Raises OSError
+    (ELOOP for a symlink, EINVAL for a FIFO, device, socket, directory)."""
+    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class _Fds:
+    """Directory fds opened along a walk, closed together."""
+
+    def __init__(self) -> None:
+        self.fds: List[int] = []
+
+    def add(self, fd: int) -> int:
+        self.fds.append(fd)
+        return fd
+
+    def __enter__(self) -> "_Fds":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in reversed(self.fds):
+            os.close(fd)
+
+
+class MaildirBackend(Backend):
+    """A :class:`pop3d.mailbox.Backend` over ``root/USER`` Maildirs.
+
+    Nothing inside a maildrop is trusted: every directory below ``root``
+    is opened with O_DIRECTORY|O_NOFOLLOW and every file relative to its
+    directory's fd, with O_NOFOLLOW|O_NONBLOCK and an fstat check for a
+    regular file.  A symlink, FIFO, device or socket in ``new/`` or
+    ``cur/`` is skipped (logged); ``USER/``, ``new/``, ``cur/``, ``.Trash``
+    and its subdirectories that are symlinks are refused.  ``derive``: the
+    hash function of :class:`pop3d.passwd.PasswordChecker` (for tests).
+    """
+
+    def __init__(self, users_file: str, root: str, trash: bool = False,
+                 derive: Optional[Callable[[str, Dict[str, int], bytes, bytes], bytes]] = None):
         super().__init__()
         self.users_file = users_file
         self.root = os.path.abspath(root)
         self.trash = trash
+        self._derive = derive
         self._users: Dict[str, UserEntry] = {}
         self._users_key: Optional[Tuple[int, int, int]] = None
-        self._dummy: Optional[str] = None
+        self.checker = PasswordChecker([], derive)
         self._lock_fds: Dict[str, int] = {}
         self._guard = threading.Lock()
         self._reload()
@@ -93,10 +179,18 @@ class MaildirBackend(Backend):
         except (OSError, ValueError) as e:
             log.error("users file %s: %s", self.users_file, e)
             return
+        for e in users.values():
+            if parse_hash(e.hash) is None and e.hash[:1] not in ("!", "*"):
+                log.warning("users file %s: user %s has a malformed hash (cannot log in)",
+                            self.users_file, e.user)
+        checker = PasswordChecker((e.hash for e in users.values()), self._derive)
+        if len(checker.costs) > 1:
+            log.warning("users file %s: %d hash parameter sets; every login computes %d "
+                        "hashes (rehash with python3 -m pop3d.passwd)", self.users_file,
+                        len(checker.costs), len(checker.costs))
         self._users = users
+        self.checker = checker
         self._users_key = key
-        first = next(iter(users.values()), None)
-        self._dummy = dummy_hash(first.hash if first else None)
         log.info("loaded %d users from %s", len(users), self.users_file)
 
     def _entry(self, user: str) -> Optional[UserEntry]:
@@ -107,8 +201,9 @@ class MaildirBackend(Backend):
 
     def authenticate(self, user: str, password: bytes) -> bool:
         e = self._entry(user)
-        # Unknown users are checked against a dummy hash of the same cost.
-        return verify_password(e.hash if e else None, password, self._dummy)
+        # Unknown users, disabled and malformed entries cost the same as a
+        # wrong password (see pop3d.passwd.PasswordChecker).
+        return self.checker.verify(e.hash if e is not None else None, password)
 
     def apop_secret(self, user: str) -> Optional[bytes]:
         e = self._entry(user)
@@ -120,92 +215,180 @@ class MaildirBackend(Backend):
             raise OSError(errno.EINVAL, "bad user name")
         return os.path.join(self.root, user)
 
-    def _scan(self, user: str) -> List[Tuple[str, str]]:
-        """(subdir, file name) of every message in new/ and cur/."""
-        base = self.maildir(user)
+    def _open_user(self, fds: _Fds, user: str, create: bool = False) -> int:
+        """fd of ``root/USER`` (a real directory; created with ``create``)."""
+        self.maildir(user)          # checks the name
+        root = fds.add(os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        try:
+            return fds.add(_make_dir(user, root) if create else open_dir(user, root))
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                log.warning("user=%s refused: %s is not a directory (symlink?)", user,
+                            self.maildir(user))
+            raise
+
+    def _open_sub(self, fds: _Fds, user: str, ufd: int, sub: str) -> Optional[int]:
+        """fd of ``USER/sub``; None when missing or not a real directory."""
+        try:
+            return fds.add(open_dir(sub, ufd))
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.warning("user=%s skipped %s/: %s", user, sub,
+                        "not a directory (symlink?)" if e.errno in (errno.ELOOP,
+                                                                    errno.ENOTDIR) else e)
+            return None
+
+    def _scan(self, user: str, fds: _Fds, ufd: int,
+              log_skipped: bool = False) -> List[Tuple[str, str, int]]:
+        """(subdir, file name, subdir fd) of every regular file in new/, cur/."""
         out = []
         for sub in ("new", "cur"):
-            try:
-                names = os.listdir(os.path.join(base, sub))
-            except FileNotFoundError:
+            sfd = self._open_sub(fds, user, ufd, sub)
+            if sfd is None:
                 continue
-            for n in names:
-                if n.startswith("."):
-                    continue
-                out.append((sub, n))
+            with os.scandir(sfd) as it:
+                for ent in it:
+                    n = ent.name
+                    if n.startswith("."):
+                        continue
+                    try:
+                        regular = ent.is_file(follow_symlinks=False)
+                    except OSError:
+                        regular = False
+                    if not regular:
+                        if log_skipped:
+                            log.warning("user=%s skipped %s/%s: not a regular file", user,
+                                        sub, safe_uid(n))
+                        continue
+                    out.append((sub, n, sfd))
         return out
 
     def list_messages(self, user: str) -> List[Message]:
         base = self.maildir(user)
-        if not os.path.isdir(base):
-            os.makedirs(base, 0o700, exist_ok=True)
         msgs = []
         seen = set()
-        for sub, name in sorted(self._scan(user), key=lambda x: _order(x[1])):
-            path = os.path.join(base, sub, name)
-            try:
-                if not os.path.isfile(path):
+        with _Fds() as fds:
+            ufd = self._open_user(fds, user, create=True)
+            for sub, name, _ in sorted(self._scan(user, fds, ufd, log_skipped=True),
+                                       key=lambda x: _order(x[1])):
+                uid = safe_uid(name.split(":", 1)[0])
+                if uid in seen:         # the same message in new/ and cur/ (a race)
                     continue
-            except OSError:
-                continue
-            uid = safe_uid(name.split(":", 1)[0])
-            if uid in seen:         # the same message in new/ and cur/ (a race)
-                continue
-            seen.add(uid)
-            msgs.append(Message(uid=uid, path=path, key=name.split(":", 1)[0]))
+                seen.add(uid)
+                msgs.append(Message(uid=uid, path=os.path.join(base, sub, name),
+                                    key=name.split(":", 1)[0]))
         return msgs
 
-    def _find(self, user: str, msg: Message) -> Optional[str]:
-        """The message's current path (it may have been renamed)."""
-        if os.path.exists(msg.path):
-            return msg.path
-        base = self.maildir(user)
-        for sub, name in self._scan(user):
+    def _locate(self, user: str, msg: Message, fds: _Fds,
+                ufd: int) -> Optional[Tuple[str, str, int]]:
+        """(subdir, name, subdir fd) where the message is now (another
+        agent may have renamed it), or None."""
+        sub = os.path.basename(os.path.dirname(msg.path))
+        name = os.path.basename(msg.path)
+        if sub in ("new", "cur"):
+            sfd = self._open_sub(fds, user, ufd, sub)
+            if sfd is not None:
+                try:
+                    os.stat(name, dir_fd=sfd, follow_symlinks=False)
+                    return sub, name, sfd
+                except FileNotFoundError:
+                    pass
+        for sub, name, sfd in self._scan(user, fds, ufd):
             if name.split(":", 1)[0] == msg.key:
-                return os.path.join(base, sub, name)
+                return sub, name, sfd
         return None
 
+    def open_message(self, user: str, msg: Message) -> int:
+        with _Fds() as fds:
+            ufd = self._open_user(fds, user)
+            loc = self._locate(user, msg, fds, ufd)
+            if loc is None:
+                raise FileNotFoundError(errno.ENOENT, "message gone", msg.path)
+            sub, name, sfd = loc
+            try:
+                fd = open_regular(name, sfd)
+            except OSError as e:
+                log.warning("user=%s refused %s/%s: %s", user, sub, safe_uid(name),
+                            "symlink" if e.errno == errno.ELOOP else e.strerror)
+                raise
+            msg.path = os.path.join(self.maildir(user), sub, name)
+            return fd
+
     def message_path(self, user: str, msg: Message) -> str:
-        p = self._find(user, msg)
-        if p is None:
-            raise FileNotFoundError(errno.ENOENT, "message gone", msg.path)
-        msg.path = p
-        return p
+        # Checked now (a regular file, no symlink); pop3d opens it again
+        # with O_NOFOLLOW (and, with --send-file-root, no symlink anywhere).
+        os.close(self.open_message(user, msg))
+        return msg.path
 
     def delete_messages(self, user: str, msgs: List[Message]) -> None:
         failed = []
-        trash = None
-        if self.trash:
-            trash = os.path.join(self.maildir(user), ".Trash")
-            for sub in ("cur", "new", "tmp"):
-                os.makedirs(os.path.join(trash, sub), 0o700, exist_ok=True)
-        for m in msgs:
-            p = self._find(user, m)
-            if p is None:
-                continue        # already gone: removed by someone else
-            try:
-                if trash is not None:
-                    os.rename(p, os.path.join(trash, "cur", os.path.basename(p)))
-                else:
-                    os.unlink(p)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                log.error("user=%s cannot remove %s: %s", user, p, e)
-                failed.append(m)
+        with _Fds() as fds:
+            ufd = self._open_user(fds, user)
+            tcur = None
+            if self.trash:
+                try:
+                    tfd = fds.add(_make_dir(".Trash", ufd))
+                    for sub in ("new", "tmp"):
+                        os.close(_make_dir(sub, tfd))
+                    tcur = fds.add(_make_dir("cur", tfd))
+                except OSError as e:
+                    log.error("user=%s trash %s/.Trash refused (%s): nothing removed", user,
+                              self.maildir(user), "symlink or not a directory"
+                              if e.errno in (errno.ELOOP, errno.ENOTDIR) else e.strerror)
+                    raise OSError(errno.EIO, "trash folder unusable")
+            for m in msgs:
+                loc = self._locate(user, m, fds, ufd)
+                if loc is None:
+                    continue        # already gone: removed by someone else
+                sub, name, sfd = loc
+                try:
+                    if tcur is not None:
+                        # Directory fds: a path component swapped for a
+                        # symlink meanwhile cannot redirect the move.
+                        os.rename(name, name, src_dir_fd=sfd, dst_dir_fd=tcur)
+                    else:
+                        os.unlink(name, dir_fd=sfd)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    log.error("user=%s cannot remove %s/%s: %s", user, sub, safe_uid(name),
+                              e.strerror)
+                    failed.append(m)
         if failed:
             raise OSError(errno.EIO, "%d messages not removed" % len(failed))
 
     # -- locking -------------------------------------------------------------------
+    def _open_lock(self, user: str) -> int:
+        """fd of ``USER/.pop3d.lock``: a regular file with one link, never
+        a symlink (O_NOFOLLOW; created O_CREAT|O_EXCL, mode 0600)."""
+        with _Fds() as fds:
+            ufd = self._open_user(fds, user, create=True)
+            for _ in range(5):
+                try:
+                    fd = os.open(_LOCK_NAME, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK |
+                                 os.O_NOCTTY | os.O_CLOEXEC, dir_fd=ufd)
+                except FileNotFoundError:
+                    try:
+                        fd = os.open(_LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_EXCL |
+                                     os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=ufd)
+                    except FileExistsError:
+                        continue        # created meanwhile: open that one
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    os.close(fd)
+                    raise OSError(errno.EINVAL, "not a regular file with one link")
+                return fd
+            raise OSError(errno.EAGAIN, "lock file keeps changing")
+
     def lock(self, user: str) -> bool:
         try:
-            base = self.maildir(user)
-            os.makedirs(base, 0o700, exist_ok=True)
-            fd = os.open(os.path.join(base, ".pop3d.lock"),
-                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = self._open_lock(user)
         except OSError as e:
-            log.error("user=%s cannot open lock: %s", user, e)
-            return False
+            log.error("user=%s cannot open lock %s: %s", user,
+                      os.path.join(self.maildir(user), _LOCK_NAME),
+                      "a symlink" if e.errno == errno.ELOOP else e.strerror or e)
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -222,9 +405,23 @@ class MaildirBackend(Backend):
             os.close(fd)
 
 
+def open_lock_file(path: str) -> int:
+    """Open (or create, mode 0600) a lock file that is ours: never through a
+    symlink (O_NOFOLLOW), never a FIFO (O_NONBLOCK), a regular file owned
+    by this user (a file another user created first - squatting - is
+    refused).  Raises OSError."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK |
+                 os.O_NOCTTY | os.O_CLOEXEC, 0o600)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        os.close(fd)
+        raise OSError(errno.EPERM, "not a regular file of user %d" % os.geteuid(), path)
+    return fd
+
+
 def _responder_lock(path: str, client: Client) -> int:
     """Take the responder lock, waiting on standby while another holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = open_lock_file(path)
     announced = False
     while True:
         try:
@@ -239,8 +436,22 @@ def _responder_lock(path: str, client: Client) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python3 -m pop3d.maildir",
-                                 description="Serve Maildirs over a pop3d control socket.")
+    ap = argparse.ArgumentParser(
+        prog="python3 -m pop3d.maildir",
+        description="Serve Maildirs over a pop3d control socket.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Nothing inside a maildrop is followed: USER/, new/, cur/ and .Trash must\n"
+        "be real directories; message files are opened O_NOFOLLOW|O_NONBLOCK and\n"
+        "must be regular files (symlinks, FIFOs, devices are skipped or refused\n"
+        "with -ERR, and logged); USER/.pop3d.lock is never a symlink (created\n"
+        "O_EXCL|O_NOFOLLOW, 0600).  Run pop3d with --send-file-root DIR.  Keep\n"
+        "the socket and --responder-lock in a private directory (/run/pop3d/),\n"
+        "not /tmp.  Failed logins all cost the same hash work.\n"
+        "Example:\n"
+        "  pop3d --control /run/pop3d/control.sock --send-file-root /srv/mail \\\n"
+        "        --no-greeting\n"
+        "  python3 -m pop3d.maildir --socket /run/pop3d/control.sock \\\n"
+        "        --users /etc/pop3d/users --root /srv/mail --greeting")
     ap.add_argument("--socket", default=os.environ.get("POP3D_CONTROL"),
                     help="control socket (default $POP3D_CONTROL)")
     ap.add_argument("--users", required=True, help="users file (python3 -m pop3d.passwd)")
@@ -273,7 +484,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         log.error("cannot connect to %s: %s", a.socket, e)
         return 1
     try:
-        lock_fd = _responder_lock(a.responder_lock or a.socket + ".responder.lock", client)
+        rlock = a.responder_lock or a.socket + ".responder.lock"
+        try:
+            lock_fd = _responder_lock(rlock, client)
+        except OSError as e:
+            log.error("responder lock %s: %s", rlock, "a symlink" if e.errno == errno.ELOOP
+                      else e.strerror or e)
+            return 1
         server = MailboxServer(backend, client, greeting=a.greeting, hostname=a.hostname,
                                sasl=not a.no_sasl)
         server.register()

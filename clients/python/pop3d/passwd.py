@@ -14,6 +14,22 @@ One user a line::
 
 Lines starting with ``#`` and blank lines are ignored.
 
+* A hash starting with ``!`` or ``*`` is a disabled entry (the account
+  cannot log in; ``!`` followed by the old hash keeps it for re-enabling).
+* Parameters outside sane bounds (scrypt: n a power of 2 up to 2**20,
+  r 1-64, p 1-16, 128*n*r up to 1 GiB; PBKDF2: 1000-10**7 iterations),
+  unknown schemes and undecodable fields make an entry malformed: it
+  cannot log in either.
+
+Login timing (:class:`PasswordChecker`): every check, whatever its
+outcome (unknown user, malformed or disabled entry, wrong or right
+password), derives exactly one hash with each distinct (scheme,
+parameters) set that valid entries of the file use, in the same order:
+the user's own hash for its set, a dummy of the same cost for the others.
+So the set and cost of the computations do not depend on the user name.
+Keep one parameter set (rehash old entries with ``python3 -m
+pop3d.passwd``): each extra set adds one hash to every login.
+
 Usage::
 
     python3 -m pop3d.passwd FILE USER [PASSWORD] [--apop-secret S] [--scheme S]
@@ -34,15 +50,20 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 __all__ = ["UserEntry", "hash_password", "verify_password", "load_users", "parse_line",
-           "write_users", "set_user", "delete_user", "dummy_hash", "main"]
+           "write_users", "set_user", "delete_user", "dummy_hash", "parse_hash",
+           "PasswordChecker", "main"]
 
 DEFAULT_SCHEME = "scrypt"
 SCRYPT_PARAMS = {"n": 16384, "r": 8, "p": 1}
 PBKDF2_ITERATIONS = 600000
 USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+SCRYPT_MAX_MEM = 1 << 30
+PBKDF2_MIN_ITERATIONS = 1000
+PBKDF2_MAX_ITERATIONS = 10 ** 7
+_PARAM_NAMES = {"scrypt": ("n", "r", "p"), "pbkdf2-sha256": ("i",)}
 
 
 def _b64(b: bytes) -> str:
@@ -71,8 +92,25 @@ def _params(text: str) -> Dict[str, int]:
     out = {}
     for kv in text.split(","):
         k, _, v = kv.partition("=")
+        if k in out or not v.isdigit() or not v.isascii() or len(v) > 12:
+            raise ValueError("bad hash parameters")
         out[k] = int(v)
     return out
+
+
+def _check_params(scheme: str, params: Dict[str, int]) -> None:
+    names = _PARAM_NAMES.get(scheme)
+    if names is None:
+        raise ValueError("unknown password scheme %r" % scheme)
+    if sorted(params) != sorted(names):
+        raise ValueError("%s needs parameters %s" % (scheme, ",".join(names)))
+    if scheme == "scrypt":
+        n, r, p = params["n"], params["r"], params["p"]
+        if (n < 2 or n & (n - 1) or n > 1 << 20 or not 1 <= r <= 64 or not 1 <= p <= 16
+                or 128 * n * r > SCRYPT_MAX_MEM):
+            raise ValueError("scrypt parameters out of bounds")
+    elif not PBKDF2_MIN_ITERATIONS <= params["i"] <= PBKDF2_MAX_ITERATIONS:
+        raise ValueError("pbkdf2 iterations out of bounds")
 
 
 def _derive(scheme: str, params: Dict[str, int], salt: bytes, password: bytes) -> bytes:
@@ -100,7 +138,80 @@ def hash_password(password: bytes, scheme: str = DEFAULT_SCHEME,
 
 def _split(h: str) -> Tuple[str, Dict[str, int], bytes, bytes]:
     scheme, ptext, salt, dk = h.split("$")
-    return scheme, _params(ptext), _unb64(salt), _unb64(dk)
+    params = _params(ptext)
+    _check_params(scheme, params)
+    return scheme, params, _unb64(salt), _unb64(dk)
+
+
+def parse_hash(h: Optional[str]) -> Optional[Tuple[str, Dict[str, int], bytes, bytes]]:
+    """(scheme, params, salt, hash) of a usable hash; None for a missing,
+    disabled (``!...``, ``*...``) or malformed one."""
+    if not h or h[0] in "!*":
+        return None
+    try:
+        scheme, params, salt, dk = _split(h)
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not salt or not dk:
+        return None
+    return scheme, params, salt, dk
+
+
+_Cost = Tuple[str, Tuple[Tuple[str, int], ...]]
+
+
+def _cost(scheme: str, params: Dict[str, int]) -> _Cost:
+    return scheme, tuple(sorted(params.items()))
+
+
+class PasswordChecker:
+    """Verify passwords of a users file at a cost independent of the user.
+
+    ``hashes``: every hash of the file (valid or not).  Each :meth:`verify`
+    derives one hash with each distinct (scheme, parameters) set of the
+    valid ones, in a fixed order (the default scrypt set when there is
+    none): the user's own for its set, a dummy for the rest.  ``derive``:
+    the function computing a hash, ``derive(scheme, params, salt,
+    password) -> bytes`` (tests inject a recorder).
+    """
+
+    def __init__(self, hashes: Iterable[Optional[str]],
+                 derive: Optional[Callable[[str, Dict[str, int], bytes, bytes], bytes]] = None):
+        self.derive = derive or _derive
+        costs = set()
+        for h in hashes:
+            p = parse_hash(h)
+            if p is not None:
+                costs.add(_cost(p[0], p[1]))
+        if not costs:
+            costs.add(_cost(DEFAULT_SCHEME, SCRYPT_PARAMS))
+        #: The parameter sets every verification computes, in order.
+        self.costs: List[_Cost] = sorted(costs)
+        self._dummies = {c: (os.urandom(16), os.urandom(32)) for c in self.costs}
+
+    def verify(self, h: Optional[str], password: bytes) -> bool:
+        """True when ``password`` matches hash ``h`` (None: unknown user)."""
+        if isinstance(password, str):
+            password = password.encode("utf-8")
+        p = parse_hash(h)
+        own = _cost(p[0], p[1]) if p is not None else None
+        ok = False
+        matched = False
+        for c in self.costs:
+            if c == own:
+                assert p is not None
+                got = self.derive(p[0], p[1], p[2], password)
+                ok = hmac.compare_digest(got, p[3])
+                matched = True
+            else:
+                salt, dk = self._dummies[c]
+                got = self.derive(c[0], dict(c[1]), salt, password)
+                hmac.compare_digest(got, dk)
+        if p is not None and not matched:
+            # A hash that is not from the file this checker was made for.
+            ok = hmac.compare_digest(self.derive(p[0], p[1], p[2], password), p[3])
+        # HMAC pads keys with zero octets: "pw" and "pw\0" derive the same.
+        return ok and p is not None and b"\0" not in password
 
 
 def dummy_hash(like: Optional[str] = None) -> str:
@@ -117,18 +228,23 @@ def dummy_hash(like: Optional[str] = None) -> str:
 def verify_password(h: Optional[str], password: bytes, dummy: Optional[str] = None) -> bool:
     """Check ``password`` against hash ``h``.
 
-    With ``h`` None (unknown user) the check runs against ``dummy`` (or a
-    fresh dummy hash) and fails: the cost is the same either way.
+    With ``h`` None (unknown user), disabled or malformed, the check runs
+    against ``dummy`` (or a fresh dummy hash) and fails.  A users file
+    with several parameter sets needs :class:`PasswordChecker` instead.
     """
     if isinstance(password, str):
         password = password.encode("utf-8")
-    target = h if h is not None else (dummy or dummy_hash())
-    try:
-        scheme, params, salt, dk = _split(target)
-        got = _derive(scheme, params, salt, password)
-    except (ValueError, KeyError):
+    p = parse_hash(h)
+    if p is None:
+        # Unknown user, disabled or malformed entry: the same work, failed.
+        p = parse_hash(dummy) or parse_hash(dummy_hash())
+        assert p is not None
+        _derive(p[0], p[1], p[2], password)
         return False
-    return hmac.compare_digest(got, dk) and h is not None
+    scheme, params, salt, dk = p
+    ok = hmac.compare_digest(_derive(scheme, params, salt, password), dk)
+    # HMAC pads keys with zero octets: "pw" and "pw\0" derive the same.
+    return ok and b"\0" not in password
 
 
 def parse_line(line: str) -> Optional[UserEntry]:
