@@ -50,6 +50,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -96,10 +97,11 @@ static FILE *errf;
 	}								\
 } while (0)
 
-/* Files for pop3d_send_file(): memfds, reached as /proc/self/fd/N. */
+/* Files for pop3d_send_file(), in file_dir (made at start-up). */
+static char file_dir[32];
 static char small_path[64], big_path[64];
 static int have_files;
-/* A throw-away certificate and key (memfds) and the harness's TLS client. */
+/* A throw-away certificate and key (files) and the harness's TLS client. */
 static char cert_path[64], key_path[64];
 static SSL_CTX *client_ctx;
 static void make_tls(void);
@@ -156,19 +158,47 @@ tape_next(struct fz *f)
 	return f->tape[f->tp++ % ANSWER_TAPE_LEN];
 }
 
+/* Remove the files' directory at exit. */
+static void
+remove_files(void)
+{
+	const char *const names[] = { "fuzz_small", "fuzz_big", "fuzz_cert", "fuzz_key" };
+	char p[96];
+	size_t i;
+
+	if (file_dir[0] == '\0')
+		return;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", file_dir, names[i]);
+		unlink(p);
+	}
+	rmdir(file_dir);
+}
+
+/* Write a regular file in a private directory (pop3d_send_file() follows
+ * no symlink, so not a memfd's /proc/self/fd/N); path gets its name. */
 static void
 make_file(const char *name, const char *data, size_t len, char *path, size_t plen)
 {
-	int fd = memfd_create(name, 0);
+	int fd;
 
+	if (file_dir[0] == '\0') {
+		snprintf(file_dir, sizeof(file_dir), "/tmp/fzss.XXXXXX");
+		if (mkdtemp(file_dir) == NULL) {
+			file_dir[0] = '\0';
+			return;
+		}
+		atexit(remove_files);
+	}
+	snprintf(path, plen, "%s/%s", file_dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1 || write(fd, data, len) != (ssize_t)len) {
 		if (fd != -1)
 			close(fd);
+		path[0] = '\0';
 		return;
 	}
-	snprintf(path, plen, "/proc/self/fd/%d", fd);
-	if (access(path, R_OK) != 0)
-		path[0] = '\0';
+	close(fd);
 }
 
 int
@@ -210,11 +240,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	have_files = small_path[0] != '\0' && big_path[0] != '\0';
 	make_tls();
 	if (!have_files)
-		fprintf(errf, "fuzz_session: no memfd: pop3d_send_file() is not used\n");
+		fprintf(errf, "fuzz_session: no files: pop3d_send_file() is not used\n");
 	return 0;
 }
 
-/* Write a PEM object into a memfd; path gets its /proc name. */
+/* Write a PEM object into a file; path gets its name. */
 static void
 pem_file(const char *name, X509 *x, EVP_PKEY *k, char *path, size_t plen)
 {
