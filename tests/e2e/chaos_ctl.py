@@ -2,7 +2,7 @@
 """A misbehaving pop3d controller for tests/e2e/test_chaos.py, and the
 answers every answering controller of that test gives.
 
-    chaos_ctl.py SOCKET SEED CONTROL_MAX_OUTPUT [more]
+    chaos_ctl.py SOCKET SEED CONTROL_MAX_OUTPUT [more|more+auth]
 
 Seeded (random.Random(SEED)) choices: answer commands (promptly, slowly,
 never, with "lines", with "more", or "more" then "lines"), act as a plugin
@@ -91,7 +91,10 @@ class Chaos:
         self.pending = []   # (due time, function)
         self.held_hooks = []
         self.wr_closed = False
-        self.more_owner = len(sys.argv) > 4 and sys.argv[4] == "more"
+        # One controller of a round answers TOP (in parts) and, unless the
+        # test's own answerer does, AUTH: see answer().
+        self.more_owner = len(sys.argv) > 4 and sys.argv[4].startswith("more")
+        self.auth_owner = len(sys.argv) > 4 and sys.argv[4] == "more+auth"
         r = self.rng
         # Roles.
         self.answerer = r.random() < 0.6
@@ -194,7 +197,9 @@ class Chaos:
         r = self.rng
         verb = ev["event"][len("pop3d_cmd_"):] if ev["event"] != "pop3d_auth_data" else "auth_data"
         arg = ev["args"][1] if len(ev["args"]) > 1 else None
-        if verb == "top" and not self.more_owner:
+        if verb in ("top", "auth", "auth_data") and not self.more_owner:
+            return
+        if verb in ("auth", "auth_data") and not self.auth_owner:
             return
         if r.random() < self.p_exit_cmd:
             os._exit(0)          # mid-command
@@ -220,8 +225,11 @@ class Chaos:
         elif ev == "pop3d_disconnected":
             verdicts = ["none", "plugin", "client", "all", "tempfail"]
         else:
-            verdicts = ["none"] * 10 + ["plugin"] * 2 + ["client", "all", "tempfail",
-                                                         "all-silent"]
+            verdicts = ["none"] * 10 + ["plugin"] * 2 + ["tempfail", "all-silent"]
+            if ev not in ("pop3d_cmd_auth", "pop3d_auth_data"):
+                # A continuation does not complete AUTH: two plugins
+                # answering it would both be written.
+                verdicts += ["client", "all"]
         v = r.choice(verdicts)
         act = r.random()
         if act < 0.05:

@@ -43,7 +43,9 @@ A failure prints the round's seed and the command that reproduces it:
 (from the build directory, with PYTHONPATH=tests/e2e, or through
 make check TESTS=tests/e2e/test_chaos.py with those variables set).
 """
+import collections
 import json
+import re
 import os
 import random
 import signal
@@ -86,6 +88,10 @@ def make_cert():
                     "-out", cert, "-days", "2", "-subj", "/CN=pop3d-chaos"],
                    check=True, capture_output=True, timeout=60)
     return cert, key
+
+
+def stuffed(line):
+    return "." + line if line.startswith(".") else line
 
 
 class Violation(Exception):
@@ -218,7 +224,8 @@ class Manager(threading.Thread):
         self.spawned += 1
         seed = self.rnd.seed * 1000 + self.spawned
         p = subprocess.Popen([sys.executable, CHAOS_CTL, self.rnd.d.sock, str(seed), str(CAP)] +
-                             (["more"] if more else []),
+                             ([("more+auth" if not self.rnd.cfg["answerer"] else "more")]
+                              if more else []),
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         self.procs.append([p, more, None])
@@ -272,7 +279,7 @@ class Client:
         self.cfg = rnd.cfg
         self.n = n
         self.rng = random.Random(rnd.seed * 1000003 + n)
-        self.log = []
+        self.log = collections.deque(maxlen=80)
         self.s = None
         self.buf = b""
         self.state = "authorization"
@@ -282,6 +289,7 @@ class Client:
         self.k = 0
         self.slow = False
         self.last = ""
+        self.quiet = 0
         self.local_port = None
         self.t_connect = None
         self.t_closed = None
@@ -289,8 +297,7 @@ class Client:
 
     # -- wire -------------------------------------------------------------
     def note(self, who, text):
-        if len(self.log) < 400:
-            self.log.append("%s %.3f %s" % (who, time.monotonic() - self.rnd.t0, text[:160]))
+        self.log.append("%s %.3f %s" % (who, time.monotonic() - self.rnd.t0, text[:160]))
 
     def send(self, data):
         self.note("C:", repr(data[:200]) + ("...(%d)" % len(data) if len(data) > 200 else ""))
@@ -299,7 +306,7 @@ class Client:
         except (OSError, ssl.SSLError):
             pass    # the server may have closed; the reads tell
 
-    def line(self, timeout=ANSWER_WAIT):
+    def line(self, timeout=ANSWER_WAIT, quiet=False):
         """A line without CRLF, or None at EOF (or reset)."""
         deadline = time.monotonic() + timeout
         while b"\r\n" not in self.buf:
@@ -325,7 +332,10 @@ class Client:
             self.buf += chunk
         out, self.buf = self.buf.split(b"\r\n", 1)
         text = out.decode("latin-1")
-        self.note("S:", text)
+        if quiet:
+            self.quiet += 1
+        else:
+            self.note("S:", text)
         return text
 
     def rst(self):
@@ -442,9 +452,14 @@ class Client:
         if got != want[0]:
             raise Violation("answer to %r: %r, expected the status line %r" %
                             (line[:60], got, want[0]))
+        self.quiet = 0
         for i, exp in enumerate(want[1:] + [None]):
-            b = self.line()
+            b = self.line(quiet=True)
+            if b is not None and (exp is None or b == "." or b != stuffed(exp)):
+                self.note("S:", "<%d data lines as expected>" % (self.quiet - 1))
+                self.note("S:", b)
             if b is None:
+                self.note("S:", "<%d data lines as expected, then EOF>" % self.quiet)
                 return "cut"
             if exp is None:
                 if b != ".":
@@ -488,7 +503,8 @@ class Client:
             self.send(data)
         if fin:
             try:
-                self.s.shutdown(socket.SHUT_WR)
+                # The socket's, not SSLSocket.shutdown, which drops TLS.
+                socket.socket.shutdown(self.s, socket.SHUT_WR)
             except OSError:
                 pass
             self.note("C:", "<FIN>")
@@ -725,10 +741,19 @@ class Round:
         mgr.finish()
         if d.proc.poll() is not None:
             self.errors.append("the daemon died (status %s)" % d.proc.returncode)
+        logs = d.log()
         for c in clients:
             if c.error:
-                self.errors.append("client %d (port %s): %s\n    %s" %
-                                   (c.n, c.local_port, c.error, "\n    ".join(c.log[-60:])))
+                sid = None
+                m = re.search(r"client=(\d+) event=connect peer=127\.0\.0\.1:%d " %
+                              c.local_port, logs)
+                if m:
+                    sid = m.group(1)
+                self.errors.append("client %d (port %s, server id %s): %s\n    %s\n  its "
+                                   "daemon log:\n    %s" %
+                                   (c.n, c.local_port, sid, c.error, "\n    ".join(c.log),
+                                    "\n    ".join(re.findall(r".*client=%s .*" % sid, logs)
+                                                  [-40:]) if sid else "?"))
         # pop3d_connection / pop3d_disconnected per client.
         wait_until = time.monotonic() + DISC_BOUND + 12
         while time.monotonic() < wait_until:
