@@ -174,24 +174,35 @@ class Chaos:
         # Only the one controller of a round started with "more" answers
         # TOP, and only TOP is answered in several parts: two controllers
         # writing parts of one open response would mix them legitimately.
-        mode = self.rng.choices(["lines", "more", "more+lines"], self.mode_weights)[0]
+        mode = self.rng.choices(["lines", "more", "more+lines", "more+lines"],
+                                self.mode_weights + [self.mode_weights[2]])[0]
+        if self.rng.random() < 0.5 and mode == "more+lines":
+            mode = "more+lines-more"
         if atomic or not self.more_owner or verb != "top" or mode == "lines" or len(what) < 3:
             self.send("send_to_client", client=client, tag=tag, lines=what)
         elif mode == "more":
+            # "text" with "more": written verbatim, so stuffed here.
             self.send("send_to_client", client=client, tag=tag, text=what[0], more=True)
-            body = [stuff(x) for x in what[1:]]
-            step = self.rng.randint(1, 2000)
+            for x in what[1:]:
+                self.send("send_to_client", client=client, tag=tag, text=stuff(x), more=True)
+            self.send("send_to_client", client=client, tag=tag, text=".")
+        elif mode == "more+lines":
+            # Status and first data line with "more", the rest with "lines"
+            # and no "more": data lines in an open response, dot-stuffed by
+            # pop3d, then the terminator.
+            self.send("send_to_client", client=client, tag=tag,
+                      lines=[what[0], stuff(what[1])], more=True)
+            self.send("send_to_client", client=client, tag=tag, lines=what[2:])
+        else:
+            # Status with "more", then "lines" with "more" (data lines of an
+            # open response, dot-stuffed by pop3d), then the terminator.
+            self.send("send_to_client", client=client, tag=tag, text=what[0], more=True)
+            body = what[1:]
+            step = self.rng.randint(1, 8)
             for i in range(0, len(body), step):
                 self.send("send_to_client", client=client, tag=tag, lines=body[i:i + step],
                           more=True)
             self.send("send_to_client", client=client, tag=tag, text=".")
-        else:
-            # Status line and first data line with "more", the rest with
-            # "lines", whose first element is written as is (body[1] never
-            # starts with a dot) and the others dot-stuffed by pop3d.
-            self.send("send_to_client", client=client, tag=tag,
-                      lines=[what[0], stuff(what[1])], more=True)
-            self.send("send_to_client", client=client, tag=tag, lines=what[2:])
 
     def on_command(self, ev):
         r = self.rng
