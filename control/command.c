@@ -244,7 +244,12 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 		iov[i].iov_len = len;
 	}
 	if (json_is_true(more)) {
-		/* Raw lines of a response that continues: written as given. */
+		/* Lines of a response that continues: data lines, dot-stuffed, in
+		 * a response already open; else written as given. */
+		int flags = POP3D_SEND_MORE;
+
+		if (pop3d_response_open(srv, (uint64_t)client, (uint64_t)tag))
+			flags |= POP3D_SEND_DATA;
 		for (i = 0; i < n && rv == 0; i++)
 			if (memchr(iov[i].iov_base, '\r', iov[i].iov_len) != NULL ||
 			    memchr(iov[i].iov_base, '\n', iov[i].iov_len) != NULL ||
@@ -252,7 +257,7 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 				rv = -POP3D_ERR_INVALID;
 		for (i = 0; i < n && rv == 0; i++)
 			rv = pop3d_send_to_client(srv, (uint64_t)client, i == 0 ? (uint64_t)tag : 0,
-			    iov[i].iov_base, iov[i].iov_len, POP3D_SEND_MORE);
+			    iov[i].iov_base, iov[i].iov_len, flags);
 	} else if (memchr(iov[0].iov_base, '\0', iov[0].iov_len) != NULL)
 		rv = -POP3D_ERR_INVALID;	/* the status line is passed as a C string */
 	else

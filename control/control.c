@@ -76,20 +76,38 @@ control_options_clear(struct control_options *o)
 	o->nallow = 0;
 }
 
-/* Append one line; drop a non-lossy controller past the output cap. */
+/*
+ * Append one line; a controller past the output cap is dropped.  Why
+ * deferred: control_write runs inside hook dispatch, hook timeouts and
+ * event delivery, whose callers still hold the hook or the dispatch it
+ * would free; the controller stops receiving at once and goes from its
+ * defer event, the one path by which a controller is dropped late.
+ */
 void
 control_write(struct controller *c, const char *line, size_t len)
 {
 	struct evbuffer *out;
 
-	if (c->dead || line == NULL)
+	if (c->dead || c->drop_reason != NULL || line == NULL)
 		return;
 	out = bufferevent_get_output(c->bev);
 	if (evbuffer_get_length(out) == 0)
 		c->last_progress = control_now();
 	evbuffer_add(out, line, len);
 	if (evbuffer_get_length(out) > c->ctl->opts.max_output)
-		control_kill(c, "output backlog over the cap");
+		control_drop(c, "output backlog over the cap");
+}
+
+/* Mark c to be dropped from its defer event: nothing more is read from it
+ * or written to it meanwhile, and no hook is sent to it. */
+void
+control_drop(struct controller *c, const char *reason)
+{
+	if (c->dead || c->drop_reason != NULL)
+		return;
+	c->drop_reason = reason;
+	bufferevent_disable(c->bev, EV_READ);
+	event_active(c->ev_defer, EV_TIMEOUT, 1);
 }
 
 void
@@ -214,7 +232,7 @@ control_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 	char *s;
 
 	(void)srv;
-	if (c->dead || c->closing)
+	if (c->dead || c->closing || c->drop_reason != NULL)
 		return;
 	if (c->lossy && c->behind) {
 		c->dropped++;
@@ -244,6 +262,8 @@ control_free_controller(struct controller *c)
 	free(c);
 }
 
+/* The defer event: drop a controller marked by control_drop (its kill
+ * queues this event again), then free a dead one. */
 static void
 control_defer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -251,6 +271,10 @@ control_defer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (!c->dead && c->drop_reason != NULL) {
+		control_kill(c, c->drop_reason);
+		return;
+	}
 	if (c->dead)
 		control_free_controller(c);
 }
@@ -317,7 +341,7 @@ control_process(struct controller *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t max = c->ctl->opts.max_line;
 
-	while (!c->dead && !c->closing) {
+	while (!c->dead && !c->closing && c->drop_reason == NULL) {
 		size_t avail = evbuffer_get_length(in);
 		struct evbuffer_ptr start, p;
 		unsigned char *data;

@@ -40,6 +40,7 @@ struct controller {
 	time_t last_progress;	/* monotonic, last write progress */
 	time_t connected;
 	const char *reason;
+	const char *drop_reason;	/* to be dropped from ev_defer (control_drop) */
 	struct event *ev_defer;
 	int flush_queued;	/* on ctl->flushq: see control_flush() */
 	TAILQ_ENTRY(controller) fentry;
@@ -102,6 +103,7 @@ void control_reply_ok(struct controller *, json_t *id, json_t *result);
 void control_reply_error(struct controller *, json_t *id, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void control_kill(struct controller *, const char *reason);
+void control_drop(struct controller *, const char *reason);
 void control_send_registered(struct controller *);
 void control_broadcast_shutdown(struct control *);
 json_t *control_listeners(struct control *);

@@ -96,50 +96,86 @@ hook_pending_free(struct hook_pending *hp)
 	free(hp);
 }
 
+/* Tell the hook's owner (if still there) that it ended without its
+ * verdict: name is pop3d_hook_timeout or pop3d_hook_cancelled.  The write
+ * may mark the owner for dropping; it never frees hp or the owner. */
+static void
+hook_tell(struct hook_pending *hp, const char *name)
+{
+	struct control *ctl = hp->ctl;
+	struct controller *c = control_find(ctl, hp->controller);
+	struct pop3d_arg a[4];
+	struct pop3d_event ev;
+	size_t len;
+	char *s;
+
+	if (c == NULL)
+		return;
+	memset(a, 0, sizeof(a));
+	a[0].type = POP3D_ARG_INT;
+	a[0].i = (long long)hp->hook;
+	a[1].type = POP3D_ARG_STR;
+	a[1].s = hp->alias;
+	a[1].len = strlen(hp->alias);
+	a[2].type = POP3D_ARG_STR;
+	a[2].s = hp->event;
+	a[2].len = strlen(hp->event);
+	a[3].type = POP3D_ARG_INT;
+	a[3].i = (long long)hp->client;
+	memset(&ev, 0, sizeof(ev));
+	ev.name = name;
+	ev.seq = pop3d_next_seq(ctl->srv);
+	ev.argc = 4;
+	ev.argv = a;
+	if ((s = codec_event(&ev, &len)) != NULL)
+		control_write(c, s, len);
+	free(s);
+}
+
 /* No verdict in time: tell the controller, resolve with on_timeout. */
 static void
 hook_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hook_pending *hp = arg;
 	struct control *ctl = hp->ctl;
-	struct controller *c = control_find(ctl, hp->controller);
 	uint64_t hook = hp->hook;
 	int verdict = hp->on_timeout;
 
 	(void)fd;
 	(void)what;
+	if (!pop3d_hook_pending(ctl->srv, hook)) {
+		/* Cancelled after its plugin was deleted: nobody to tell. */
+		hook_pending_free(hp);
+		return;
+	}
 	log_warnx("controller=%llu event=hook-timeout hook=%llu plugin=%s event_name=%s "
 	    "client=%llu resolution=%s", (unsigned long long)hp->controller,
 	    (unsigned long long)hook, hp->alias, hp->event, (unsigned long long)hp->client,
 	    hook_verdict_name(verdict));
-	if (c != NULL) {
-		struct pop3d_arg a[4];
-		struct pop3d_event ev;
-		size_t len;
-		char *s;
-
-		memset(a, 0, sizeof(a));
-		a[0].type = POP3D_ARG_INT;
-		a[0].i = (long long)hook;
-		a[1].type = POP3D_ARG_STR;
-		a[1].s = hp->alias;
-		a[1].len = strlen(hp->alias);
-		a[2].type = POP3D_ARG_STR;
-		a[2].s = hp->event;
-		a[2].len = strlen(hp->event);
-		a[3].type = POP3D_ARG_INT;
-		a[3].i = (long long)hp->client;
-		memset(&ev, 0, sizeof(ev));
-		ev.name = "pop3d_hook_timeout";
-		ev.seq = pop3d_next_seq(ctl->srv);
-		ev.argc = 4;
-		ev.argv = a;
-		if ((s = codec_event(&ev, &len)) != NULL)
-			control_write(c, s, len);
-		free(s);
-	}
+	hook_tell(hp, "pop3d_hook_timeout");
 	hook_pending_free(hp);
 	pop3d_hook_resolve(ctl->srv, hook, verdict, NULL, 0);
+}
+
+/* The core cancelled a hook (its client went away): tell the owner, forget
+ * it; a later verdict for it is stale. */
+static void
+hook_cancel(struct pop3d *srv, uint64_t hook, void *arg)
+{
+	struct hook_plugin *p = arg;
+	struct hook_pending *hp;
+
+	(void)srv;
+	TAILQ_FOREACH(hp, &p->ctl->pending, entry)
+		if (hp->hook == hook)
+			break;
+	if (hp == NULL)
+		return;
+	log_info("controller=%llu event=hook-cancelled hook=%llu plugin=%s event_name=%s "
+	    "client=%llu", (unsigned long long)hp->controller, (unsigned long long)hook,
+	    hp->alias, hp->event, (unsigned long long)hp->client);
+	hook_tell(hp, "pop3d_hook_cancelled");
+	hook_pending_free(hp);
 }
 
 /* The pipeline calls this for each matching event: send a hook, suspend. */
@@ -156,7 +192,7 @@ hook_dispatch(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	char *s;
 
 	(void)srv;
-	if (c == NULL || c->closing)
+	if (c == NULL || c->closing || c->drop_reason != NULL)
 		return POP3D_EAT_NONE;
 	if ((hp = calloc(1, sizeof(*hp))) == NULL)
 		return POP3D_EAT_NONE;
@@ -202,6 +238,7 @@ hook_plugin_add(struct controller *c, const char *alias, int priority)
 		free(p);
 		return -1;
 	}
+	pop3d_plugin_set_cancel(ctl->srv, alias, hook_cancel);
 	TAILQ_INSERT_TAIL(&ctl->plugins, p, entry);
 	log_info("controller=%llu event=plugin-add plugin=%s priority=%d",
 	    (unsigned long long)c->id, alias, priority);

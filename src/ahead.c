@@ -195,9 +195,11 @@ ahead_defer_line(struct client_ahead *a, const char *line, size_t len, int flags
 
 	if ((s = ahead_send_new(a, AHEAD_LINE, line, len)) == NULL)
 		return -POP3D_ERR_NOMEM;
-	s->flags = flags & POP3D_SEND_MORE;
+	s->flags = flags & (POP3D_SEND_MORE | POP3D_SEND_DATA);
 	if (!(flags & POP3D_SEND_MORE))
 		a->complete = 1;
+	else
+		a->open = 1;
 	return 0;
 }
 
@@ -264,8 +266,10 @@ ahead_replay(struct client *c, struct client_ahead *a)
 				client_send_lines(c, a->tag, s->text, s->iov, s->n);
 				break;
 			case AHEAD_FILE:
-				if (client_send_fd(c, a->tag, s->text, s->fd, s->top) == 0)
-					s->fd = -1;
+				/* The fd is client_send_fd's now, even when it fails
+				 * (it closes it then). */
+				(void)client_send_fd(c, a->tag, s->text, s->fd, s->top);
+				s->fd = -1;
 				break;
 			}
 		}

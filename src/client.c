@@ -725,6 +725,10 @@ client_kill(struct client *c, const char *reason)
 	log_info("client=%llu event=disconnect reason=\"%s\" duration=%llds commands=%llu",
 	    (unsigned long long)c->id, c->reason, (long long)(time(NULL) - c->connected),
 	    (unsigned long long)c->ncmds);
+	/* Its events waiting on verdicts end now, so pop3d_disconnected does
+	 * not wait for a plugin (the last job's end sends it). */
+	if (c->jobs > 0)
+		server_client_cancel(srv, c->id);
 	client_disconnected(c);
 	client_defer(c);
 }
@@ -842,6 +846,7 @@ client_promote(struct client *c)
 		c->inflight = a->tag;
 		memcpy(c->verb, a->verb, sizeof(c->verb));
 		c->responded = 0;
+		c->open = 0;
 		c->plugin_saw = a->plugin_saw;
 		free(c->receivers);
 		c->receivers = a->receivers;
@@ -871,6 +876,7 @@ client_complete(struct client *c)
 
 	c->inflight = 0;
 	c->sasl = 0;
+	c->open = 0;
 	c->verb[0] = '\0';
 	/* Freed, not kept: an idle client holds no receivers array. */
 	free(c->receivers);
@@ -928,6 +934,42 @@ client_line_ok(const char *line, size_t len)
 	return 1;
 }
 
+/* Append data lines of an open response, dot-stuffed, and the terminator
+ * when last is set: formatted bytes, never seen by POP3C plugins. */
+static int
+client_data_lines(struct client *c, const struct iovec *lines, size_t n, int last)
+{
+	struct evbuffer *body;
+	size_t i;
+
+	if ((body = evbuffer_new()) == NULL)
+		return -POP3D_ERR_NOMEM;
+	for (i = 0; i < n; i++) {
+		if (lines[i].iov_len > 0 && ((const char *)lines[i].iov_base)[0] == '.')
+			evbuffer_add(body, ".", 1);
+		evbuffer_add(body, lines[i].iov_base, lines[i].iov_len);
+		evbuffer_add(body, "\r\n", 2);
+	}
+	if (last)
+		evbuffer_add(body, ".\r\n", 3);
+	output_raw(c, (const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body));
+	evbuffer_free(body);
+	return 0;
+}
+
+/* Whether the response to command tag (0: the head) is open. */
+int
+client_response_open(struct client *c, uint64_t tag)
+{
+	struct client_ahead *a;
+
+	if (c->dead || c->closing)
+		return 0;
+	if (tag == 0 || tag == c->inflight)
+		return c->inflight != 0 && c->open;
+	return (a = ahead_find(c, tag)) != NULL && a->open && !a->complete;
+}
+
 int
 client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, int flags)
 {
@@ -948,10 +990,17 @@ client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, i
 		client_resp_disarm(c);
 		client_defer(c);
 	} else if (c->inflight) {
-		output_line(c, line, len, client_first_line(c));
-		if (flags & POP3D_SEND_MORE)
+		if ((flags & POP3D_SEND_DATA) && c->open) {
+			struct iovec v = { (void *)(uintptr_t)line, len };
+
+			if ((rv = client_data_lines(c, &v, 1, !(flags & POP3D_SEND_MORE))) != 0)
+				return rv;
+		} else
+			output_line(c, line, len, client_first_line(c));
+		if (flags & POP3D_SEND_MORE) {
+			c->open = 1;
 			client_resp_arm(c);
-		else
+		} else
 			client_complete(c);
 	} else
 		output_line(c, line, len, 0);
@@ -977,6 +1026,17 @@ client_send_lines(struct client *c, uint64_t tag, const char *status, const stru
 			return -POP3D_ERR_INVALID;
 	if (ahead != NULL)
 		return ahead_defer_lines(ahead, status, lines, n);
+	if (c->inflight && c->open) {
+		/* The status line is out already: all of these are data. */
+		struct iovec v = { (void *)(uintptr_t)status, strlen(status) };
+
+		if ((rv = client_data_lines(c, &v, 1, n == 0)) != 0 ||
+		    (n > 0 && (rv = client_data_lines(c, lines, n, 1)) != 0))
+			return rv;
+		client_complete(c);
+		client_backpressure(c);
+		return 0;
+	}
 	if ((body = evbuffer_new()) == NULL)
 		return -POP3D_ERR_NOMEM;
 	for (i = 0; i < n; i++) {
@@ -1038,7 +1098,6 @@ int
 client_send_file(struct client *c, uint64_t tag, const char *status, const char *path, long top)
 {
 	struct client_ahead *ahead;
-	struct stat sb;
 	int fd, rv;
 
 	if ((rv = client_check(c, tag, &ahead)) != 0)
@@ -1047,10 +1106,9 @@ client_send_file(struct client *c, uint64_t tag, const char *status, const char 
 		return -POP3D_ERR_INVALID;
 	if (ahead == NULL && c->stream_fd >= 0)
 		return -POP3D_ERR_INVALID;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
-		return -POP3D_ERR_IO;
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		close(fd);
+	if ((fd = fileopen_read(&c->srv->file_root, path)) == -1) {
+		log_info("client=%llu event=send-file-refused error=\"%s\"",
+		    (unsigned long long)c->id, strerror(errno));
 		return -POP3D_ERR_IO;
 	}
 	/* Opened now: a file removed before its turn is still sent. */
@@ -1236,6 +1294,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 		c->inflight = c->ncmds;
 		memcpy(c->verb, cmd->verb, sizeof(c->verb));
 		c->responded = 0;
+		c->open = 0;
 		c->plugin_saw = 0;
 		c->nreceivers = 0;
 	}
@@ -1350,8 +1409,12 @@ client_process_lines(struct client *c)
 	size_t len, max;
 	int64_t now = 0;
 
+	/* Why output_busy: while an answer is held (the failed-login delay, a
+	 * pending POP3C verdict) no further line is parsed, so pipelined
+	 * guesses cost the back end nothing, STLS and QUIT are answered after
+	 * every earlier answer, and the input, capped, is the only backlog. */
 	while (!c->dead && !c->closing && c->jobs == 0 && c->phase == CLIENT_READY &&
-	    !c->ungreeted && (c->inflight == 0 || c->sasl || ahead_ok(c))) {
+	    !c->ungreeted && !output_busy(c) && (c->inflight == 0 || c->sasl || ahead_ok(c))) {
 		enum line_status st;
 
 		max = c->sasl ? srv->opts.max_auth_line : srv->opts.max_line;
@@ -1397,7 +1460,7 @@ client_process_lines(struct client *c)
 		client_command(c, &cmd);
 	}
 	if (!c->dead && !c->closing && c->eof && (c->inflight == 0 || c->sasl) &&
-	    c->jobs == 0 && c->phase == CLIENT_READY && c->stream_fd < 0)
+	    c->jobs == 0 && !output_busy(c) && c->phase == CLIENT_READY && c->stream_fd < 0)
 		client_close(c, "client closed connection", NULL);
 }
 

@@ -31,7 +31,7 @@ enum {
 	OPT_CONTROL_GROUP, OPT_CONTROL_ALLOW_UID, OPT_MAX_CONTROLLERS, OPT_CONTROL_MAX_LINE,
 	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_MAX_AUTH_LINE, OPT_PLUGIN, OPT_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CIPHERS,
 	OPT_TLS_HANDSHAKE_TIMEOUT, OPT_PROXY_TRUSTED, OPT_PROXY_TIMEOUT, OPT_AUTH_FAIL_DELAY, OPT_MAX_AUTH_FAILURES,
-	OPT_USER, OPT_GROUP, OPT_HELP, OPT_VERSION
+	OPT_USER, OPT_GROUP, OPT_HELP, OPT_VERSION, OPT_SEND_FILE_ROOT
 };
 
 static const struct option daemon_longopts[] = {
@@ -57,6 +57,7 @@ static const struct option daemon_longopts[] = {
 	{ "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
 	{ "auth-fail-delay", required_argument, NULL, OPT_AUTH_FAIL_DELAY },
 	{ "max-auth-failures", required_argument, NULL, OPT_MAX_AUTH_FAILURES },
+	{ "send-file-root", required_argument, NULL, OPT_SEND_FILE_ROOT },
 	{ "user", required_argument, NULL, OPT_USER },
 	{ "group", required_argument, NULL, OPT_GROUP },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
@@ -94,7 +95,8 @@ daemon_usage(FILE *f)
 "             [--tls-cert FILE --tls-key FILE] [--tls-ciphers LIST]\n"
 "             [--tls-handshake-timeout S] [--proxy-trusted CIDR]...\n"
 "             [--proxy-timeout S] [--auth-fail-delay MS]\n"
-"             [--max-auth-failures N] [--user USER [--group GROUP]]\n"
+"             [--max-auth-failures N] [--send-file-root DIR]\n"
+"             [--user USER [--group GROUP]]\n"
 "See pop3d(8).\n");
 }
 
@@ -278,7 +280,7 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 	struct event *sigs[3];
 	const char *address = NULL, **verbs, **plugins, **listens, **trusted;
 	const char *tls_cert = NULL, *tls_key = NULL, *tls_ciphers = NULL;
-	const char *run_user = NULL, *run_group = NULL;
+	const char *run_user = NULL, *run_group = NULL, *file_root = NULL;
 	size_t nlistens = 0, ntrusted = 0;
 	int seed_listener = 0;
 	int port = 110, foreground = 0, verbose = 0, ch, i, rv = 2;
@@ -368,6 +370,9 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_MAX_AUTH_FAILURES:
 			opts.max_auth_failures = (unsigned)daemon_number(name, optarg, 0, 1000);
+			break;
+		case OPT_SEND_FILE_ROOT:
+			file_root = optarg;
 			break;
 		case OPT_USER:
 			run_user = optarg;
@@ -472,6 +477,8 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 		fatalx("--tls-cert and --tls-key go together");
 	if (tls_cert != NULL && pop3d_tls_set(ds.srv, tls_cert, tls_key, tls_ciphers) == -1)
 		fatalx("cannot load the TLS certificate and key");
+	if (file_root != NULL && pop3d_send_file_root(ds.srv, file_root) == -1)
+		fatal("--send-file-root %s", file_root);
 	for (i = 0; (size_t)i < ntrusted; i++)
 		if (pop3d_proxy_trust(ds.srv, trusted[i]) == -1)
 			fatalx("--proxy-trusted %s: not an address or CIDR", trusted[i]);

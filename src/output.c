@@ -123,7 +123,8 @@ output_emit(struct client *c, const char *line, size_t len, int auth)
 	client_write(c, line, len);
 }
 
-/* The held failure answer goes out; then what queued behind it. */
+/* The held failure answer goes out; then what queued behind it (a
+ * closing client's last line included), and parsing resumes. */
 void
 output_delay_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -137,10 +138,14 @@ output_delay_cb(evutil_socket_t fd, short what, void *arg)
 	free(c->delayed);
 	c->delayed = NULL;
 	output_auth_limit(c);
-	if (!c->closing)
-		output_flush(c);
-	if (!c->dead && c->closing && client_flushed(c))
-		client_kill(c, c->reason);
+	output_flush(c);
+	if (c->dead)
+		return;
+	if (c->closing) {
+		if (client_flushed(c))
+			client_kill(c, c->reason);
+	} else
+		client_defer(c);
 }
 
 static int

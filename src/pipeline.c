@@ -19,6 +19,7 @@ struct pipeline_job {
 	char *command;
 	int at_priority;		/* position of the pending plugin */
 	uint64_t at_order;
+	uint64_t entry;			/* ... and its entry id */
 	int flags;
 	int to_consumers;
 };
@@ -459,6 +460,7 @@ pipeline_suspend(struct pipeline *pl, struct pop3d_event *ev, struct pipeline_en
 	j->ev.command = j->command;
 	j->at_priority = e->priority;
 	j->at_order = e->order;
+	j->entry = e->id;
 	j->flags = flags;
 	j->to_consumers = to_consumers;
 	j->next = pl->jobs;
@@ -548,6 +550,48 @@ pipeline_pending(struct pipeline *pl, uint64_t hook)
 		if (j->ev.hook == hook)
 			return 1;
 	return 0;
+}
+
+/*
+ * Cancel every job about client: its plugin (if still there) is told
+ * through its cancel callback, consumers get the event only when
+ * deliver(ev) says so, and done() reports the job with PIPELINE_CANCELLED.
+ * Callbacks may add or cancel jobs: the scan restarts after each one.
+ * Returns the number cancelled.
+ */
+int
+pipeline_cancel_client(struct pipeline *pl, struct pop3d *srv, uint64_t client,
+    int (*deliver)(const struct pop3d_event *))
+{
+	struct pipeline_job **pp, *j;
+	struct pipeline_entry *e;
+	int n = 0, flags;
+
+	if (client == 0)
+		return 0;
+	for (;;) {
+		for (pp = &pl->jobs; (j = *pp) != NULL; pp = &j->next)
+			if (j->ev.client == client)
+				break;
+		if (j == NULL)
+			return n;
+		*pp = j->next;
+		n++;
+		if ((e = pipeline_find(pl, j->entry)) != NULL && !e->dead && e->cancel_cb != NULL)
+			e->cancel_cb(srv, j->ev.hook, e->arg);
+		flags = j->flags | PIPELINE_CANCELLED;
+		if (deliver != NULL && deliver(&j->ev) && j->to_consumers)
+			flags = pipeline_run(pl, srv, &j->ev, 1, 0x7fffffff, UINT64_MAX, flags, 1) |
+			    PIPELINE_CANCELLED;
+		if (flags & PIPELINE_PENDING) {
+			/* Cannot happen: no plugin runs past the last one. */
+			pipeline_job_free(j);
+			continue;
+		}
+		if (pl->done != NULL)
+			pl->done(srv, &j->ev, flags);
+		pipeline_job_free(j);
+	}
 }
 
 int

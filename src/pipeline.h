@@ -31,6 +31,7 @@
 #define PIPELINE_PENDING 0x02	/* suspended: a job will finish it */
 #define PIPELINE_TEMPFAIL 0x04	/* a hook resolved with tempfail */
 #define PIPELINE_SWALLOWED 0x08	/* eaten before consumers (CLIENT/ALL) */
+#define PIPELINE_CANCELLED 0x10	/* its client went away while it waited */
 
 struct pipeline;
 
@@ -48,6 +49,8 @@ struct pipeline_entry {
 	size_t npatterns[2];
 	/* Entry points of a pop3d_plugin_def plugin. */
 	void (*unregister_cb)(struct pop3d *, const char *alias, void *state);
+	/* A hook this plugin holds was cancelled (pop3d_plugin_set_cancel). */
+	pop3d_cancel_cb cancel_cb;
 };
 
 /* A consumer received ev. */
@@ -80,6 +83,9 @@ int pipeline_dispatch(struct pipeline *, struct pop3d *, struct pop3d_event *);
 int pipeline_resolve(struct pipeline *, struct pop3d *, uint64_t hook, int verdict,
     const struct pop3d_arg *argv, int argc);
 int pipeline_pending(struct pipeline *, uint64_t hook);
+/* Cancel the jobs about a client; consumers see those deliver() accepts. */
+int pipeline_cancel_client(struct pipeline *, struct pop3d *, uint64_t client,
+    int (*deliver)(const struct pop3d_event *));
 /* Deep copy and free of event arguments. */
 struct pop3d_arg *pipeline_args_copy(const struct pop3d_arg *, int argc);
 void pipeline_args_free(struct pop3d_arg *, int argc);

@@ -162,6 +162,7 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 		return NULL;
 	srv->base = base;
 	srv->opts = *opts;
+	srv->file_root.fd = -1;
 	if (srv->opts.pipeline_depth == 0)
 		srv->opts.pipeline_depth = 1;
 	if (srv->opts.max_auth_line < srv->opts.max_line)
@@ -279,6 +280,7 @@ pop3d_free(struct pop3d *srv)
 	}
 	pipeline_free(srv->pipeline);
 	tls_clear(&srv->tls);
+	fileopen_root_clear(&srv->file_root);
 	free(srv->trusted);
 	if (srv->ev_stop)
 		event_free(srv->ev_stop);
@@ -335,6 +337,21 @@ pop3d_tls_set(struct pop3d *srv, const char *cert, const char *key, const char *
 		return -1;
 	}
 	log_info("event=tls-loaded cert=%s", cert);
+	return 0;
+}
+
+int
+pop3d_send_file_root(struct pop3d *srv, const char *dir)
+{
+	if (dir == NULL) {
+		fileopen_root_clear(&srv->file_root);
+		return 0;
+	}
+	if (fileopen_root_set(&srv->file_root, dir) == -1) {
+		log_warn("event=send-file-root-failed dir=%s", dir);
+		return -1;
+	}
+	log_info("event=send-file-root dir=%s", srv->file_root.path);
 	return 0;
 }
 
@@ -933,6 +950,36 @@ pop3d_hook_pending(struct pop3d *srv, uint64_t hook)
 	return pipeline_pending(srv->pipeline, hook);
 }
 
+int
+pop3d_plugin_set_cancel(struct pop3d *srv, const char *alias, pop3d_cancel_cb cb)
+{
+	struct pipeline_entry *e;
+
+	if (alias == NULL || (e = pipeline_find_plugin(srv->pipeline, alias)) == NULL)
+		return -1;
+	e->cancel_cb = cb;
+	return 0;
+}
+
+/* Of a departed client's cancelled events, consumers still get
+ * pop3d_connection: every pop3d_disconnected they see has its connection. */
+static int
+server_cancel_deliver(const struct pop3d_event *ev)
+{
+	return ev->type == POP3D_PLUGIN_POP3D && strcmp(ev->name, "pop3d_connection") == 0;
+}
+
+/* A client went away: cancel every event of it that waits on a verdict. */
+void
+server_client_cancel(struct pop3d *srv, uint64_t client)
+{
+	int n = pipeline_cancel_client(srv->pipeline, srv, client, server_cancel_deliver);
+
+	if (n > 0)
+		log_info("client=%llu event=hooks-cancelled count=%d", (unsigned long long)client,
+		    n);
+}
+
 size_t
 pop3d_plugin_order(struct pop3d *srv, const char **aliases, size_t n)
 {
@@ -972,6 +1019,14 @@ pop3d_send_lines(struct pop3d *srv, uint64_t id, uint64_t tag, const char *statu
 	if (status == NULL || (n > 0 && lines == NULL))
 		return -POP3D_ERR_INVALID;
 	return client_send_lines(c, tag, status, lines, n);
+}
+
+int
+pop3d_response_open(struct pop3d *srv, uint64_t id, uint64_t tag)
+{
+	struct client *c = pop3d_client(srv, id);
+
+	return c != NULL && client_response_open(c, tag);
 }
 
 int
@@ -1107,7 +1162,7 @@ pop3d_has_handler(struct pop3d *srv, const char *name)
 static const char *const pop3d_core_events[] = {
 	"pop3d_connection", "pop3d_disconnected", "pop3d_listener_failed",
 	"pop3d_registered", "pop3d_shutdown", "pop3d_events_dropped", "pop3d_auth_data",
-	"pop3d_tls", "pop3d_hook_timeout",
+	"pop3d_tls", "pop3d_hook_timeout", "pop3d_hook_cancelled",
 	NULL
 };
 

@@ -273,11 +273,26 @@ int pop3d_hook_resolve(struct pop3d *, uint64_t hook, int verdict, const struct 
     int argc);
 /* Whether hook is pending. */
 int pop3d_hook_pending(struct pop3d *, uint64_t hook);
+/*
+ * A client that goes away (reset, error, timeout, disconnect) while one of
+ * its events waits on a plugin's verdict does not wait for the verdict:
+ * the hook is cancelled at once, the plugin's cancel callback (if set) is
+ * called with the hook and the plugin's arg, and a later
+ * pop3d_hook_resolve() for it returns -POP3D_ERR_STALE.
+ */
+typedef void (*pop3d_cancel_cb)(struct pop3d *, uint64_t hook, void *arg);
+/* Set (or clear, with NULL) plugin alias's cancel callback; 0, or -1 when
+ * there is no such plugin. */
+int pop3d_plugin_set_cancel(struct pop3d *, const char *alias, pop3d_cancel_cb cb);
 /* Aliases in pipeline order; returns the count, fills up to n. */
 size_t pop3d_plugin_order(struct pop3d *, const char **aliases, size_t n);
 
 /* Flags for pop3d_send_to_client(). */
 #define POP3D_SEND_MORE 0x01	/* the response continues after this line */
+/* In a response already open (a line was sent with POP3D_SEND_MORE), the
+ * line is a data line: dot-stuffed, never seen by POP3C plugins.  Ignored
+ * when no response is open. */
+#define POP3D_SEND_DATA 0x02
 
 /*
  * Send one line (CRLF added).  tag 0: no check; otherwise the call fails
@@ -288,7 +303,9 @@ size_t pop3d_plugin_order(struct pop3d *, const char **aliases, size_t n);
 int pop3d_send_to_client(struct pop3d *, uint64_t client, uint64_t tag, const char *line,
     size_t len, int flags);
 /* Send a whole multi-line response: status, the lines (dot-stuffed, CRLF
- * added) and the "." terminator.  Completes the command. */
+ * added) and the "." terminator.  Completes the command.  In a response
+ * already open (see POP3D_SEND_MORE), status is one more data line:
+ * every line is dot-stuffed, then the terminator. */
 int pop3d_send_lines(struct pop3d *, uint64_t client, uint64_t tag, const char *status,
     const struct iovec *lines, size_t n);
 /*
@@ -301,6 +318,18 @@ int pop3d_send_lines(struct pop3d *, uint64_t client, uint64_t tag, const char *
  */
 int pop3d_send_file(struct pop3d *, uint64_t client, uint64_t tag, const char *status,
     const char *path, long top_lines);
+/*
+ * pop3d_send_file() opens files with pop3d's privileges, non-blocking, and
+ * refuses anything but a regular file and a symlink as the last path
+ * component.  With a root directory (absolute; NULL removes it) every path
+ * must lie beneath it, relative to it or absolute under it, with no
+ * symlink and no ".." on the way.  0, or -1 with errno set.
+ */
+int pop3d_send_file_root(struct pop3d *, const char *dir);
+/* 1 when the response to command `tag` (0: the one awaiting a response)
+ * of that client is open: a line was sent with POP3D_SEND_MORE and the
+ * response is not complete; else 0. */
+int pop3d_response_open(struct pop3d *, uint64_t client, uint64_t tag);
 /* Close a client after its pending output; text (may be NULL) is sent last. */
 int pop3d_disconnect(struct pop3d *, uint64_t client, const char *text);
 /* Dispatch an event through the pipeline as if the core made it.  origin

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "fileopen.h"
 #include "line.h"
 #include "pipeline.h"
 #include "pop3d.h"
@@ -60,6 +61,7 @@ struct client_ahead {
 	char verb[LINE_VERB_MAX + 1];
 	int plugin_saw;
 	int complete;			/* answered in full: later sends are stale */
+	int open;			/* a line with POP3D_SEND_MORE was recorded */
 	uint64_t *receivers;
 	size_t nreceivers, receivers_cap;
 	TAILQ_HEAD(, client_send) sends;
@@ -109,6 +111,7 @@ struct client {
 	unsigned tls:1;
 	unsigned tls_closed:1;		/* close_notify sent */
 	unsigned responded:1;		/* a first response line was sent */
+	unsigned open:1;		/* ... with POP3D_SEND_MORE: data may follow */
 	unsigned sasl:1;		/* next line is SASL data, not a command */
 	unsigned processing:1;		/* client_process() is running */
 	unsigned process_again:1;	/* ...and was asked again meanwhile */
@@ -206,6 +209,7 @@ struct pop3d {
 	struct evbuffer *evpool[SERVER_EVPOOL];	/* empty buffers for raw clients */
 	size_t nevpool;
 	struct tls tls;
+	struct fileopen_root file_root;	/* --send-file-root, or fd -1 */
 	struct proxy_cidr *trusted;
 	size_t ntrusted;
 };
@@ -220,6 +224,7 @@ void server_addr_release(struct pop3d *, const char *addr);
 int server_dispatch(struct pop3d *, struct pop3d_event *);
 void server_emit(struct pop3d *, const char *name, struct client *, struct pop3d_arg *, int);
 void server_client_gone(struct pop3d *);
+void server_client_cancel(struct pop3d *, uint64_t client);
 int64_t server_now(void);
 
 /* client.c */
@@ -230,6 +235,7 @@ void client_begin(struct client *);
 int client_send_line(struct client *, uint64_t tag, const char *, size_t, int flags);
 int client_send_lines(struct client *, uint64_t tag, const char *status, const struct iovec *,
     size_t);
+int client_response_open(struct client *, uint64_t tag);
 int client_send_file(struct client *, uint64_t tag, const char *status, const char *path,
     long top);
 int client_send_fd(struct client *, uint64_t tag, const char *status, int fd, long top);
