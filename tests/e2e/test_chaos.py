@@ -163,7 +163,9 @@ class Observer(threading.Thread):
                                 self.errors.append("observer: pop3d_disconnected for client "
                                                    "%d without pop3d_connection" % cid)
                             self.disc.setdefault(cid, []).append(now)
-                elif m.get("type") == "reply" and not m["ok"]:
+                elif m.get("type") == "reply" and not m["ok"] and \
+                        m["error"]["code"] != "stale":
+                    # stale: the hook was cancelled, its client went away.
                     self.errors.append("observer: error reply %r" % m)
         except (OSError, ValueError) as e:
             if not self.stopping:
