@@ -33,7 +33,7 @@ baseline; RSS stays bounded (not under sanitizers); no sanitizer report.
 
 Environment:
   CHAOS_SEED=N            seed of the first round (default 1); round k uses N+k
-  CHAOS_SECONDS=S         run rounds until S seconds have passed (default 40;
+  CHAOS_SECONDS=S         run rounds until S seconds have passed (default 30;
                           at least one round); CHAOS_SECONDS=1800 for a long run
   CHAOS_ROUND_SECONDS=S   client arrivals per round (default 8)
   CHAOS_DISC_BOUND=S      see above (default 2)
@@ -66,7 +66,7 @@ from chaos_ctl import answer_for
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHAOS_CTL = os.path.join(HERE, "chaos_ctl.py")
 SEED0 = int(os.environ.get("CHAOS_SEED", "1"))
-SECONDS = float(os.environ.get("CHAOS_SECONDS", "40"))
+SECONDS = float(os.environ.get("CHAOS_SECONDS", "30"))
 ROUND_SECONDS = float(os.environ.get("CHAOS_ROUND_SECONDS", "8"))
 DISC_BOUND = float(os.environ.get("CHAOS_DISC_BOUND", "2"))
 CAP = 65536
