@@ -38,10 +38,11 @@ Environment:
   CHAOS_ROUND_SECONDS=S   client arrivals per round (default 8)
   CHAOS_DISC_BOUND=S      see above (default 2)
 
-A failure prints the round's seed and the command that reproduces it:
-  CHAOS_SEED=N CHAOS_SECONDS=1 python3 tests/e2e/test_chaos.py
-(from the build directory, with PYTHONPATH=tests/e2e, or through
-make check TESTS=tests/e2e/test_chaos.py with those variables set).
+A failure prints the round's seed and the command that reproduces it, in the
+build directory (timing is real, so a reproduction may take a few tries):
+  CHAOS_SEED=N CHAOS_SECONDS=1 make check TESTS=tests/e2e/test_chaos.py
+or directly: CHAOS_SEED=N CHAOS_SECONDS=1 PYTHONPATH=tests/e2e python3 tests/e2e/test_chaos.py
+A long run: CHAOS_SEED=$RANDOM CHAOS_SECONDS=1800 make check TESTS=tests/e2e/test_chaos.py
 """
 import collections
 import json
@@ -824,8 +825,9 @@ class Chaos(unittest.TestCase):
             print("round seed=%d: %s; %s" % (seed, "FAILED" if errors else "ok",
                                              getattr(rnd, "stats", "")), flush=True)
             if errors:
-                text = "chaos round seed=%d failed (reproduce: %s python3 tests/e2e/" \
-                       "test_chaos.py):\n  %s\n--- daemon log tail:\n%s" % (
+                text = "chaos round seed=%d failed (reproduce, in the build directory: " \
+                       "%s make check TESTS=tests/e2e/test_chaos.py):\n  %s\n" \
+                       "--- daemon log tail:\n%s" % (
                            seed, rnd.reproduce(), "\n  ".join(errors[:8]),
                            "\n".join(rnd.d.lines[-40:]))
                 print(text, flush=True)
