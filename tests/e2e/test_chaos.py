@@ -832,12 +832,13 @@ class Chaos(unittest.TestCase):
                            "\n".join(rnd.d.lines[-40:]))
                 print(text, flush=True)
                 failures.append(text)
-                break
             seed += 1
             if time.monotonic() >= t_end:
                 break
         if failures:
-            self.fail("\n".join(failures))
+            self.fail("%d of %d rounds failed, seeds %s; the first:\n%s" % (
+                len(failures), rounds, " ".join(f.split()[2][5:] for f in failures),
+                failures[0]))
 
 
 if __name__ == "__main__":
