@@ -100,6 +100,8 @@ class Chaos:
         self.answerer = r.random() < 0.6
         self.plugin = r.random() < 0.6
         self.cap_edge = r.random() < 0.15 and not self.more_owner
+        if os.environ.get("CHAOS_FORCE") == "cap_edge":
+            self.cap_edge, self.answerer = True, False
         if self.more_owner:
             self.answerer = True
         # Per-event tendencies.
@@ -310,27 +312,54 @@ class Chaos:
 
     def edge(self):
         """Fill the output backlog to just under --control-max-output (given
-        as argv[3]) without reading, then read nothing: the hook and
-        hook-timeout writes push it over the cap."""
+        as argv[3]) without reading, then read nothing: the next hook or
+        hook-timeout write pushes it over the cap.  Replies of a fixed size
+        (string ids of one width) make the backlog computable: what was
+        generated minus what the kernel holds for this socket."""
         cap = int(sys.argv[3]) if len(sys.argv) > 3 else 65536
         import fcntl
         import termios
+        self.s.setblocking(True)
+        # Learn the reply size; skip anything queued before it.
+        self.raw(b'{"cmd":"session_id","id":"e0000000"}\n')
+        size = None
+        while size is None:
+            chunk = self.s.recv(1 << 16)
+            if not chunk:
+                return
+            self.buf += chunk
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                if b'"id":"e0000000"' in line:
+                    size = len(line) + 1
+        n = [0]
+
+        def batch(k):
+            out = []
+            for _ in range(k):
+                n[0] += 1
+                out.append(b'{"cmd":"session_id","id":"e%07d"}\n' % n[0])
+            self.raw(b"".join(out))
+
+        def inq():
+            return int.from_bytes(fcntl.ioctl(self.s, termios.FIONREAD, b"\0\0\0\0"),
+                                  sys.byteorder)
         last, same = -1, 0
-        for _ in range(400):
-            self.flood(40)
-            time.sleep(0.005)
-            n = fcntl.ioctl(self.s, termios.FIONREAD, b"\0\0\0\0")
-            n = int.from_bytes(n, sys.byteorder)
-            if n == last:
+        for _ in range(2000):
+            batch(20)
+            time.sleep(0.01)
+            x = inq()
+            if x == last:
                 same += 1
                 if same >= 3:
                     break
             else:
                 same = 0
-            last = n
-        # The kernel buffer is full: pop3d queues what follows.
-        reply = len(b'{"type":"reply","id":12345,"ok":true,"result":{"seq":123456}}\n')
-        self.flood(max(0, (cap - self.rng.randint(200, 4000)) // reply))
+            last = x
+        time.sleep(0.05)
+        queued = n[0] * size - (inq() - len(self.buf))
+        slack = self.rng.randint(1, 700)
+        batch(max(0, (cap - queued - slack) // size))
         time.sleep(60)
 
     # -- main loop ----------------------------------------------------------
