@@ -793,15 +793,22 @@ client_flushed(struct client *c)
 
 /* A hook said tempfail: drop held output, say so, close. */
 void
-client_tempfail(struct client *c)
+client_tempfail(struct client *c, int cut)
 {
 	if (c->dead)
 		return;
 	output_clear(c);
 	c->hooking = 0;
-	if (c->stream_fd >= 0) {
-		/* Part of a response may be out: no fake terminator. */
-		client_kill(c, "hook tempfail");
+	if (cut || c->stream_fd >= 0 || (c->inflight != 0 && c->open)) {
+		/* Part of a response is out: no -ERR inside its body and no fake
+		 * terminator.  What is written so far goes (earlier answers
+		 * included), then the connection is cut. */
+		if (c->stream_fd >= 0) {
+			close(c->stream_fd);
+			c->stream_fd = -1;
+			c->stream_ready = 0;
+		}
+		client_close(c, "hook tempfail", NULL);
 		return;
 	}
 	{
@@ -822,7 +829,7 @@ client_job_done(struct client *c, struct pop3d_event *ev, int flags)
 	if (ev->type == POP3D_PLUGIN_POP3C)
 		output_hook_done(c, ev, flags);
 	else if ((flags & PIPELINE_TEMPFAIL) && !c->dead)
-		client_tempfail(c);
+		client_tempfail(c, 0);
 	if (c->dead) {
 		client_disconnected(c);
 		if (c->jobs == 0)
@@ -1034,7 +1041,7 @@ client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, i
 			if ((rv = client_data_lines(c, &v, 1, !(flags & POP3D_SEND_MORE))) != 0)
 				return rv;
 		} else
-			output_line(c, line, len, client_first_line(c));
+			output_line(c, line, len, c->open ? OUTPUT_CONT : client_first_line(c));
 		if (flags & POP3D_SEND_MORE) {
 			c->open = 1;
 			client_resp_arm(c);
@@ -1349,7 +1356,7 @@ client_command(struct client *c, const struct line_cmd *cmd)
 		}
 	}
 	if ((saw & PIPELINE_TEMPFAIL) && !(saw & PIPELINE_PENDING))
-		client_tempfail(c);
+		client_tempfail(c, 0);
 	/* A plugin may have replaced ARG1 (freeing the old one, see pop3d.h):
 	 * free whatever is there now. */
 	if (ev.argc > 1 && ev.argv[1].type != POP3D_ARG_INT)
@@ -1360,6 +1367,14 @@ client_command(struct client *c, const struct line_cmd *cmd)
 		client_puts(c, client_not_available);
 		client_complete(c);
 	}
+}
+
+/* The core's own final answer to AUTH: like a handler's, it is the first
+ * answer to AUTH (a failure is delayed and counted, see output.c). */
+static void
+client_auth_answer(struct client *c, const char *s)
+{
+	output_line(c, s, strlen(s), client_first_line(c));
 }
 
 /* Deliver one SASL continuation line as pop3d_auth_data.  Its payload is
@@ -1374,7 +1389,7 @@ client_auth_data(struct client *c, const char *line, size_t len)
 
 	c->sasl = 0;
 	if (!pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, "pop3d_auth_data")) {
-		client_puts(c, "-ERR [SYS/TEMP] authentication not available, try again later");
+		client_auth_answer(c, "-ERR [SYS/TEMP] authentication not available, try again later");
 		client_complete(c);
 		return;
 	}
@@ -1449,7 +1464,7 @@ client_process_lines(struct client *c)
 				continue;
 			}
 			/* Over-long or NUL: the exchange fails, nothing is forwarded. */
-			client_puts(c, "-ERR [AUTH] invalid authentication data");
+			client_auth_answer(c, "-ERR [AUTH] invalid authentication data");
 			client_complete(c);
 			continue;
 		}

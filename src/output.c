@@ -25,7 +25,7 @@ enum { OUTPUT_LINE, OUTPUT_RAW, OUTPUT_STREAM };
 struct output_item {
 	TAILQ_ENTRY(output_item) entry;
 	int kind;
-	int auth;
+	int flags;			/* OUTPUT_AUTH, OUTPUT_CONT */
 	size_t len;
 	char data[];
 };
@@ -37,7 +37,7 @@ output_busy(struct client *c)
 }
 
 static void
-output_enqueue(struct client *c, int kind, const char *data, size_t len, int auth)
+output_enqueue(struct client *c, int kind, const char *data, size_t len, int flags)
 {
 	struct output_item *it = malloc(sizeof(*it) + len + 1);
 
@@ -46,7 +46,7 @@ output_enqueue(struct client *c, int kind, const char *data, size_t len, int aut
 		return;
 	}
 	it->kind = kind;
-	it->auth = auth;
+	it->flags = flags;
 	it->len = len;
 	if (len > 0)
 		memcpy(it->data, data, len);
@@ -172,11 +172,11 @@ output_emit_result(struct client *c, const struct pop3d_event *ev, const char *o
 
 /* Run one line through the POP3C plugins; 1 when it is now pending. */
 static int
-output_hook(struct client *c, const char *line, size_t len, int auth)
+output_hook(struct client *c, const char *line, size_t len, int flags)
 {
 	struct pop3d_event ev;
 	struct pop3d_arg *a;
-	int flags;
+	int pflags;
 
 	if ((a = calloc(2, sizeof(*a))) == NULL || (a[1].s = malloc(len + 1)) == NULL) {
 		free(a);
@@ -199,35 +199,37 @@ output_hook(struct client *c, const char *line, size_t len, int auth)
 	ev.tls = c->tls;
 	ev.argc = 2;
 	ev.argv = a;
-	flags = server_dispatch(c->srv, &ev);
-	if (flags & PIPELINE_PENDING) {
+	pflags = server_dispatch(c->srv, &ev);
+	if (pflags & PIPELINE_PENDING) {
 		c->hooking = 1;
-		c->hook_auth = auth;
+		c->hook_auth = (flags & OUTPUT_AUTH) != 0;
+		c->hook_cont = (flags & OUTPUT_CONT) != 0;
 		free(c->hook_line);
 		if ((c->hook_line = malloc(len + 1)) != NULL) {
 			memcpy(c->hook_line, line, len);
 			c->hook_len = len;
 		}
-	} else if (flags & PIPELINE_TEMPFAIL)
-		client_tempfail(c);
-	else if (!(flags & PIPELINE_SWALLOWED))
-		output_emit_result(c, &ev, line, len, auth);
+	} else if (pflags & PIPELINE_TEMPFAIL)
+		client_tempfail(c, (flags & OUTPUT_CONT) != 0);
+	else if (!(pflags & PIPELINE_SWALLOWED))
+		output_emit_result(c, &ev, line, len, flags & OUTPUT_AUTH);
 	pipeline_args_free(ev.argv, ev.argc);
-	return (flags & PIPELINE_PENDING) != 0;
+	return (pflags & PIPELINE_PENDING) != 0;
 }
 
-/* A response line: through the POP3C plugins, or behind a pending one. */
+/* A response line: through the POP3C plugins, or behind a pending one.
+ * flags: OUTPUT_AUTH, OUTPUT_CONT (see server.h). */
 void
-output_line(struct client *c, const char *line, size_t len, int auth)
+output_line(struct client *c, const char *line, size_t len, int flags)
 {
 	if (c->dead)
 		return;
 	if (output_busy(c))
-		output_enqueue(c, OUTPUT_LINE, line, len, auth);
+		output_enqueue(c, OUTPUT_LINE, line, len, flags);
 	else if (pipeline_has_handler(c->srv->pipeline, POP3D_PLUGIN_POP3C, "response"))
-		output_hook(c, line, len, auth);
+		output_hook(c, line, len, flags);
 	else
-		output_emit(c, line, len, auth);
+		output_emit(c, line, len, flags & OUTPUT_AUTH);
 }
 
 /* Formatted bytes (multi-line bodies): never hooked, but kept in order. */
@@ -268,9 +270,9 @@ output_flush(struct client *c)
 		switch (it->kind) {
 		case OUTPUT_LINE:
 			if (pipeline_has_handler(c->srv->pipeline, POP3D_PLUGIN_POP3C, "response"))
-				output_hook(c, it->data, it->len, it->auth);
+				output_hook(c, it->data, it->len, it->flags);
 			else
-				output_emit(c, it->data, it->len, it->auth);
+				output_emit(c, it->data, it->len, it->flags & OUTPUT_AUTH);
 			break;
 		case OUTPUT_RAW:
 			evbuffer_add(client_output(c), it->data, it->len);
@@ -289,7 +291,6 @@ void
 output_hook_done(struct client *c, struct pop3d_event *ev, int flags)
 {
 	int auth = c->hook_auth;
-
 	char *orig = c->hook_line;
 
 	c->hooking = 0;
@@ -300,7 +301,7 @@ output_hook_done(struct client *c, struct pop3d_event *ev, int flags)
 	}
 	if (flags & PIPELINE_TEMPFAIL) {
 		free(orig);
-		client_tempfail(c);
+		client_tempfail(c, c->hook_cont);
 		return;
 	}
 	if (!(flags & PIPELINE_SWALLOWED))

@@ -120,6 +120,7 @@ struct client {
 	unsigned stream_ready:1;	/* its status line is out: stream now */
 	unsigned hooking:1;		/* see output.c */
 	unsigned hook_auth:1;		/* ... it is the first answer to PASS etc. */
+	unsigned hook_cont:1;		/* ... it continues a response begun */
 	unsigned eof:1;			/* client closed its side */
 	unsigned closing:1;		/* close once output is flushed */
 	unsigned dead:1;		/* closed; freed from the defer queue */
@@ -247,7 +248,9 @@ void client_info(struct client *, struct pop3d_client_info *);
 void client_seen(struct client *, const struct pop3d_event *, uint64_t consumer);
 void client_job_done(struct client *, struct pop3d_event *, int flags);
 void client_stream_fill(struct client *);
-void client_tempfail(struct client *);
+/* A hook said tempfail: -ERR [SYS/TEMP] and close, or, when cut is set or
+ * part of a response is out, close after what is written, no line. */
+void client_tempfail(struct client *, int cut);
 int client_flushed(struct client *);
 void client_write(struct client *, const char *, size_t);
 void client_flush_cb(evutil_socket_t, short, void *);
@@ -283,7 +286,11 @@ void ahead_replay(struct client *, struct client_ahead *);
 int ahead_ok(struct client *);
 
 /* output.c */
-void output_line(struct client *, const char *, size_t, int auth);
+/* output_line() flags: the first answer to PASS/APOP/AUTH (1, as
+ * client_first_line returns it); a later line of a response already begun. */
+#define OUTPUT_AUTH 0x01
+#define OUTPUT_CONT 0x02
+void output_line(struct client *, const char *, size_t, int flags);
 void output_raw(struct client *, const char *, size_t);
 void output_stream(struct client *);
 void output_flush(struct client *);

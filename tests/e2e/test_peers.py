@@ -237,6 +237,70 @@ class QuitAfterDelay(PeersTest):
         self.assertTrue(p.closed(timeout=5))
 
 
+class CoreAuthAnswers(PeersTest):
+    """The core's own final answer to AUTH (an over-long SASL line) is a
+    failed authentication like a handler's: delayed and counted."""
+    args = ("--auth-fail-delay", "300", "--max-auth-failures", "2", "--max-auth-line", "300")
+
+    def test_overlong_sasl_line_is_a_counted_delayed_failure(self):
+        def answer(verb, arg, ev):
+            if verb == "auth":
+                return [("send_to_client", {"text": "+ "})]
+            return None
+        self.responder(answer=answer)
+        p = self.client()
+        for i in range(2):
+            p.send("AUTH PLAIN\r\n")
+            self.assertEqual(p.line(timeout=5), "+ ")
+            t0 = time.monotonic()
+            p.send("x" * 600 + "\r\n")
+            self.assertEqual(p.line(timeout=5), "-ERR [AUTH] invalid authentication data")
+            self.assertGreater(time.monotonic() - t0, 0.25)
+        self.assertTrue(p.closed(timeout=5))     # the second failure was the last
+
+
+class TempfailInOpenResponse(PeersTest):
+    """A tempfail verdict on a later line of an open response cuts the
+    connection after what is already written: no -ERR inside the body,
+    and earlier answers are not lost."""
+
+    def test_pop3c_tempfail_mid_response(self):
+        def answer(verb, arg, ev):
+            if verb == "retr":
+                return [("send_to_client", {"text": "+OK follows", "more": True}),
+                        ("send_to_client", {"text": "poison", "more": True}),
+                        ("send_to_client", {"text": "."})]
+            return None
+        self.responder(answer=answer)
+        plug = Controller(self.d.sock)
+        self.addCleanup(plug.close)
+        plug.ok("plugin_add", alias="G", priority=1)
+        plug.ok("plugin_register", alias="G", type="POP3C", events=["response"])
+        stop = threading.Event()
+
+        def judge():
+            while not stop.is_set():
+                try:
+                    m = plug.read(timeout=0.2)
+                except TimeoutError:
+                    continue
+                except (EOFError, OSError, ValueError):
+                    return
+                if m.get("type") == "hook":
+                    eat = "tempfail" if m["args"][1] == "poison" else "none"
+                    plug.send("verdict", hook=m["hook"], eat=eat)
+        t = threading.Thread(target=judge, daemon=True)
+        t.start()
+        self.addCleanup(t.join, 2)
+        self.addCleanup(stop.set)
+        p = self.client()
+        p.send("NOOP\r\nRETR 1\r\n")
+        self.assertEqual(p.line(timeout=5), "+OK noop")
+        self.assertEqual(p.line(timeout=5), "+OK follows")
+        with self.assertRaises(EOFError, msg="no cut"):
+            print("after the cut:", repr(p.line(timeout=5)))
+
+
 class LinesInOpenResponse(PeersTest):
     """Defect 7: `lines` after an open `more` response are data lines."""
 
