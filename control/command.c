@@ -255,8 +255,10 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 			    memchr(iov[i].iov_base, '\n', iov[i].iov_len) != NULL ||
 			    memchr(iov[i].iov_base, '\0', iov[i].iov_len) != NULL)
 				rv = -POP3D_ERR_INVALID;
+		/* Every element with the tag: tag 0 would mean the command in
+		 * front, not one dispatched ahead (--pipeline-depth). */
 		for (i = 0; i < n && rv == 0; i++)
-			rv = pop3d_send_to_client(srv, (uint64_t)client, i == 0 ? (uint64_t)tag : 0,
+			rv = pop3d_send_to_client(srv, (uint64_t)client, (uint64_t)tag,
 			    iov[i].iov_base, iov[i].iov_len, flags);
 	} else if (memchr(iov[0].iov_base, '\0', iov[0].iov_len) != NULL)
 		rv = -POP3D_ERR_INVALID;	/* the status line is passed as a C string */

@@ -640,35 +640,12 @@ client_free(struct client *c)
 	client_destroy(c);
 }
 
-/*
- * A graceful close (QUIT, too many failures, disconnect...) of a client
- * that may still be sending: close(2) with unread input makes the kernel
- * reset the connection, and a reset can destroy the last answers on their
- * way.  So the FIN goes after the output first, then what input is queued
- * now (at most CLIENT_DRAIN_MAX octets: a bound, not a linger) is read
- * and dropped before the close.
- */
-#define CLIENT_DRAIN_MAX (256 * 1024)
-static void
-client_drain_close(struct client *c)
-{
-	char buf[16384];
-	size_t total = 0;
-	ssize_t n;
-
-	if (!c->closing || c->eof || c->fd < 0)
-		return;
-	(void)shutdown(c->fd, SHUT_WR);
-	while (total < CLIENT_DRAIN_MAX &&
-	    (n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
-		total += (size_t)n;
-}
-
 /* Release a client's resources; no events, no table bookkeeping. */
 void
 client_destroy(struct client *c)
 {
 	struct pop3d *srv = c->srv;
+	int linger;
 
 	output_clear(c);
 	if (c->flush_queued)
@@ -680,13 +657,22 @@ client_destroy(struct client *c)
 	if (c->stream_fd >= 0)
 		close(c->stream_fd);
 	ahead_clear(c);
-	client_drain_close(c);
-	if (c->bev != NULL)
+	/* A close of ours while the peer may still send: its socket lingers
+	 * so that what it is owed is not lost to a reset (linger.h). */
+	linger = c->closing && !c->eof && !srv->freeing;
+	if (c->bev != NULL) {
+		int fd = linger ? fcntl(c->fd, F_DUPFD_CLOEXEC, 0) : -1;
+
 		bufferevent_free(c->bev);
-	else {
+		if (fd >= 0)
+			linger_close(&srv->lingerq, fd);
+	} else {
 		if (c->io_have != 0)
 			event_del(&c->ev_io);
-		close(c->fd);
+		if (linger)
+			linger_close(&srv->lingerq, c->fd);
+		else
+			close(c->fd);
 		if (c->in != NULL)
 			client_evbuffer_put(srv, c->in);
 		if (c->out != NULL)

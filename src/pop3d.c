@@ -164,6 +164,7 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 	srv->base = base;
 	srv->opts = *opts;
 	srv->file_root.fd = -1;
+	linger_init(&srv->lingerq, base);
 	if (srv->opts.pipeline_depth == 0)
 		srv->opts.pipeline_depth = 1;
 	if (srv->opts.max_auth_line < srv->opts.max_line)
@@ -257,6 +258,7 @@ pop3d_free(struct pop3d *srv)
 
 	if (srv == NULL)
 		return;
+	srv->freeing = 1;
 	/* Plugins' unregister entry points run while the server still works. */
 	if (srv->pipeline != NULL)
 		pop3d_free_plugins(srv);
@@ -267,6 +269,7 @@ pop3d_free(struct pop3d *srv)
 		c->dead = 1;
 		client_destroy(c);
 	}
+	linger_free_all(&srv->lingerq);
 	client_slabs_free(srv);
 	if (srv->addrs != NULL) {
 		for (i = 0; i < 1024; i++) {

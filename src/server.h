@@ -12,6 +12,7 @@
 
 #include "fileopen.h"
 #include "line.h"
+#include "linger.h"
 #include "pipeline.h"
 #include "pop3d.h"
 #include "stuff.h"
@@ -211,6 +212,8 @@ struct pop3d {
 	size_t nevpool;
 	struct tls tls;
 	struct fileopen_root file_root;	/* --send-file-root, or fd -1 */
+	struct lingerq lingerq;		/* sockets closing gracefully */
+	int freeing;			/* pop3d_free(): no lingering */
 	struct proxy_cidr *trusted;
 	size_t ntrusted;
 };

@@ -6,6 +6,7 @@ the failed-login delay, pipelined guesses throttled, QUIT after a delayed
 Each test starts the real daemon on loopback with a private control socket
 and a responder controller running in a thread; every wait is bounded."""
 import os
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -299,6 +300,62 @@ class TempfailInOpenResponse(PeersTest):
         self.assertEqual(p.line(timeout=5), "+OK follows")
         with self.assertRaises(EOFError, msg="no cut"):
             print("after the cut:", repr(p.line(timeout=5)))
+
+
+class LingeringClose(PeersTest):
+    """A client that reads slowly and is still sending when pop3d closes
+    gets everything it is owed: the socket lingers instead of resetting
+    with output still queued in the kernel."""
+    args = ("--control-max-line", str(32 << 20))
+
+    def test_slow_reader_sending_after_close_gets_everything(self):
+        body = ["%06d %s" % (i, "x" * 93) for i in range(60000)]     # 6 MB
+
+        def answer(verb, arg, ev):
+            if verb == "retr":
+                return [("send_to_client", {"lines": ["+OK big"] + body})]
+            return None
+        self.responder(answer=answer, events=("cmd_retr",))
+        watch = Controller(self.d.sock)
+        self.addCleanup(watch.close)
+        watch.ok("register", events=["disconnected"])
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(WAIT)
+        s.connect(("127.0.0.1", self.d.port))
+        got = bytearray()
+        while b"\r\n" not in got:
+            got += s.recv(4096)
+        s.sendall(b"RETR 1\r\nQUIT\r\n")
+        # Read slowly until pop3d has closed its side (its output all in
+        # the kernel, most of it not sent yet), then send after the close.
+        deadline = time.monotonic() + 60
+        closed = False
+        while not closed and time.monotonic() < deadline:
+            got += s.recv(4096)
+            watch.s.setblocking(False)
+            try:
+                watch.buf += watch.s.recv(65536)
+            except BlockingIOError:
+                pass
+            watch.s.setblocking(True)
+            closed = b"pop3d_disconnected" in watch.buf
+        self.assertTrue(closed, "pop3d never closed")
+        time.sleep(0.2)
+        s.sendall(b"NOOP\r\n")
+        time.sleep(0.2)
+        while True:
+            chunk = s.recv(1 << 20)     # a reset raises here
+            if not chunk:
+                break
+            got += chunk
+        lines = bytes(got).split(b"\r\n")
+        self.assertEqual(lines[1], b"+OK big")
+        self.assertEqual(len(lines), 1 + 1 + len(body) + 1 + 1 + 1)
+        self.assertEqual(lines[-3], b".")
+        self.assertTrue(lines[-2].startswith(b"+OK"), lines[-2])
+        self.assertEqual(lines[-1], b"")
 
 
 class LinesInOpenResponse(PeersTest):
