@@ -785,6 +785,13 @@ client_tempfail(struct client *c, int cut)
 		return;
 	output_clear(c);
 	c->hooking = 0;
+	if (c->closing) {
+		/* Closing already (another tempfail, QUIT...): its last line,
+		 * if any, is out; nothing more is said, held output is gone. */
+		if (client_flushed(c))
+			client_kill(c, c->reason);
+		return;
+	}
 	if (cut || c->stream_fd >= 0 || (c->inflight != 0 && c->open)) {
 		/* Part of a response is out: no -ERR inside its body and no fake
 		 * terminator.  What is written so far goes (earlier answers

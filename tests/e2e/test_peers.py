@@ -5,6 +5,7 @@ the failed-login delay, pipelined guesses throttled, QUIT after a delayed
 
 Each test starts the real daemon on loopback with a private control socket
 and a responder controller running in a thread; every wait is bounded."""
+import json
 import os
 import socket
 import ssl
@@ -356,6 +357,32 @@ class LingeringClose(PeersTest):
         self.assertEqual(lines[-3], b".")
         self.assertTrue(lines[-2].startswith(b"+OK"), lines[-2])
         self.assertEqual(lines[-1], b"")
+
+
+class TwoTempfails(PeersTest):
+    """Two hooks of one client that both resolve with tempfail: one
+    -ERR [SYS/TEMP], then the close (chaos seed 2029 got two)."""
+
+    def test_connection_and_greeting_hooks_both_tempfail(self):
+        pd = Controller(self.d.sock)
+        self.addCleanup(pd.close)
+        pd.ok("plugin_add", alias="D", priority=1)
+        pd.ok("plugin_register", alias="D", events=["connection"])
+        pd.ok("plugin_add", alias="C", priority=2)
+        pd.ok("plugin_register", alias="C", type="POP3C", events=["response"])
+        p = Client(self.d.port, greet=False)
+        self.addCleanup(p.close)
+        hooks = {}
+        while len(hooks) < 2:
+            m = pd.read()
+            if m.get("type") == "hook":
+                hooks[m["plugin"]] = m["hook"]
+        # Both verdicts in one write: pop3d reads them in one turn.
+        pd.send_raw("".join(json.dumps({"cmd": "verdict", "hook": hooks[a], "eat": "tempfail"}) +
+                            "\n" for a in ("D", "C")))
+        self.assertEqual(p.line(timeout=5), "-ERR [SYS/TEMP] server unavailable, try again later")
+        with self.assertRaises(EOFError):
+            print("after the tempfail:", repr(p.line(timeout=5)))
 
 
 class LinesInOpenResponse(PeersTest):
