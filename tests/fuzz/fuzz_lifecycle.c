@@ -355,66 +355,52 @@ verdict(struct lf *f, int k, const struct rec *r, unsigned char v)
 	hook_forget(&f->k[k], r->id);
 }
 
+/*
+ * Answers a controller gives a command, by tape byte (v % 12): the JSON
+ * after "client":N, with the tag (tagged: 1, or 2 for a stale tag + 1)
+ * between; "then" is sent right after when set.  Rows past the table are
+ * never answered.
+ */
+static const struct {
+	const char *cmd;
+	int tagged;
+	const char *rest;
+	const char *then;
+} answers[] = {
+	{ "send_to_client", 1, "\"text\":\"+OK fine\"", NULL },
+	{ "send_to_client", 1, "\"text\":\"-ERR no\"", NULL },
+	/* A SASL continuation (a single line for other commands). */
+	{ "send_to_client", 1, "\"text\":\"+ \"", NULL },
+	{ "send_to_client", 1, "\"lines\":[\"+OK multi\",\"1 120\",\".dot\",\"\"]", NULL },
+	/* Left open: a later answer ends it, or the response deadline. */
+	{ "send_to_client", 1, "\"text\":\"+OK more\",\"more\":true", NULL },
+	{ "send_to_client", 0, "\"text\":\"+OK untagged\"", NULL },
+	{ "send_to_client", 2, "\"text\":\"+OK stale\"", NULL },
+	{ "send_to_client", 1, "\"text\":\"+OK bad\\r\\nline\"", NULL },
+	{ "disconnect", 0, "\"text\":\"-ERR bye\"", NULL },
+	{ "send_file", 1, "\"path\":\"/nonexistent/fuzz\",\"status\":\"+OK file\"", NULL },
+	{ "send_to_client", 1, "\"lines\":[\"+OK more lines\",\"a\"],\"more\":true",
+	    "\"text\":\".\"" },
+};
+
 /* An answer to command r (client, tag) from controller k by byte v. */
 static void
 answer(struct lf *f, int k, const struct rec *r, unsigned char v)
 {
 	unsigned long long cl = (unsigned long long)r->client, tag = (unsigned long long)r->tag;
-	unsigned id = ++f->k[k].nid;
+	size_t i = (size_t)(v % 12);
+	char tagbuf[48] = "";
 
-	switch (v % 12) {
-	case 0:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_to_client\",\"client\":%llu,\"tag\":%llu,"
-		    "\"text\":\"+OK fine\"}", id, cl, tag);
-		break;
-	case 1:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_to_client\",\"client\":%llu,\"tag\":%llu,"
-		    "\"text\":\"-ERR no\"}", id, cl, tag);
-		break;
-	case 2:
-		/* A SASL continuation (a single line for other commands). */
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_to_client\",\"client\":%llu,\"tag\":%llu,"
-		    "\"text\":\"+ \"}", id, cl, tag);
-		break;
-	case 3:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_to_client\",\"client\":%llu,\"tag\":%llu,"
-		    "\"lines\":[\"+OK multi\",\"1 120\",\".dot\",\"\"]}", id, cl, tag);
-		break;
-	case 4:
-		/* A response that continues: left open (a later answer ends it,
-		 * or the response deadline). */
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_to_client\",\"client\":%llu,\"tag\":%llu,"
-		    "\"text\":\"+OK more\",\"more\":true}", id, cl, tag);
-		break;
-	case 5:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_to_client\",\"client\":%llu,"
-		    "\"text\":\"+OK untagged\"}", id, cl);
-		break;
-	case 6:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_to_client\",\"client\":%llu,\"tag\":%llu,"
-		    "\"text\":\"+OK stale\"}", id, cl, tag + 1);
-		break;
-	case 7:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_to_client\",\"client\":%llu,\"tag\":%llu,"
-		    "\"text\":\"+OK bad\\r\\nline\"}", id, cl, tag);
-		break;
-	case 8:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"disconnect\",\"client\":%llu,\"text\":\"-ERR bye\"}",
-		    id, cl);
-		break;
-	case 9:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_file\",\"client\":%llu,\"tag\":%llu,"
-		    "\"path\":\"/nonexistent/fuzz\",\"status\":\"+OK file\"}", id, cl, tag);
-		break;
-	case 10:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_to_client\",\"client\":%llu,\"tag\":%llu,"
-		    "\"lines\":[\"+OK more lines\",\"a\"],\"more\":true}", id, cl, tag);
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_to_client\",\"client\":%llu,\"tag\":%llu,"
-		    "\"text\":\".\"}", ++f->k[k].nid, cl, tag);
-		break;
-	default:
-		break;		/* never answered */
-	}
+	if (i >= sizeof(answers) / sizeof(answers[0]))
+		return;		/* never answered */
+	if (answers[i].tagged)
+		snprintf(tagbuf, sizeof(tagbuf), "\"tag\":%llu,",
+		    answers[i].tagged == 2 ? tag + 1 : tag);
+	ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"%s\",\"client\":%llu,%s%s}", ++f->k[k].nid,
+	    answers[i].cmd, cl, tagbuf, answers[i].rest);
+	if (answers[i].then != NULL)
+		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"%s\",\"client\":%llu,%s%s}",
+		    ++f->k[k].nid, answers[i].cmd, cl, tagbuf, answers[i].then);
 }
 
 /* A controller answering hooks by itself: verdict now, or leave it. */
