@@ -777,40 +777,35 @@ client_flushed(struct client *c)
 	return 1;
 }
 
-/* A hook said tempfail: drop held output, say so, close. */
+/* A hook said tempfail: held output is dropped; the client gets
+ * -ERR [SYS/TEMP] and is closed, or, when part of a response is out
+ * (TEMPFAIL_CUT, a stream, an open response), is closed after what is
+ * written with no line inside that body.  A client closing already gets
+ * the -ERR only if its last line was among the output dropped: one answer
+ * per command. */
 void
-client_tempfail(struct client *c, int cut)
+client_tempfail(struct client *c, int how)
 {
+	static const char msg[] = "-ERR [SYS/TEMP] server unavailable, try again later";
+	int held;
+
 	if (c->dead)
 		return;
+	held = (how & TEMPFAIL_LINE) || c->hooking || !TAILQ_EMPTY(&c->outq);
 	output_clear(c);
 	c->hooking = 0;
-	if (c->closing) {
-		/* Closing already (another tempfail, QUIT...): its last line,
-		 * if any, is out; nothing more is said, held output is gone. */
-		if (client_flushed(c))
-			client_kill(c, c->reason);
-		return;
-	}
-	if (cut || c->stream_fd >= 0 || (c->inflight != 0 && c->open)) {
-		/* Part of a response is out: no -ERR inside its body and no fake
-		 * terminator.  What is written so far goes (earlier answers
-		 * included), then the connection is cut. */
+	if ((how & TEMPFAIL_CUT) || c->stream_fd >= 0 || (c->inflight != 0 && c->open)) {
 		if (c->stream_fd >= 0) {
 			close(c->stream_fd);
 			c->stream_fd = -1;
 			c->stream_ready = 0;
 		}
-		client_close(c, "hook tempfail", NULL);
-		return;
-	}
-	{
-		static const char msg[] = "-ERR [SYS/TEMP] server unavailable, try again later";
-
+	} else if (!c->closing || held)
 		client_write(c, msg, sizeof(msg) - 1);
-	}
-	c->closing = 0;
-	client_close(c, "hook tempfail", NULL);
+	if (!c->closing)
+		client_close(c, "hook tempfail", NULL);
+	else if (client_flushed(c))
+		client_kill(c, c->reason);
 }
 
 /* A suspended dispatch about this client finished. */

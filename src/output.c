@@ -210,7 +210,7 @@ output_hook(struct client *c, const char *line, size_t len, int flags)
 			c->hook_len = len;
 		}
 	} else if (pflags & PIPELINE_TEMPFAIL)
-		client_tempfail(c, (flags & OUTPUT_CONT) != 0);
+		client_tempfail(c, TEMPFAIL_LINE | ((flags & OUTPUT_CONT) ? TEMPFAIL_CUT : 0));
 	else if (!(pflags & PIPELINE_SWALLOWED))
 		output_emit_result(c, &ev, line, len, flags & OUTPUT_AUTH);
 	pipeline_args_free(ev.argv, ev.argc);
@@ -300,8 +300,11 @@ output_hook_done(struct client *c, struct pop3d_event *ev, int flags)
 		return;
 	}
 	if (flags & PIPELINE_TEMPFAIL) {
+		/* orig is NULL when an earlier tempfail dropped (and answered)
+		 * the held line already. */
+		client_tempfail(c, (orig != NULL ? TEMPFAIL_LINE : 0) |
+		    (c->hook_cont ? TEMPFAIL_CUT : 0));
 		free(orig);
-		client_tempfail(c, c->hook_cont);
 		return;
 	}
 	if (!(flags & PIPELINE_SWALLOWED))

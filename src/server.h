@@ -251,9 +251,12 @@ void client_info(struct client *, struct pop3d_client_info *);
 void client_seen(struct client *, const struct pop3d_event *, uint64_t consumer);
 void client_job_done(struct client *, struct pop3d_event *, int flags);
 void client_stream_fill(struct client *);
-/* A hook said tempfail: -ERR [SYS/TEMP] and close, or, when cut is set or
- * part of a response is out, close after what is written, no line. */
-void client_tempfail(struct client *, int cut);
+/* A hook said tempfail (client.c has the rule).  TEMPFAIL_CUT: the line
+ * it is about continues a response already begun; TEMPFAIL_LINE: it is
+ * about a response line, which is dropped. */
+#define TEMPFAIL_CUT 0x01
+#define TEMPFAIL_LINE 0x02
+void client_tempfail(struct client *, int how);
 int client_flushed(struct client *);
 void client_write(struct client *, const char *, size_t);
 void client_flush_cb(evutil_socket_t, short, void *);

@@ -385,6 +385,26 @@ class TwoTempfails(PeersTest):
             print("after the tempfail:", repr(p.line(timeout=5)))
 
 
+class TempfailOfClosingLine(PeersTest):
+    """A client closing with its last line held by a POP3C hook that then
+    says tempfail still gets one answer (chaos seed 3002 got none)."""
+
+    def test_quit_answer_held_then_tempfail(self):
+        pc = Controller(self.d.sock)
+        self.addCleanup(pc.close)
+        pc.ok("plugin_add", alias="C", priority=1)
+        p = self.client()
+        pc.ok("plugin_register", alias="C", type="POP3C", events=["response"])
+        p.send("QUIT\r\n")        # no handler: the core answers and closes
+        h = pc.read()
+        self.assertEqual(h["type"], "hook")
+        self.assertTrue(h["args"][1].startswith("+OK"), h)
+        pc.ok("verdict", hook=h["hook"], eat="tempfail")
+        self.assertEqual(p.line(timeout=5), "-ERR [SYS/TEMP] server unavailable, try again later")
+        with self.assertRaises(EOFError):
+            p.line(timeout=5)
+
+
 class LinesInOpenResponse(PeersTest):
     """Defect 7: `lines` after an open `more` response are data lines."""
 
