@@ -59,6 +59,10 @@ output_clear(struct client *c)
 {
 	struct output_item *it;
 
+	/* A line held by a pending POP3C verdict is dropped for good: the
+	 * verdict, when it comes, writes nothing (output_hook_done). */
+	if (c->hooking)
+		c->hook_dropped = 1;
 	free(c->hook_line);
 	c->hook_line = NULL;
 	while ((it = TAILQ_FIRST(&c->outq)) != NULL) {
@@ -202,6 +206,7 @@ output_hook(struct client *c, const char *line, size_t len, int flags)
 	pflags = server_dispatch(c->srv, &ev);
 	if (pflags & PIPELINE_PENDING) {
 		c->hooking = 1;
+		c->hook_dropped = 0;
 		c->hook_auth = (flags & OUTPUT_AUTH) != 0;
 		c->hook_cont = (flags & OUTPUT_CONT) != 0;
 		free(c->hook_line);
@@ -290,24 +295,25 @@ output_flush(struct client *c)
 void
 output_hook_done(struct client *c, struct pop3d_event *ev, int flags)
 {
-	int auth = c->hook_auth;
+	int auth = c->hook_auth, dropped = c->hook_dropped;
 	char *orig = c->hook_line;
 
 	c->hooking = 0;
+	c->hook_dropped = 0;
 	c->hook_line = NULL;
 	if (c->dead) {
 		free(orig);
 		return;
 	}
 	if (flags & PIPELINE_TEMPFAIL) {
-		/* orig is NULL when an earlier tempfail dropped (and answered)
-		 * the held line already. */
-		client_tempfail(c, (orig != NULL ? TEMPFAIL_LINE : 0) |
+		/* A line dropped earlier (by a tempfail, which answered) is not
+		 * this tempfail's to answer. */
+		client_tempfail(c, (!dropped ? TEMPFAIL_LINE : 0) |
 		    (c->hook_cont ? TEMPFAIL_CUT : 0));
 		free(orig);
 		return;
 	}
-	if (!(flags & PIPELINE_SWALLOWED))
+	if (!dropped && !(flags & PIPELINE_SWALLOWED))
 		output_emit_result(c, ev, orig, orig != NULL ? c->hook_len : 0, auth);
 	free(orig);
 	output_flush(c);

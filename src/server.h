@@ -122,6 +122,7 @@ struct client {
 	unsigned hooking:1;		/* see output.c */
 	unsigned hook_auth:1;		/* ... it is the first answer to PASS etc. */
 	unsigned hook_cont:1;		/* ... it continues a response begun */
+	unsigned hook_dropped:1;	/* ... it was dropped meanwhile */
 	unsigned eof:1;			/* client closed its side */
 	unsigned closing:1;		/* close once output is flushed */
 	unsigned dead:1;		/* closed; freed from the defer queue */

@@ -385,6 +385,32 @@ class TwoTempfails(PeersTest):
             print("after the tempfail:", repr(p.line(timeout=5)))
 
 
+class DroppedLineStaysDropped(PeersTest):
+    """A line held by a POP3C hook and dropped by another hook's tempfail
+    is not written when its own verdict comes later (chaos seed 4104 got
+    the greeting after the -ERR)."""
+
+    def test_greeting_held_then_connection_tempfail(self):
+        pd = Controller(self.d.sock)
+        self.addCleanup(pd.close)
+        pd.ok("plugin_add", alias="D", priority=1)
+        pd.ok("plugin_register", alias="D", events=["connection"])
+        pd.ok("plugin_add", alias="C", priority=2)
+        pd.ok("plugin_register", alias="C", type="POP3C", events=["response"])
+        p = Client(self.d.port, greet=False)
+        self.addCleanup(p.close)
+        hooks = {}
+        while len(hooks) < 2:
+            m = pd.read()
+            if m.get("type") == "hook":
+                hooks[m["plugin"]] = m["hook"]
+        pd.send_raw(json.dumps({"cmd": "verdict", "hook": hooks["D"], "eat": "tempfail"}) + "\n" +
+                    json.dumps({"cmd": "verdict", "hook": hooks["C"], "eat": "none"}) + "\n")
+        self.assertEqual(p.line(timeout=5), "-ERR [SYS/TEMP] server unavailable, try again later")
+        with self.assertRaises(EOFError):
+            print("after the tempfail:", repr(p.line(timeout=5)))
+
+
 class TempfailOfClosingLine(PeersTest):
     """A client closing with its last line held by a POP3C hook that then
     says tempfail still gets one answer (chaos seed 3002 got none)."""
