@@ -139,7 +139,7 @@ control_reply_error(struct controller *c, json_t *id, const char *code, const ch
 }
 
 /* Write an event outside the pipeline to one controller. */
-static void
+void
 control_write_event(struct controller *c, const char *name, struct pop3d_arg *argv, int argc)
 {
 	struct pop3d_event ev;

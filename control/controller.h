@@ -105,6 +105,7 @@ void control_reply_error(struct controller *, json_t *id, const char *code, cons
     __attribute__((format(printf, 4, 5)));
 void control_kill(struct controller *, const char *reason);
 void control_drop(struct controller *, const char *reason);
+void control_write_event(struct controller *, const char *name, struct pop3d_arg *, int argc);
 void control_send_registered(struct controller *);
 void control_broadcast_shutdown(struct control *);
 json_t *control_listeners(struct control *);

@@ -102,12 +102,8 @@ hook_pending_free(struct hook_pending *hp)
 static void
 hook_tell(struct hook_pending *hp, const char *name)
 {
-	struct control *ctl = hp->ctl;
-	struct controller *c = control_find(ctl, hp->controller);
+	struct controller *c = control_find(hp->ctl, hp->controller);
 	struct pop3d_arg a[4];
-	struct pop3d_event ev;
-	size_t len;
-	char *s;
 
 	if (c == NULL)
 		return;
@@ -122,14 +118,19 @@ hook_tell(struct hook_pending *hp, const char *name)
 	a[2].len = strlen(hp->event);
 	a[3].type = POP3D_ARG_INT;
 	a[3].i = (long long)hp->client;
-	memset(&ev, 0, sizeof(ev));
-	ev.name = name;
-	ev.seq = pop3d_next_seq(ctl->srv);
-	ev.argc = 4;
-	ev.argv = a;
-	if ((s = codec_event(&ev, &len)) != NULL)
-		control_write(c, s, len);
-	free(s);
+	control_write_event(c, name, a, 4);
+}
+
+/* The pending hook of that id, or NULL. */
+static struct hook_pending *
+hook_pending_find(struct control *ctl, uint64_t hook)
+{
+	struct hook_pending *hp;
+
+	TAILQ_FOREACH(hp, &ctl->pending, entry)
+		if (hp->hook == hook)
+			return hp;
+	return NULL;
 }
 
 /* No verdict in time: tell the controller, resolve with on_timeout. */
@@ -166,10 +167,7 @@ hook_cancel(struct pop3d *srv, uint64_t hook, void *arg)
 	struct hook_pending *hp;
 
 	(void)srv;
-	TAILQ_FOREACH(hp, &p->ctl->pending, entry)
-		if (hp->hook == hook)
-			break;
-	if (hp == NULL)
+	if ((hp = hook_pending_find(p->ctl, hook)) == NULL)
 		return;
 	log_info("controller=%llu event=hook-cancelled hook=%llu plugin=%s event_name=%s "
 	    "client=%llu", (unsigned long long)hp->controller, (unsigned long long)hook,
@@ -264,10 +262,7 @@ hook_verdict(struct controller *c, uint64_t hook, int verdict, struct pop3d_arg 
 	struct control *ctl = c->ctl;
 	struct hook_pending *hp;
 
-	TAILQ_FOREACH(hp, &ctl->pending, entry)
-		if (hp->hook == hook)
-			break;
-	if (hp == NULL) {
+	if ((hp = hook_pending_find(ctl, hook)) == NULL) {
 		*code = "stale";
 		return -1;
 	}
