@@ -791,8 +791,7 @@ client_tempfail(struct client *c, int how)
 
 	if (c->dead)
 		return;
-	held = (how & TEMPFAIL_LINE) || c->hooking || !TAILQ_EMPTY(&c->outq);
-	output_clear(c);
+	held = output_clear(c) || (how & TEMPFAIL_LINE);
 	c->hooking = 0;
 	if ((how & TEMPFAIL_CUT) || c->stream_fd >= 0 || (c->inflight != 0 && c->open)) {
 		if (c->stream_fd >= 0) {

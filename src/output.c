@@ -54,10 +54,13 @@ output_enqueue(struct client *c, int kind, const char *data, size_t len, int fla
 	TAILQ_INSERT_TAIL(&c->outq, it, entry);
 }
 
-void
+/* Drop held output (a line awaiting a POP3C verdict, what queued behind
+ * it); 1 when there was some. */
+int
 output_clear(struct client *c)
 {
 	struct output_item *it;
+	int held = c->hooking || !TAILQ_EMPTY(&c->outq);
 
 	/* A line held by a pending POP3C verdict is dropped for good: the
 	 * verdict, when it comes, writes nothing (output_hook_done). */
@@ -69,6 +72,7 @@ output_clear(struct client *c)
 		TAILQ_REMOVE(&c->outq, it, entry);
 		free(it);
 	}
+	return held;
 }
 
 /* A failed authentication: -ERR to PASS/APOP/AUTH, except for the

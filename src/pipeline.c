@@ -580,14 +580,10 @@ pipeline_cancel_client(struct pipeline *pl, struct pop3d *srv, uint64_t client,
 		if ((e = pipeline_find(pl, j->entry)) != NULL && !e->dead && e->cancel_cb != NULL)
 			e->cancel_cb(srv, j->ev.hook, e->arg);
 		flags = j->flags | PIPELINE_CANCELLED;
+		/* Consumers only: no plugin runs past the last one, so this
+		 * cannot suspend again. */
 		if (deliver != NULL && deliver(&j->ev) && j->to_consumers)
-			flags = pipeline_run(pl, srv, &j->ev, 1, 0x7fffffff, UINT64_MAX, flags, 1) |
-			    PIPELINE_CANCELLED;
-		if (flags & PIPELINE_PENDING) {
-			/* Cannot happen: no plugin runs past the last one. */
-			pipeline_job_free(j);
-			continue;
-		}
+			flags = pipeline_run(pl, srv, &j->ev, 1, 0x7fffffff, UINT64_MAX, flags, 1);
 		if (pl->done != NULL)
 			pl->done(srv, &j->ev, flags);
 		pipeline_job_free(j);

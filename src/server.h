@@ -302,7 +302,7 @@ void output_raw(struct client *, const char *, size_t);
 void output_stream(struct client *);
 void output_flush(struct client *);
 void output_hook_done(struct client *, struct pop3d_event *, int flags);
-void output_clear(struct client *);
+int output_clear(struct client *);
 void output_delay_cb(evutil_socket_t, short, void *);
 int output_busy(struct client *);
 
