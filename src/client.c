@@ -954,22 +954,30 @@ client_line_ok(const char *line, size_t len)
 	return 1;
 }
 
-/* Data lines, dot-stuffed with CRLF added, and the terminator when last is
- * set, in a new buffer (NULL when out of memory). */
+/* One data line, dot-stuffed, CRLF added. */
+static void
+client_stuff_line(struct evbuffer *body, const void *line, size_t len)
+{
+	if (len > 0 && *(const char *)line == '.')
+		evbuffer_add(body, ".", 1);
+	evbuffer_add(body, line, len);
+	evbuffer_add(body, "\r\n", 2);
+}
+
+/* Data lines (first, when not NULL, then lines), and the terminator when
+ * last is set, in a new buffer (NULL when out of memory). */
 static struct evbuffer *
-client_stuff_lines(const struct iovec *lines, size_t n, int last)
+client_stuff_lines(const char *first, const struct iovec *lines, size_t n, int last)
 {
 	struct evbuffer *body;
 	size_t i;
 
 	if ((body = evbuffer_new()) == NULL)
 		return NULL;
-	for (i = 0; i < n; i++) {
-		if (lines[i].iov_len > 0 && ((const char *)lines[i].iov_base)[0] == '.')
-			evbuffer_add(body, ".", 1);
-		evbuffer_add(body, lines[i].iov_base, lines[i].iov_len);
-		evbuffer_add(body, "\r\n", 2);
-	}
+	if (first != NULL)
+		client_stuff_line(body, first, strlen(first));
+	for (i = 0; i < n; i++)
+		client_stuff_line(body, lines[i].iov_base, lines[i].iov_len);
 	if (last)
 		evbuffer_add(body, ".\r\n", 3);
 	return body;
@@ -978,11 +986,12 @@ client_stuff_lines(const struct iovec *lines, size_t n, int last)
 /* Append data lines of an open response (and the terminator when last is
  * set): formatted bytes, never seen by POP3C plugins. */
 static int
-client_data_lines(struct client *c, const struct iovec *lines, size_t n, int last)
+client_data_lines(struct client *c, const char *first, const struct iovec *lines, size_t n,
+    int last)
 {
 	struct evbuffer *body;
 
-	if ((body = client_stuff_lines(lines, n, last)) == NULL)
+	if ((body = client_stuff_lines(first, lines, n, last)) == NULL)
 		return -POP3D_ERR_NOMEM;
 	output_raw(c, (const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body));
 	evbuffer_free(body);
@@ -1025,7 +1034,7 @@ client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, i
 		if ((flags & POP3D_SEND_DATA) && c->open) {
 			struct iovec v = { (void *)(uintptr_t)line, len };
 
-			if ((rv = client_data_lines(c, &v, 1, !(flags & POP3D_SEND_MORE))) != 0)
+			if ((rv = client_data_lines(c, NULL, &v, 1, !(flags & POP3D_SEND_MORE))) != 0)
 				return rv;
 		} else
 			output_line(c, line, len, c->open ? OUTPUT_CONT : client_first_line(c));
@@ -1060,16 +1069,13 @@ client_send_lines(struct client *c, uint64_t tag, const char *status, const stru
 		return ahead_defer_lines(ahead, status, lines, n);
 	if (c->inflight && c->open) {
 		/* The status line is out already: all of these are data. */
-		struct iovec v = { (void *)(uintptr_t)status, strlen(status) };
-
-		if ((rv = client_data_lines(c, &v, 1, n == 0)) != 0 ||
-		    (n > 0 && (rv = client_data_lines(c, lines, n, 1)) != 0))
+		if ((rv = client_data_lines(c, status, lines, n, 1)) != 0)
 			return rv;
 		client_complete(c);
 		client_backpressure(c);
 		return 0;
 	}
-	if ((body = client_stuff_lines(lines, n, 1)) == NULL)
+	if ((body = client_stuff_lines(NULL, lines, n, 1)) == NULL)
 		return -POP3D_ERR_NOMEM;
 	output_line(c, status, strlen(status), client_first_line(c));
 	output_raw(c, (const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body));
