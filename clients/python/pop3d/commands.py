@@ -75,7 +75,10 @@ class Commands:
 
         Bytes that are not UTF-8 go as ``text_b64``/``lines_b64``.  ``tag``
         makes the server refuse the send (``stale``) unless that command is
-        the one awaiting an answer.  ``more`` leaves the command open.
+        the one awaiting an answer.  ``more`` leaves the command open.  Once a
+        response is open (a line was sent with ``more``), every element of
+        ``lines`` is a data line, dot-stuffed by the core, then terminated
+        (not terminated with ``more``); ``text`` is always written as given.
         """
         keys = send_to_client_args(client, text=text, lines=lines, tag=tag, more=more)
         first = text if text is not None else None
@@ -89,7 +92,10 @@ class Commands:
                   tag: Optional[int] = None) -> Any:
         """Stream a file as a multi-line response after ``status`` (CRLF
         normalised, dot-stuffed, terminated).  ``top_lines`` limits the body
-        to that many lines after the headers (TOP)."""
+        to that many lines after the headers (TOP).  pop3d refuses
+        (``invalid_argument``) anything but a regular file, a symlink as the
+        last path component, and, under ``--send-file-root``, any path
+        outside that tree; the command then stays open for another answer."""
         self._proto.answered(client, tag)
         return self.call("send_file", client=client, path=path, status=status,
                          top_lines=top_lines, tag=tag or None)
