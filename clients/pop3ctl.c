@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "base64.h"
 #include "mask.h"
 
 #define POP3CTL_DEFAULT_SOCKET	"/run/pop3d/control.sock"
@@ -82,9 +83,6 @@ struct pop3ctl_sub {
 	int (*run)(struct pop3ctl_ctx *);
 	const char *synopsis;
 };
-
-static const char pop3ctl_b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Print "pop3ctl: MESSAGE" on stderr. */
 static void __attribute__((format(printf, 1, 2)))
@@ -155,74 +153,6 @@ pop3ctl_canonical_int(const char *s, long long *out)
 	return pop3ctl_number(s, -0x7fffffffffffffffLL - 1, 0x7fffffffffffffffLL, out) == 0;
 }
 
-/* Base64 (RFC 4648, padded) of len bytes; malloc'd, NULL when out of memory. */
-static char *
-pop3ctl_b64_encode(const char *in, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)in;
-	char *out, *o;
-	size_t i;
-
-	if ((out = pop3ctl_alloc(4 * ((len + 2) / 3) + 1)) == NULL)
-		return NULL;
-	for (i = 0, o = out; i + 2 < len; i += 3) {
-		*o++ = pop3ctl_b64[p[i] >> 2];
-		*o++ = pop3ctl_b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
-		*o++ = pop3ctl_b64[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
-		*o++ = pop3ctl_b64[p[i + 2] & 63];
-	}
-	if (i < len) {
-		*o++ = pop3ctl_b64[p[i] >> 2];
-		if (i + 1 < len) {
-			*o++ = pop3ctl_b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
-			*o++ = pop3ctl_b64[(p[i + 1] & 15) << 2];
-		} else {
-			*o++ = pop3ctl_b64[(p[i] & 3) << 4];
-			*o++ = '=';
-		}
-		*o++ = '=';
-	}
-	*o = '\0';
-	return out;
-}
-
-/* Decode padded base64; returns the length (out malloc'd, NUL-ended) or -1. */
-static long
-pop3ctl_b64_decode(const char *in, size_t len, char **out)
-{
-	unsigned char *o;
-	unsigned acc = 0;
-	size_t i, k = 0, pad = 0;
-	const char *p;
-
-	*out = NULL;
-	if (len % 4 != 0)
-		return -1;
-	while (pad < 2 && pad < len && in[len - 1 - pad] == '=')
-		pad++;
-	if ((o = pop3ctl_alloc(len / 4 * 3 + 1)) == NULL)
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (i >= len - pad)
-			p = pop3ctl_b64;	/* padding counts as zero bits */
-		else if (in[i] == '\0' || (p = strchr(pop3ctl_b64, in[i])) == NULL) {
-			free(o);
-			return -1;
-		}
-		acc = (acc << 6) | (unsigned)(p - pop3ctl_b64);
-		if (i % 4 == 3) {
-			o[k++] = (unsigned char)(acc >> 16);
-			o[k++] = (unsigned char)(acc >> 8);
-			o[k++] = (unsigned char)acc;
-			acc = 0;
-		}
-	}
-	k -= pad;
-	o[k] = '\0';
-	*out = (char *)o;
-	return (long)k;
-}
-
 /* Set obj[key] to the bytes as a JSON string, or obj[b64key] to their
  * base64 when they are not UTF-8.  0, or -1 when out of memory. */
 static int
@@ -234,7 +164,7 @@ pop3ctl_set_bytes(json_t *obj, const char *key, const char *b64key, const char *
 
 	if (j != NULL)
 		return json_object_set_new(obj, key, j);
-	if (b64key == NULL || (enc = pop3ctl_b64_encode(s, len)) == NULL)
+	if (b64key == NULL || (enc = base64_encode(s, len)) == NULL)
 		return -1;
 	j = json_string(enc);
 	free(enc);
@@ -274,7 +204,7 @@ pop3ctl_set_lines(json_t *obj, char **lines, const size_t *lens, size_t n)
 	if (b64) {
 		json_array_clear(a);
 		for (i = 0; i < n; i++) {
-			if ((enc = pop3ctl_b64_encode(lines[i], lens[i])) == NULL)
+			if ((enc = base64_encode(lines[i], lens[i])) == NULL)
 				goto fail;
 			j = json_string(enc);
 			free(enc);
@@ -1115,7 +1045,7 @@ pop3ctl_arg_bytes(json_t *ev, size_t i, size_t *len, char **out)
 
 	*out = NULL;
 	if (json_is_string(b) &&
-	    (n = pop3ctl_b64_decode(json_string_value(b), json_string_length(b), out)) >= 0) {
+	    (n = base64_decode(json_string_value(b), json_string_length(b), out)) >= 0) {
 		*len = (size_t)n;
 		return *out;
 	}

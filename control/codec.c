@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "codec.h"
 
 /* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
@@ -84,107 +85,6 @@ codec_bytes(const char *s, size_t len, int *exact)
 	j = json_stringn(buf, o);
 	free(buf);
 	return j;
-}
-
-static const char codec_b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Base64 of in into out, which holds 4 * ((len + 2) / 3) octets; returns
- * the end of the text (not NUL-terminated). */
-static char *
-codec_b64_put(char *o, const char *in, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)in;
-	size_t i;
-
-	for (i = 0; i + 2 < len; i += 3) {
-		*o++ = codec_b64[p[i] >> 2];
-		*o++ = codec_b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
-		*o++ = codec_b64[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
-		*o++ = codec_b64[p[i + 2] & 63];
-	}
-	if (i < len) {
-		*o++ = codec_b64[p[i] >> 2];
-		if (i + 1 < len) {
-			*o++ = codec_b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
-			*o++ = codec_b64[(p[i + 1] & 15) << 2];
-		} else {
-			*o++ = codec_b64[(p[i] & 3) << 4];
-			*o++ = '=';
-		}
-		*o++ = '=';
-	}
-	return o;
-}
-
-/* Base64 of in as a malloc'd string. */
-char *
-codec_b64_encode(const char *in, size_t len)
-{
-	char *out;
-
-	if ((out = malloc(4 * ((len + 2) / 3) + 1)) == NULL)
-		return NULL;
-	*codec_b64_put(out, in, len) = '\0';
-	return out;
-}
-
-static int
-codec_b64_val(char c)
-{
-	const char *p;
-
-	if (c == '\0' || (p = strchr(codec_b64, c)) == NULL)
-		return -1;
-	return (int)(p - codec_b64);
-}
-
-long
-codec_b64_decode(const char *in, size_t len, char **out)
-{
-	unsigned char *o;
-	size_t i, k = 0, pad = 0;
-	unsigned acc = 0;
-	int v;
-
-	*out = NULL;
-	if (len % 4 != 0)
-		return -1;
-	if (len > 0 && in[len - 1] == '=')
-		pad++;
-	if (len > 1 && in[len - 2] == '=')
-		pad++;
-	if ((o = malloc(len / 4 * 3 + 1)) == NULL)
-		return -1;
-	for (i = 0; i < len - pad; i++) {
-		if ((v = codec_b64_val(in[i])) < 0) {
-			free(o);
-			return -1;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		if (i % 4 == 3) {
-			o[k++] = (unsigned char)(acc >> 16);
-			o[k++] = (unsigned char)(acc >> 8);
-			o[k++] = (unsigned char)acc;
-			acc = 0;
-		}
-	}
-	if (pad == 1) {
-		o[k++] = (unsigned char)(acc >> 10);
-		o[k++] = (unsigned char)(acc >> 2);
-		if (acc & 3)
-			goto bad;
-	} else if (pad == 2) {
-		o[k++] = (unsigned char)(acc >> 4);
-		if (acc & 15)
-			goto bad;
-	}
-	o[k] = '\0';
-	*out = (char *)o;
-	return (long)k;
-bad:
-	free(o);
-	return -1;
 }
 
 const char *
@@ -269,7 +169,7 @@ codec_arg(const struct pop3d_arg *a, json_t **b64)
 		if (a->s == NULL)
 			return json_null();
 		j = codec_bytes(a->s, a->len, &exact);
-		if (!exact && (enc = codec_b64_encode(a->s, a->len)) != NULL) {
+		if (!exact && (enc = base64_encode(a->s, a->len)) != NULL) {
 			*b64 = json_string(enc);
 			free(enc);
 		}
@@ -592,7 +492,7 @@ codec_buf_b64s(struct codec_buf *b, const struct pop3d_event *ev)
 		if (codec_buf_reserve(b, n + 2) == -1)
 			return;
 		b->p[b->len++] = '"';
-		b->len = (size_t)(codec_b64_put(b->p + b->len, a->s, a->len) - b->p);
+		b->len = (size_t)(base64_put(b->p + b->len, a->s, a->len) - b->p);
 		b->p[b->len++] = '"';
 	}
 	codec_buf_lit(b, "]");

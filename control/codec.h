@@ -53,9 +53,5 @@ char *codec_dump(json_t *obj, size_t *len);			/* steals obj */
 json_t *codec_bytes(const char *s, size_t len, int *exact);
 int codec_utf8_valid(const char *s, size_t len);
 
-/* Base64 (RFC 4648, with padding). */
-char *codec_b64_encode(const char *in, size_t len);
-/* Returns the decoded length or -1; *out is malloc'd (NUL-terminated). */
-long codec_b64_decode(const char *in, size_t len, char **out);
 
 #endif

@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 
 #include "../src/log.h"
+#include "base64.h"
 #include "controller.h"
 #include "pop3d.h"
 
@@ -177,7 +178,7 @@ command_line(json_t *v, int b64, size_t *len)
 		}
 		return out;
 	}
-	if ((n = codec_b64_decode(json_string_value(v), json_string_length(v), &out)) < 0)
+	if ((n = base64_decode(json_string_value(v), json_string_length(v), &out)) < 0)
 		return NULL;
 	*len = (size_t)n;
 	return out;

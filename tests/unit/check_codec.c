@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "codec.h"
 #include "suite.h"
 
@@ -134,7 +135,7 @@ START_TEST(test_invalid_utf8)
 	b = json_object_get(j, "args_b64");
 	ck_assert(json_is_array(b) && json_array_size(b) == 2);
 	ck_assert(json_is_null(json_array_get(b, 0)));
-	n = codec_b64_decode(json_string_value(json_array_get(b, 1)),
+	n = base64_decode(json_string_value(json_array_get(b, 1)),
 	    json_string_length(json_array_get(b, 1)), &bytes);
 	ck_assert_int_eq(n, (long)sizeof(raw) - 1);
 	ck_assert(memcmp(bytes, raw, (size_t)n) == 0);
@@ -170,16 +171,16 @@ START_TEST(test_b64)
 	char *s;
 
 	for (i = 0; i < 7; i++) {
-		s = codec_b64_encode(plain[i], strlen(plain[i]));
+		s = base64_encode(plain[i], strlen(plain[i]));
 		ck_assert_str_eq(s, enc[i]);
 		free(s);
-		ck_assert_int_eq(codec_b64_decode(enc[i], strlen(enc[i]), &s), (long)strlen(plain[i]));
+		ck_assert_int_eq(base64_decode(enc[i], strlen(enc[i]), &s), (long)strlen(plain[i]));
 		ck_assert_str_eq(s, plain[i]);
 		free(s);
 	}
-	ck_assert_int_eq(codec_b64_decode("Zm9", 3, &s), -1);
-	ck_assert_int_eq(codec_b64_decode("Zm!v", 4, &s), -1);
-	ck_assert_int_eq(codec_b64_decode("Zh==", 4, &s), -1);
+	ck_assert_int_eq(base64_decode("Zm9", 3, &s), -1);
+	ck_assert_int_eq(base64_decode("Zm!v", 4, &s), -1);
+	ck_assert_int_eq(base64_decode("Zh==", 4, &s), -1);
 }
 END_TEST
 
