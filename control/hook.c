@@ -20,6 +20,7 @@
 #include "../src/log.h"
 #include "controller.h"
 #include "pop3d.h"
+#include "verbs.h"
 
 static const char *const hook_verdicts[] = { "tempfail", "none", "client", "plugin", "all" };
 
@@ -75,17 +76,15 @@ hook_plugin_find(struct control *ctl, const char *alias)
 static int
 hook_is_auth(const struct pop3d_event *ev)
 {
-	static const char *const verbs[] = { "pass", "apop", "auth", NULL };
-	const char *const *v;
+	const char *verb;
 
-	if (ev->type == POP3D_PLUGIN_POP3C) {
-		for (v = verbs; *v != NULL; v++)
-			if (ev->command != NULL && strcmp(ev->command, *v) == 0)
-				return 1;
-		return 0;
-	}
-	return strcmp(ev->name, "pop3d_cmd_pass") == 0 || strcmp(ev->name, "pop3d_cmd_apop") == 0 ||
-	    strcmp(ev->name, "pop3d_cmd_auth") == 0 || strcmp(ev->name, "pop3d_auth_data") == 0;
+	if (ev->type == POP3D_PLUGIN_POP3C)
+		verb = ev->command;
+	else if (strcmp(ev->name, "pop3d_auth_data") == 0)
+		return 1;
+	else
+		verb = verbs_of_event(ev->name);
+	return verb != NULL && (verbs_flags(verb, strlen(verb)) & VERB_AUTH);
 }
 
 static void

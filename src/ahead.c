@@ -43,11 +43,6 @@ struct client_send {
 	char *blob;
 };
 
-/* Verbs that may be dispatched ahead. */
-static const char *const ahead_verbs[] = {
-	"noop", "stat", "list", "uidl", "retr", "top", "dele", "rset", "quit", NULL
-};
-
 /* Remember that consumer received the command of a receivers array. */
 int
 ahead_receiver_add(uint64_t **v, size_t *n, size_t *cap, uint64_t consumer)
@@ -288,15 +283,15 @@ ahead_ok(struct client *c)
 	struct evbuffer_ptr p;
 	struct line_cmd cmd;
 	char name[CLIENT_CMD_EVENT_MAX];
-	const char *data;
+	const char *data, *verb;
 	size_t len;
-	int i;
 
 	if (srv->opts.pipeline_depth <= 1 || c->inflight == 0 || c->sasl || c->lf.discarding ||
 	    c->state != POP3D_STATE_TRANSACTION || c->nahead + 1 >= srv->opts.pipeline_depth)
 		return 0;
 	last = TAILQ_LAST(&c->ahead, client_ahead_list);
-	if (strcmp(last != NULL ? last->verb : c->verb, "quit") == 0)
+	verb = last != NULL ? last->verb : c->verb;
+	if (verbs_flags(verb, strlen(verb)) & VERB_QUIT)
 		return 0;
 	if (srv->span_owner == c && srv->spanlen > 0) {
 		/* The lines are parsed from the read buffer (client_raw_read). */
@@ -321,10 +316,7 @@ ahead_ok(struct client *c)
 		len--;
 	if (memchr(data, '\0', len) != NULL || line_parse(data, len, &cmd) == -1)
 		return 0;
-	for (i = 0; ahead_verbs[i] != NULL; i++)
-		if (strcmp(cmd.verb, ahead_verbs[i]) == 0)
-			break;
-	if (ahead_verbs[i] == NULL)
+	if (!(verbs_flags(cmd.verb, strlen(cmd.verb)) & VERB_AHEAD))
 		return 0;
 	client_cmd_event(name, cmd.verb);
 	return pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, name);

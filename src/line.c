@@ -7,11 +7,7 @@
 #include <event2/buffer.h>
 
 #include "line.h"
-
-const char *const line_verbs[] = {
-	"user", "pass", "apop", "stat", "list", "retr", "dele", "noop", "rset",
-	"top", "uidl", "quit", "capa", "stls", "auth", "utf8", "lang", NULL
-};
+#include "verbs.h"
 
 void
 line_init(struct line_framer *lf)
@@ -144,15 +140,14 @@ line_parse(const char *line, size_t len, struct line_cmd *cmd)
 	return 0;
 }
 
-/* Look verb up in the built-in table and in extra. */
+/* Look verb up in the verb table and in extra. */
 int
 line_verb_known(const char *verb, const char *const *extra)
 {
 	const char *const *v;
 
-	for (v = line_verbs; *v != NULL; v++)
-		if ((*v)[0] == verb[0] && strcmp(*v, verb) == 0)
-			return 1;
+	if (verbs_find(verb, strlen(verb)) != NULL)
+		return 1;
 	if (extra != NULL)
 		for (v = extra; *v != NULL; v++)
 			if (strcasecmp(*v, verb) == 0)

@@ -9,6 +9,7 @@
 #ifndef POP3D_LINE_H
 #define POP3D_LINE_H
 
+#include "verbs.h"
 #include <stddef.h>
 
 struct evbuffer;
@@ -24,7 +25,7 @@ struct line_framer {
 	int discarding;		/* dropping input up to the next LF */
 };
 
-#define LINE_VERB_MAX 16
+#define LINE_VERB_MAX VERBS_MAX
 
 struct line_cmd {
 	char verb[LINE_VERB_MAX + 1];	/* lower-case, NUL-terminated */
@@ -47,10 +48,8 @@ enum line_status line_extract_mem(struct line_framer *, const char **data, size_
  * the first run of white space, trailing white space removed.  Returns 0, or
  * -1 for an empty line or a verb longer than LINE_VERB_MAX. */
 int line_parse(const char *line, size_t len, struct line_cmd *);
-/* Whether verb (lower case) is forwarded: the seed's twelve, CAPA STLS AUTH
- * UTF8 LANG, or one of extra (NULL-terminated, any case; may be NULL). */
+/* Whether verb (lower case) is forwarded: a row of the verb table
+ * (verbs.c), or one of extra (NULL-terminated, any case; may be NULL). */
 int line_verb_known(const char *verb, const char *const *extra);
-/* The built-in verbs, NULL-terminated. */
-extern const char *const line_verbs[];
 
 #endif

@@ -4,17 +4,7 @@
 #include <string.h>
 
 #include "mask.h"
-
-/* The secret-bearing verbs, lower case, and what each shows. */
-static const struct {
-	const char *verb;
-	int rule;
-} mask_verbs[] = {
-	{ "pass", MASK_ALL },
-	{ "apop", MASK_WORD },
-	{ "auth", MASK_WORD },
-	{ NULL, MASK_NONE }
-};
+#include "verbs.h"
 
 /* The white space line_parse splits on: the same set, or a verb could be
  * told apart from its argument differently here than in the core. */
@@ -24,45 +14,28 @@ mask_isspace(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-/* ASCII lower case: the locale must not decide what a verb is. */
-static char
-mask_lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
-}
-
 /* The rule of a verb of len octets (any case). */
 int
 mask_verb_secret(const char *verb, size_t len)
 {
-	size_t i, k;
+	const struct verb *v = verbs_find(verb, len);
 
-	if (verb == NULL)
-		return MASK_NONE;
-	for (k = 0; mask_verbs[k].verb != NULL; k++) {
-		if (strlen(mask_verbs[k].verb) != len)
-			continue;
-		for (i = 0; i < len && mask_lower(verb[i]) == mask_verbs[k].verb[i]; i++)
-			;
-		if (i == len)
-			return mask_verbs[k].rule;
-	}
-	return MASK_NONE;
+	return v != NULL ? v->mask : MASK_NONE;
 }
 
 /* The rule of the command argument (argument 1) of event name. */
 int
 mask_event_secret(const char *name)
 {
-	static const char cmd[] = "pop3d_cmd_";
+	const char *verb;
 
 	if (name == NULL)
 		return MASK_NONE;
 	if (strcmp(name, "pop3d_auth_data") == 0)
 		return MASK_ALL;
-	if (strncmp(name, cmd, sizeof(cmd) - 1) != 0)
+	if ((verb = verbs_of_event(name)) == NULL)
 		return MASK_NONE;
-	return mask_verb_secret(name + sizeof(cmd) - 1, strlen(name + sizeof(cmd) - 1));
+	return mask_verb_secret(verb, strlen(verb));
 }
 
 /* The rule of argument i of event name. */

@@ -1165,14 +1165,15 @@ static int
 pop3d_pattern_possible(struct pop3d *srv, const char *p)
 {
 	const char *const *v;
+	const struct verb *vb;
 	char name[LINE_VERB_MAX + 16];
 	size_t i;
 
 	for (v = pop3d_core_events; *v != NULL; v++)
 		if (pipeline_match(p, *v))
 			return 1;
-	for (v = line_verbs; *v != NULL; v++) {
-		snprintf(name, sizeof(name), "pop3d_cmd_%s", *v);
+	for (vb = verbs_table; vb->name != NULL; vb++) {
+		snprintf(name, sizeof(name), "pop3d_cmd_%s", vb->name);
 		if (pipeline_match(p, name))
 			return 1;
 	}
