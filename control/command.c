@@ -13,6 +13,7 @@
 
 #include "../src/log.h"
 #include "base64.h"
+#include "line.h"
 #include "controller.h"
 #include "pop3d.h"
 
@@ -252,9 +253,7 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 		if (pop3d_response_open(srv, (uint64_t)client, (uint64_t)tag))
 			flags |= POP3D_SEND_DATA;
 		for (i = 0; i < n && rv == 0; i++)
-			if (memchr(iov[i].iov_base, '\r', iov[i].iov_len) != NULL ||
-			    memchr(iov[i].iov_base, '\n', iov[i].iov_len) != NULL ||
-			    memchr(iov[i].iov_base, '\0', iov[i].iov_len) != NULL)
+			if (!line_clean(iov[i].iov_base, iov[i].iov_len))
 				rv = -POP3D_ERR_INVALID;
 		/* Every element with the tag: tag 0 would mean the command in
 		 * front, not one dispatched ahead (--pipeline-depth). */

@@ -943,17 +943,6 @@ client_check(struct client *c, uint64_t tag, struct client_ahead **ahead)
 	return -POP3D_ERR_STALE;
 }
 
-static int
-client_line_ok(const char *line, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (line[i] == '\r' || line[i] == '\n' || line[i] == '\0')
-			return 0;
-	return 1;
-}
-
 /* One data line, dot-stuffed, CRLF added. */
 static void
 client_stuff_line(struct evbuffer *body, const void *line, size_t len)
@@ -1019,7 +1008,7 @@ client_send_line(struct client *c, uint64_t tag, const char *line, size_t len, i
 
 	if ((rv = client_check(c, tag, &ahead)) != 0)
 		return rv;
-	if (!client_line_ok(line, len))
+	if (!line_clean(line, len))
 		return -POP3D_ERR_INVALID;
 	if (ahead != NULL)
 		return ahead_defer_line(ahead, line, len, flags);
@@ -1060,10 +1049,10 @@ client_send_lines(struct client *c, uint64_t tag, const char *status, const stru
 
 	if ((rv = client_check(c, tag, &ahead)) != 0)
 		return rv;
-	if (!client_line_ok(status, strlen(status)))
+	if (!line_clean(status, strlen(status)))
 		return -POP3D_ERR_INVALID;
 	for (i = 0; i < n; i++)
-		if (!client_line_ok(lines[i].iov_base, lines[i].iov_len))
+		if (!line_clean(lines[i].iov_base, lines[i].iov_len))
 			return -POP3D_ERR_INVALID;
 	if (ahead != NULL)
 		return ahead_defer_lines(ahead, status, lines, n);
@@ -1133,7 +1122,7 @@ client_send_file(struct client *c, uint64_t tag, const char *status, const char 
 
 	if ((rv = client_check(c, tag, &ahead)) != 0)
 		return rv;
-	if (!client_line_ok(status, strlen(status)))
+	if (!line_clean(status, strlen(status)))
 		return -POP3D_ERR_INVALID;
 	if (ahead == NULL && c->stream_fd >= 0)
 		return -POP3D_ERR_INVALID;

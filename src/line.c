@@ -140,6 +140,20 @@ line_parse(const char *line, size_t len, struct line_cmd *cmd)
 	return 0;
 }
 
+/* Whether s holds no CR, LF or NUL. */
+int
+line_clean(const char *s, size_t len)
+{
+	size_t i;
+
+	if (s == NULL)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+			return 0;
+	return 1;
+}
+
 /* Look verb up in the verb table and in extra. */
 int
 line_verb_known(const char *verb, const char *const *extra)

@@ -48,6 +48,10 @@ enum line_status line_extract_mem(struct line_framer *, const char **data, size_
  * the first run of white space, trailing white space removed.  Returns 0, or
  * -1 for an empty line or a verb longer than LINE_VERB_MAX. */
 int line_parse(const char *line, size_t len, struct line_cmd *);
+/* Whether len octets at s may go on one POP3 line: no CR, LF or NUL (a
+ * line break would let the sender forge a second answer; a NUL would cut
+ * it short in C strings and logs).  NULL is not. */
+int line_clean(const char *s, size_t len);
 /* Whether verb (lower case) is forwarded: a row of the verb table
  * (verbs.c), or one of extra (NULL-terminated, any case; may be NULL). */
 int line_verb_known(const char *verb, const char *const *extra);

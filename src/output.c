@@ -156,20 +156,13 @@ output_delay_cb(evutil_socket_t fd, short what, void *arg)
 		client_defer(c);
 }
 
-static int
-output_line_ok(const char *s, size_t len)
-{
-	return s != NULL && memchr(s, '\r', len) == NULL && memchr(s, '\n', len) == NULL &&
-	    memchr(s, '\0', len) == NULL;
-}
-
 /* The line as the plugins left it (ARG1), or the original if they broke it. */
 static void
 output_emit_result(struct client *c, const struct pop3d_event *ev, const char *orig,
     size_t olen, int auth)
 {
 	if (ev->argc > 1 && ev->argv[1].type == POP3D_ARG_STR &&
-	    output_line_ok(ev->argv[1].s, ev->argv[1].len))
+	    line_clean(ev->argv[1].s, ev->argv[1].len))
 		output_emit(c, ev->argv[1].s, ev->argv[1].len, auth);
 	else {
 		log_warnx("client=%llu event=bad-rewrite", (unsigned long long)c->id);

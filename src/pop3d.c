@@ -88,10 +88,11 @@ server_now(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether s is set and fits on one POP3 line. */
 static int
 pop3d_text_ok(const char *s)
 {
-	return s != NULL && strpbrk(s, "\r\n") == NULL;
+	return s != NULL && line_clean(s, strlen(s));
 }
 
 static void
@@ -1043,7 +1044,7 @@ pop3d_disconnect(struct pop3d *srv, uint64_t id, const char *text)
 
 	if (c == NULL || c->closing)
 		return -POP3D_ERR_UNKNOWN_CLIENT;
-	if (text != NULL && strpbrk(text, "\r\n") != NULL)
+	if (text != NULL && !line_clean(text, strlen(text)))
 		return -POP3D_ERR_INVALID;
 	client_close(c, "disconnect requested", text);
 	return 0;

@@ -166,6 +166,31 @@ START_TEST(test_verbs)
 }
 END_TEST
 
+/* What may go on one POP3 line: everything but CR, LF and NUL. */
+static const struct clean_case {
+	const char *s;
+	size_t len;
+	int clean;
+} clean_cases[] = {
+	{ "", 0, 1 },
+	{ "+OK fine", 8, 1 },
+	{ "tab\there \x7f \xc3\xa9", 15, 1 },
+	{ "cr\rhere", 7, 0 },
+	{ "lf\nhere", 7, 0 },
+	{ "nul\0here", 8, 0 },
+	{ "\r", 1, 0 },
+	{ "end\n", 4, 0 },
+	{ "past\0", 4, 1 },	/* only len octets are looked at */
+	{ NULL, 0, 0 },
+};
+
+START_TEST(test_clean)
+{
+	ck_assert_int_eq(line_clean(clean_cases[_i].s, clean_cases[_i].len),
+	    clean_cases[_i].clean);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -175,6 +200,7 @@ main(void)
 	tcase_add_loop_test(tc, test_frames, 0, sizeof(frame_cases) / sizeof(frame_cases[0]));
 	tcase_add_loop_test(tc, test_parse, 0, sizeof(parse_cases) / sizeof(parse_cases[0]));
 	tcase_add_test(tc, test_verbs);
+	tcase_add_loop_test(tc, test_clean, 0, sizeof(clean_cases) / sizeof(clean_cases[0]));
 	suite_add_tcase(s, tc);
 	return suite_run(s);
 }
