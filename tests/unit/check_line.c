@@ -174,7 +174,7 @@ static const struct clean_case {
 } clean_cases[] = {
 	{ "", 0, 1 },
 	{ "+OK fine", 8, 1 },
-	{ "tab\there \x7f \xc3\xa9", 15, 1 },
+	{ "tab\there \x7f \xc3\xa9", 13, 1 },
 	{ "cr\rhere", 7, 0 },
 	{ "lf\nhere", 7, 0 },
 	{ "nul\0here", 8, 0 },
