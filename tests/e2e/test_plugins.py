@@ -532,6 +532,28 @@ class LoadablePlugins(unittest.TestCase):
                 self.assertEqual(b.cmd(line), locked)
                 b.close()
 
+    def test_eventlog_escapes_what_it_shows(self):
+        """Quotes, backslashes and control octets of a shown argument are
+        escaped (mask_escape's MASK_QUOTED), so a client cannot forge a
+        field or a line of the log; the shown word of AUTH too."""
+        with Daemon(TESTD, control=False) as tmp:
+            log = os.path.join(tmp.tmp, "events.log")
+            with Daemon(TESTD, args=("--plugin", EVENTLOG + "=" + log)) as d:
+                p = Client(d.port)
+                self.assertEqual(p.cmd('USER a"b\\c\x01d\x7f'), '+OK user a"b\\c\x01d\x7f')
+                self.assertEqual(p.cmd('AUTH b"o\x01b s3cr3t-response'),
+                                 "-ERR [AUTH] authentication failed")
+                p.close()
+                d.wait_log(r"client=1 event=disconnect")
+            with open(log) as f:
+                text = f.read()
+        self.assertIn(r'event=pop3d_cmd_user client=1 tag=1 args=[1,"a\"b\\c\x01d\x7f"]',
+                      text)
+        self.assertIn(r'event=pop3d_cmd_auth client=1 tag=2 args=[1,"b\"o\x01b ****"]', text)
+        self.assertNotIn("s3cr3t", text)
+        self.assertNotIn("\x01", text)
+        self.assertNotIn("\x7f", text)
+
     def test_bad_abi_refused(self):
         p = subprocess.run([POP3D, "-f", "--address", "127.0.0.1", "--port", "0",
                             "--plugin", BADABI], capture_output=True, text=True, timeout=WAIT)
