@@ -9,6 +9,9 @@
  *
  *   pop3d --plugin authlimit.so=failures=3,window=300,delay=2000
  *
+ * Which verbs it counts and answers is the verb table's VERB_AUTH
+ * (src/verbs.c: PASS, APOP and AUTH today); it keeps no list of its own.
+ *
  * It logs nothing about the commands it counts or answers, so it never
  * shows their arguments.
  *
@@ -26,11 +29,17 @@
 
 #include <event2/event.h>
 
-#include "mask.h"
 #include "pop3d.h"
+#include "verbs.h"
 
+/* Addresses tracked: bounds memory (about 0.6 KiB each, 2.4 MiB in all)
+ * under a scan from many addresses; the least recently failing is dropped. */
 #define AUTHLIMIT_MAX_ADDRS 4096
+/* Largest failures=N: the ring of failure times is this long. */
 #define AUTHLIMIT_MAX_FAILURES 64
+/* Most VERB_AUTH verbs registered for: a stack array; the table has fewer
+ * than 20 rows, and a table that outgrew this fails registration loudly. */
+#define AUTHLIMIT_MAX_VERBS 32
 static const char authlimit_msg[] = "-ERR [AUTH] too many authentication failures, try again later";
 
 struct authlimit_addr {
@@ -88,6 +97,8 @@ authlimit_args(struct authlimit *al, const char *arg)
 	return 0;
 }
 
+/* The entry of addr, created (dropping the oldest when full) if create;
+ * NULL when absent or out of memory. */
 static struct authlimit_addr *
 authlimit_find(struct authlimit *al, const char *addr, int create)
 {
@@ -128,6 +139,7 @@ authlimit_count(struct authlimit *al, struct authlimit_addr *a, time_t now)
 	return n;
 }
 
+/* The delay is over: answer the locked-out attempt and forget it. */
 static void
 authlimit_reply_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -144,14 +156,15 @@ authlimit_reply_cb(evutil_socket_t fd, short what, void *arg)
 	free(r);
 }
 
-/* Whether verb is an authentication command: the secret-bearing verbs of
- * the masking rule (src/mask.c), so both lists are one. */
+/* Whether verb is on the way to authentication (VERB_AUTH, src/verbs.c). */
 static int
 authlimit_is_auth(const char *verb)
 {
-	return verb != NULL && mask_verb_secret(verb, strlen(verb)) != MASK_NONE;
+	return verb != NULL && (verbs_flags(verb, strlen(verb)) & VERB_AUTH) != 0;
 }
 
+/* Count failed authentication answers per address; answer (after the
+ * delay) and eat the attempts of an address over the limit. */
 static int
 authlimit_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 {
@@ -160,6 +173,8 @@ authlimit_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	struct authlimit_addr *a;
 	time_t now = time(NULL);
 
+	if (ev->type != POP3D_PLUGIN_POP3C && !authlimit_is_auth(verbs_of_event(ev->name)))
+		return POP3D_EAT_NONE;	/* only what authlimit_events registered */
 	if (pop3d_client_info(srv, ev->client, &ci) != 0)
 		return POP3D_EAT_NONE;
 	if (ev->type == POP3D_PLUGIN_POP3C) {
@@ -208,11 +223,39 @@ authlimit_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	return POP3D_EAT_ALL;
 }
 
+/* Register for the cmd events of every VERB_AUTH verb of the table and for
+ * the answers (POP3C "response"); 0, or -1. */
+static int
+authlimit_events(struct pop3d *srv, const char *alias)
+{
+	static const char *const resp[] = { "response" };
+	char buf[AUTHLIMIT_MAX_VERBS][sizeof("cmd_") + VERBS_MAX];
+	const char *names[AUTHLIMIT_MAX_VERBS];
+	const struct verb *v;
+	size_t n = 0;
+
+	for (v = verbs_table; v->name != NULL; v++) {
+		if (!(v->flags & VERB_AUTH))
+			continue;
+		if (n == AUTHLIMIT_MAX_VERBS) {
+			fprintf(stderr, "authlimit: more than %d authentication verbs\n",
+			    AUTHLIMIT_MAX_VERBS);
+			return -1;
+		}
+		snprintf(buf[n], sizeof(buf[n]), "cmd_%s", v->name);
+		names[n] = buf[n];
+		n++;
+	}
+	if (pop3d_plugin_register_type(srv, alias, POP3D_PLUGIN_POP3D, names, n, NULL) != 0 ||
+	    pop3d_plugin_register_type(srv, alias, POP3D_PLUGIN_POP3C, resp, 1, NULL) != 0)
+		return -1;
+	return 0;
+}
+
+/* Plugin start: parse the argument, register, make the state. */
 static int
 authlimit_register(struct pop3d *srv, const char *alias, const char *arg, void **state)
 {
-	static const char *const cmds[] = { "cmd_pass", "cmd_apop", "cmd_auth" };
-	static const char *const resp[] = { "response" };
 	struct authlimit *al = calloc(1, sizeof(*al));
 
 	if (al == NULL)
@@ -227,8 +270,7 @@ authlimit_register(struct pop3d *srv, const char *alias, const char *arg, void *
 		free(al);
 		return -1;
 	}
-	if (pop3d_plugin_register_type(srv, alias, POP3D_PLUGIN_POP3D, cmds, 3, NULL) != 0 ||
-	    pop3d_plugin_register_type(srv, alias, POP3D_PLUGIN_POP3C, resp, 1, NULL) != 0) {
+	if (authlimit_events(srv, alias) != 0) {
 		free(al);
 		return -1;
 	}
@@ -236,6 +278,7 @@ authlimit_register(struct pop3d *srv, const char *alias, const char *arg, void *
 	return 0;
 }
 
+/* Plugin stop: free the addresses and cancel the pending answers. */
 static void
 authlimit_unregister(struct pop3d *srv, const char *alias, void *state)
 {
@@ -264,6 +307,7 @@ static const struct pop3d_plugin_def authlimit_def = {
 
 const struct pop3d_plugin_def *pop3d_plugin_entry(void);
 
+/* The entry point pop3d looks up in the shared object. */
 const struct pop3d_plugin_def *
 pop3d_plugin_entry(void)
 {

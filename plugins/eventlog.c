@@ -44,6 +44,7 @@ eventlog_quote(FILE *f, int rule, const char *s, size_t len)
 	fputc('"', f);
 }
 
+/* Write one line for the event, secrets masked (mask_event_arg). */
 static int
 eventlog_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 {
@@ -79,6 +80,7 @@ eventlog_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	return POP3D_EAT_NONE;
 }
 
+/* Plugin start: open the log (stderr without an argument), register. */
 static int
 eventlog_register(struct pop3d *srv, const char *alias, const char *arg, void **state)
 {
@@ -106,6 +108,7 @@ eventlog_register(struct pop3d *srv, const char *alias, const char *arg, void **
 	return 0;
 }
 
+/* Plugin stop: close a log file we opened. */
 static void
 eventlog_unregister(struct pop3d *srv, const char *alias, void *state)
 {
@@ -125,6 +128,7 @@ static const struct pop3d_plugin_def eventlog_def = {
 
 const struct pop3d_plugin_def *pop3d_plugin_entry(void);
 
+/* The entry point pop3d looks up in the shared object. */
 const struct pop3d_plugin_def *
 pop3d_plugin_entry(void)
 {

@@ -508,6 +508,52 @@ class LoadablePlugins(unittest.TestCase):
             a.close()
             b.close()
 
+    def test_authlimit_counts_every_auth_verb(self):
+        """The verbs counted and locked out are the verb table's VERB_AUTH
+        (PASS, APOP, AUTH), a SASL exchange included; -ERR answers to other
+        verbs are not counted, and other verbs are never locked out."""
+        with Daemon(TESTD, args=("--auth-fail-delay", "0", "--plugin",
+                                 AUTHLIMIT + "=failures=2,window=60,delay=0")) as d:
+            a = Client(d.port)
+            for _ in range(3):
+                self.assertEqual(a.cmd("TOP x"), "-ERR usage")
+            self.assertEqual(a.cmd("AUTH PLAIN bm90LXRoaXM="),
+                             "-ERR [AUTH] authentication failed")
+            self.assertEqual(a.cmd("AUTH PLAIN"), "+ ")
+            self.assertEqual(a.cmd("bm9yLXRoaXM="), "-ERR [AUTH] authentication failed")
+            a.close()
+            locked = "-ERR [AUTH] too many authentication failures, try again later"
+            # A connection each: the core closes one after three -ERR [AUTH].
+            for line in ("APOP bob c4c9334bac560ecc979e58001b3e22fb",
+                         "auth PLAIN AGJvYgBzZWNyZXQ=", "Pass secret"):
+                b = Client(d.port)
+                self.assertEqual(b.cmd("USER bob"), "+OK user bob")
+                self.assertEqual(b.cmd("TOP x"), "-ERR usage")
+                self.assertEqual(b.cmd(line), locked)
+                b.close()
+
+    def test_eventlog_escapes_what_it_shows(self):
+        """Quotes, backslashes and control octets of a shown argument are
+        escaped (mask_escape's MASK_QUOTED), so a client cannot forge a
+        field or a line of the log; the shown word of AUTH too."""
+        with Daemon(TESTD, control=False) as tmp:
+            log = os.path.join(tmp.tmp, "events.log")
+            with Daemon(TESTD, args=("--plugin", EVENTLOG + "=" + log)) as d:
+                p = Client(d.port)
+                self.assertEqual(p.cmd('USER a"b\\c\x01d\x7f'), '+OK user a"b\\c\x01d\x7f')
+                self.assertEqual(p.cmd('AUTH b"o\x01b s3cr3t-response'),
+                                 "-ERR [AUTH] authentication failed")
+                p.close()
+                d.wait_log(r"client=1 event=disconnect")
+            with open(log) as f:
+                text = f.read()
+        self.assertIn(r'event=pop3d_cmd_user client=1 tag=1 args=[1,"a\"b\\c\x01d\x7f"]',
+                      text)
+        self.assertIn(r'event=pop3d_cmd_auth client=1 tag=2 args=[1,"b\"o\x01b ****"]', text)
+        self.assertNotIn("s3cr3t", text)
+        self.assertNotIn("\x01", text)
+        self.assertNotIn("\x7f", text)
+
     def test_bad_abi_refused(self):
         p = subprocess.run([POP3D, "-f", "--address", "127.0.0.1", "--port", "0",
                             "--plugin", BADABI], capture_output=True, text=True, timeout=WAIT)
