@@ -45,7 +45,7 @@ class Commands:
         return self.call("session_id")
 
     def getsockname(self) -> GetsocknameResult:
-        """``{"listeners": [{"address", "port", "tls"}, ...]}``."""
+        """``{"listeners": [{"address", "port", "tls", "proxy"}, ...]}``."""
         return self.call("getsockname")
 
     def list_clients(self) -> ListClientsResult:

@@ -38,10 +38,12 @@ class SessionIdResult(TypedDict):
 
 
 class Listener(TypedDict):
-    """One listening socket (greeting, getsockname)."""
+    """One listening socket (greeting, getsockname): ``tls`` for implicit
+    TLS, ``proxy`` for a listener expecting a PROXY protocol header."""
     address: str
     port: int
     tls: bool
+    proxy: bool
 
 
 class GetsocknameResult(TypedDict):
