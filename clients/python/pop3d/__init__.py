@@ -1,6 +1,8 @@
 """Python client library for the pop3d control socket.
 
-* :class:`Client` - blocking client; :class:`AsyncClient` - asyncio client.
+* :class:`Client` - blocking client; :class:`AsyncClient` - asyncio client;
+  both built on :class:`pop3d.base.ClientCore` (same behaviour at EOF and
+  on plugin handler errors).  Command results: :mod:`pop3d.results`.
 * :class:`Event` / :class:`Hook` - what the server sends; ``ev.reply(...)``
   answers with the event's client and tag filled in.
 * :class:`Pop3dError` - every error reply, with ``.code`` and ``.message``.

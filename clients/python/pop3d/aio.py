@@ -3,20 +3,49 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
-from typing import Any, AsyncIterator, Callable, Optional, Sequence, Union
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Iterable, Optional, Sequence, TypeVar,
+                    Union)
 
-from .client import default_path
-from .commands import Commands
-from .protocol import Event, Hook, PluginSpec, Pop3dError, Protocol, normalize_verdict
+from .base import ClientCore, Steps
+from .protocol import Event, Hook, PluginSpec, Pop3dError, Protocol
+
+if TYPE_CHECKING:
+    from .results import (EmptyResult, EventsResult, GetsocknameResult, HelloResult,
+                          ListClientsResult, PingResult, PluginCountResult, PluginInfo,
+                          PluginListResult, PluginOrderResult, SessionIdResult)
 
 __all__ = ["AsyncClient"]
 
+T = TypeVar("T")
 _EOF = object()
-log = logging.getLogger("pop3d")
 
 
-class AsyncClient(Commands):
+class _Raise:
+    """Queued in place of an event: raise ``exc`` from next_event."""
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+async def _run_steps(steps: "Steps[T]") -> T:
+    """Run a step generator, awaiting every result that is awaitable."""
+    try:
+        fn, args = next(steps)
+        while True:
+            try:
+                res = fn(*args)
+                if inspect.isawaitable(res):
+                    res = await res
+            except BaseException as e:
+                fn, args = steps.throw(e)
+            else:
+                fn, args = steps.send(res)
+    except StopIteration as stop:
+        return stop.value
+
+
+class AsyncClient(ClientCore):
     """An asyncio connection to the pop3d control socket.
 
     >>> async def main():                                   # doctest: +SKIP
@@ -25,25 +54,25 @@ class AsyncClient(Commands):
     ...     async for ev in c.events():
     ...         await ev.reply("+OK")
 
-    Command methods are coroutines returning the reply's ``result`` or
-    raising :class:`Pop3dError`; many may be awaited concurrently (replies
-    are matched in order).  A background task reads the socket: replies
-    resolve their commands, events go to a queue read by :meth:`events`,
-    and hooks of plugins declared with :meth:`plugin` run as tasks.
+    Command methods are coroutines returning the reply's ``result`` (typed
+    in :mod:`pop3d.results`) or raising :class:`Pop3dError`; many may be
+    awaited concurrently (replies are matched in order).  A background task
+    reads the socket: replies resolve their commands, events go to a queue
+    read by :meth:`next_event`/:meth:`events`, and hooks of plugins
+    declared with :meth:`plugin` run as tasks.  End of connection and
+    plugin handler errors behave as described in :mod:`pop3d.base`, as for
+    :class:`Client`.
     """
 
     def __init__(self, path: Optional[str] = None, *, timeout: float = 30.0):
-        self.path = default_path(path)
-        self.timeout = timeout
-        self._proto = Protocol()
+        super().__init__(path, timeout)
         self._reader: Optional[asyncio.StreamReader] = None
         self._writer: Optional[asyncio.StreamWriter] = None
         self._queue: "asyncio.Queue[Any]" = asyncio.Queue()
         self._task: Optional[asyncio.Task] = None
         self._greeting: Optional[asyncio.Future] = None
         self._hook_tasks: "set[asyncio.Task]" = set()
-        self.greeting: Optional[dict] = None
-        self.closed = False
+        #: Why the connection ended (a Pop3dError), once it has.
         self.error: Optional[BaseException] = None
 
     @classmethod
@@ -55,6 +84,8 @@ class AsyncClient(Commands):
         return self
 
     async def open(self, name: Optional[str] = None, lossy: Optional[bool] = None) -> dict:
+        """Connect, start the reader task, wait for the greeting (returned)
+        and send ``hello`` if name/lossy given."""
         loop = asyncio.get_running_loop()
         self._reader, self._writer = await asyncio.wait_for(
             asyncio.open_unix_connection(self.path), self.timeout)
@@ -78,12 +109,17 @@ class AsyncClient(Commands):
                 await self._writer.wait_closed()
             except (OSError, ConnectionError):
                 pass
-        if self._task is not None and self._task is not asyncio.current_task():
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        if self._task is not None:
+            if self._task is not asyncio.current_task():
+                self._task.cancel()
+                try:
+                    await self._task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        else:
+            # Never opened: next_event ends as after a closed connection.
+            self.error = self.error or Pop3dError("connection_closed", "client closed")
+            self._queue.put_nowait(_EOF)
         for t in list(self._hook_tasks):
             t.cancel()
 
@@ -140,36 +176,25 @@ class AsyncClient(Commands):
             p = self._proto.match_reply(msg)
             if p.waiter is not None and not p.waiter.done():
                 p.waiter.set_result(msg)
-        elif t == "event":
-            self._queue.put_nowait(Event(msg, self))
-        elif t == "hook":
-            hook = Hook(msg, self)
-            spec = self._proto.plugins.get(hook.plugin)
+        else:
+            ev = self._event_of(msg)
+            if ev is None:
+                return
+            spec = self._plugin_of(ev)
             if spec is None:
-                self._queue.put_nowait(hook)
+                self._queue.put_nowait(ev)
             else:
-                task = asyncio.get_running_loop().create_task(self._run_hook(spec, hook))
+                task = asyncio.get_running_loop().create_task(self._run_hook(spec, ev))
                 self._hook_tasks.add(task)
                 task.add_done_callback(self._hook_tasks.discard)
 
-    async def _run_hook(self, spec: PluginSpec, hook: Hook) -> None:
+    async def _run_hook(self, spec: PluginSpec, hook: Event) -> None:
+        assert isinstance(hook, Hook)
         try:
-            value = spec.handler(hook)
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception:
-            log.exception("plugin %s: hook handler failed", spec.alias)
-            if not hook.answered:
-                await hook.verdict("none")
-            return
-        if not hook.answered:
-            eat, args = normalize_verdict(value)
-            try:
-                await hook.verdict(eat, args)
-            except Pop3dError as e:
-                # Too late: the hook already resolved with its on_timeout.
-                if e.code != "stale":
-                    raise
+            await _run_steps(self._hook_steps(spec, hook))
+        except Exception as e:
+            # Raised by the next next_event(), in order with the events.
+            self._queue.put_nowait(_Raise(e))
 
     # -- commands ----------------------------------------------------------
     async def call(self, _cmd: str, **keys: Any) -> Any:
@@ -187,76 +212,90 @@ class AsyncClient(Commands):
 
     # -- events --------------------------------------------------------------
     async def next_event(self, timeout: Optional[float] = None) -> Optional[Event]:
-        """The next event (or unhandled hook); None after ``timeout`` seconds
-        or once the connection is closed."""
+        """The next event (or a hook of no plugin of ours); None after
+        ``timeout`` seconds without one.
+
+        A plugin handler's exception (its hook answered ``"none"``) is
+        raised here, in order with the events.  At the end of the
+        connection, once the events received are handed out, raises
+        Pop3dError("connection_closed") (or the error that ended it).
+        """
         try:
             item = await asyncio.wait_for(self._queue.get(), timeout)
         except asyncio.TimeoutError:
             return None
         if item is _EOF:
             self._queue.put_nowait(_EOF)
-            return None
+            raise self.error or Pop3dError("connection_closed", "not connected")
+        if isinstance(item, _Raise):
+            raise item.exc
         return item
 
     async def events(self, timeout: Optional[float] = None) -> AsyncIterator[Event]:
-        """Async-iterate over events until the connection closes (or, with
-        ``timeout``, until that many idle seconds pass)."""
+        """Async-iterate over events until the connection closes (quietly),
+        or, with ``timeout``, until that many idle seconds pass.  Installs
+        the declared plugins first.  A plugin handler's exception
+        propagates (see :meth:`next_event`)."""
         await self.install_plugins()
         while True:
-            ev = await self.next_event(timeout)
+            try:
+                ev = await self.next_event(timeout)
+            except Pop3dError as e:
+                if e.code == "connection_closed":
+                    return
+                raise
             if ev is None:
                 return
             yield ev
 
     async def wait_event(self, name: str, timeout: float = 10.0,
                          client: Optional[int] = None) -> Event:
-        """Skip events until one named ``name``; Pop3dError("timeout") after
-        ``timeout`` seconds."""
-        full = name if name.startswith("pop3d_") else "pop3d_" + name
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            ev = await self.next_event(max(0.0, deadline - loop.time()))
-            if ev is None:
-                raise Pop3dError("timeout", "no event %s" % full)
-            if ev.name == full and (client is None or ev.client == client):
-                return ev
-
-    @property
-    def last_seq(self) -> int:
-        return self._proto.last_seq
-
-    @property
-    def dropped(self) -> int:
-        return self._proto.dropped
+        """Skip events until one named ``name`` (full or short; of
+        ``client`` when given); raise Pop3dError("timeout") after
+        ``timeout`` seconds, Pop3dError("connection_closed") at the end of
+        the connection."""
+        return await _run_steps(self._wait_event_steps(name, timeout, client))
 
     # -- plugins -------------------------------------------------------------
-    def plugin(self, alias: str, events: Union[str, Sequence[str]],
-               priority: Optional[int] = None, type: str = "POP3D",
-               timeout_ms: Optional[int] = None, on_timeout: Optional[str] = None
-               ) -> Callable[[Callable[[Hook], Any]], Callable[[Hook], Any]]:
-        """Decorator: declare a controller plugin (handler may be async).
-
-        The plugin is added and registered by :meth:`install_plugins`, which
-        :meth:`events` calls first; call it yourself to see errors early.
-        """
-        def deco(fn: Callable[[Hook], Any]) -> Callable[[Hook], Any]:
-            self._plugin_spec(alias, events, fn, priority, type, timeout_ms,
-                                     on_timeout)
-            return fn
-        return deco
-
     async def install_plugins(self) -> None:
-        """Send plugin_add/plugin_register for every declared plugin not yet
-        installed; raises Pop3dError (e.g. unknown_command) on failure."""
+        """Send plugin_add/plugin_register for every plugin declared with
+        :meth:`plugin` and not yet installed; raises Pop3dError (e.g.
+        unknown_command) on failure, after removing that plugin again."""
         for spec in list(self._proto.plugins.values()):
-            if spec.installed:
-                continue
-            try:
-                await self.plugin_add(spec.alias, spec.priority)
-                await self.plugin_register(spec.alias, spec.events, spec.type,
-                                           spec.timeout_ms, spec.on_timeout)
-            except Pop3dError:
-                self._proto.plugins.pop(spec.alias, None)
-                raise
-            spec.installed = True
+            if not spec.installed:
+                await _run_steps(self._install_steps(spec))
+
+    if TYPE_CHECKING:
+        # The command methods of pop3d.commands, as coroutines.
+        async def hello(self, name: Optional[str] = None,
+                        lossy: Optional[bool] = None) -> HelloResult: ...
+        async def ping(self) -> PingResult: ...
+        async def session_id(self) -> SessionIdResult: ...
+        async def getsockname(self) -> GetsocknameResult: ...
+        async def list_clients(self) -> ListClientsResult: ...
+        async def shutdown(self) -> EmptyResult: ...
+        async def register(self, events: Union[str, Sequence[str]]) -> EventsResult: ...
+        async def unregister(self, events: Union[str, Sequence[str]]) -> EventsResult: ...
+        async def send_event(self, event: str,
+                             args: Optional[Sequence[Any]] = None) -> EmptyResult: ...
+        async def send_to_client(self, client: int, text: Optional[Union[str, bytes]] = None,
+                                 lines: Optional[Iterable[Union[str, bytes]]] = None,
+                                 tag: Optional[int] = None,
+                                 more: bool = False) -> EmptyResult: ...
+        async def send_file(self, client: int, path: str, status: str,
+                            top_lines: Optional[int] = None,
+                            tag: Optional[int] = None) -> EmptyResult: ...
+        async def disconnect(self, client: int, text: Optional[str] = None) -> EmptyResult: ...
+        async def plugin_add(self, alias: str,
+                             priority: Optional[int] = None) -> PluginCountResult: ...
+        async def plugin_del(self, alias: str) -> PluginCountResult: ...
+        async def plugin_register(self, alias: str, events: Union[str, Sequence[str]],
+                                  type: str = "POP3D", timeout_ms: Optional[int] = None,
+                                  on_timeout: Optional[str] = None) -> PluginInfo: ...
+        async def plugin_unregister(self, alias: str, events: Union[str, Sequence[str]],
+                                    type: str = "POP3D") -> PluginInfo: ...
+        async def plugin_get(self, alias: str) -> PluginInfo: ...
+        async def plugin_list(self) -> PluginListResult: ...
+        async def plugin_order(self) -> PluginOrderResult: ...
+        async def verdict(self, hook: Any, eat: str = "none",
+                          args: Optional[Sequence[Any]] = None) -> EmptyResult: ...

@@ -2,26 +2,17 @@
 from __future__ import annotations
 
 import collections
-import os
 import socket
 import time
-from typing import Any, Callable, Deque, Iterator, List, Optional, Sequence, Union
+from typing import Any, Deque, Iterator, List, Optional
 
-from .commands import Commands
-from .protocol import Event, Hook, Pending, Pop3dError, Protocol, normalize_verdict
+from .base import ClientCore, default_path, run_steps
+from .protocol import Event, Pending, PluginSpec, Pop3dError, Protocol
 
 __all__ = ["Client", "default_path"]
 
 
-def default_path(path: Optional[str] = None) -> str:
-    """``path``, else $POP3D_CONTROL; raise ValueError when neither is set."""
-    p = path or os.environ.get("POP3D_CONTROL")
-    if not p:
-        raise ValueError("no control socket path given and POP3D_CONTROL is not set")
-    return p
-
-
-class Client(Commands):
+class Client(ClientCore):
     """A blocking connection to the pop3d control socket.
 
     >>> with Client("/run/pop3d/control.sock", name="demo") as c:   # doctest: +SKIP
@@ -29,23 +20,22 @@ class Client(Commands):
     ...     for ev in c.events():
     ...         ev.reply("+OK")
 
-    Every command method returns the reply's ``result`` dict or raises
-    :class:`Pop3dError`.  Events that arrive while a command waits for its
-    reply are queued and handed out by :meth:`events`/:meth:`next_event`.
-    Not thread-safe: use one Client per thread.
+    Every command method returns the reply's ``result`` dict (typed in
+    :mod:`pop3d.results`) or raises :class:`Pop3dError`.  Events that
+    arrive while a command waits for its reply are queued and handed out by
+    :meth:`events`/:meth:`next_event`.  Not thread-safe: use one Client per
+    thread (:meth:`close` excepted).  End of connection and plugin handler
+    errors behave as described in :mod:`pop3d.base`, as for
+    :class:`AsyncClient`.
 
     ``timeout`` bounds each wait for a reply (seconds).
     """
 
     def __init__(self, path: Optional[str] = None, *, name: Optional[str] = None,
                  lossy: Optional[bool] = None, timeout: float = 30.0, connect: bool = True):
-        self.path = default_path(path)
-        self.timeout = timeout
-        self._proto = Protocol()
+        super().__init__(path, timeout)
         self._sock: Optional[socket.socket] = None
         self._queue: Deque[Event] = collections.deque()
-        self.greeting: Optional[dict] = None
-        self.closed = False
         if connect:
             self.connect(name=name, lossy=lossy)
 
@@ -130,15 +120,13 @@ class Client(Commands):
             raise Pop3dError("connection_closed", "pop3d closed the control connection")
         return self._proto.feed(data)
 
-    def _dispatch(self, msg: dict) -> Optional[Pending]:
-        t = msg.get("type")
-        if t == "reply":
-            return self._proto.match_reply(msg)
-        if t == "event":
-            self._queue.append(Event(msg, self))
-        elif t == "hook":
-            self._queue.append(Hook(msg, self))
-        return None
+    def _dispatch(self, msg: dict) -> None:
+        if msg.get("type") == "reply":
+            self._proto.match_reply(msg)
+            return
+        ev = self._event_of(msg)
+        if ev is not None:
+            self._queue.append(ev)
 
     def send_nowait(self, _cmd: str, **keys: Any) -> Pending:
         """Send a command without waiting; collect it later with :meth:`wait`.
@@ -169,19 +157,23 @@ class Client(Commands):
 
     # -- events ----------------------------------------------------------------
     def next_event(self, timeout: Optional[float] = None) -> Optional[Event]:
-        """The next event (or unhandled hook); None after ``timeout`` seconds.
+        """The next event (or a hook of no plugin of ours); None after
+        ``timeout`` seconds without one.
 
         Hooks of plugins added with :meth:`plugin` are run here and answered
-        with their verdict.  Raises Pop3dError("connection_closed") at EOF.
+        with their verdict; a handler's exception propagates from here
+        (after the hook was answered ``"none"``).  At the end of the
+        connection, once the events received are handed out, raises
+        Pop3dError("connection_closed").
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             while self._queue:
                 ev = self._queue.popleft()
-                if isinstance(ev, Hook) and ev.plugin in self._proto.plugins:
-                    self._run_hook(ev)
-                    continue
-                return ev
+                spec = self._plugin_of(ev)
+                if spec is None:
+                    return ev
+                run_steps(self._hook_steps(spec, ev))  # type: ignore[arg-type]
             try:
                 for msg in self._read(deadline):
                     self._dispatch(msg)
@@ -191,9 +183,10 @@ class Client(Commands):
                 raise
 
     def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
-        """Iterate over events until the connection closes.
+        """Iterate over events until the connection closes (quietly).
 
         With ``timeout``, iteration also ends after that many idle seconds.
+        A plugin handler's exception propagates (see :meth:`next_event`).
         """
         while True:
             try:
@@ -208,84 +201,14 @@ class Client(Commands):
 
     def wait_event(self, name: str, timeout: float = 10.0,
                    client: Optional[int] = None) -> Event:
-        """Skip events until one named ``name`` (full or short); raise
-        Pop3dError("timeout") after ``timeout`` seconds."""
-        full = name if name.startswith("pop3d_") else "pop3d_" + name
-        deadline = time.monotonic() + timeout
-        while True:
-            ev = self.next_event(max(0.0, deadline - time.monotonic()))
-            if ev is None:
-                raise Pop3dError("timeout", "no event %s" % full)
-            if ev.name == full and (client is None or ev.client == client):
-                return ev
-
-    @property
-    def last_seq(self) -> int:
-        """Highest event seq received so far."""
-        return self._proto.last_seq
-
-    @property
-    def dropped(self) -> int:
-        """Events the server dropped for this (lossy) controller."""
-        return self._proto.dropped
-
-    def inflight_tag(self, client: int) -> Optional[int]:
-        """Tag of the command of ``client`` seen and not yet answered by us;
-        under pop3d --pipeline-depth, the oldest of them (see
-        :meth:`inflight_tags`)."""
-        return self._proto.inflight.get(client)
-
-    def inflight_tags(self, client: int) -> List[int]:
-        """Tags of the commands of ``client`` seen and not yet answered by
-        us, oldest first: several only when pop3d runs with
-        --pipeline-depth above 1, and then each may be answered (by its
-        tag, as :meth:`Event.reply` does) in any order."""
-        return list(self._proto.inflight_tags.get(client, ()))
+        """Skip events until one named ``name`` (full or short; of
+        ``client`` when given); raise Pop3dError("timeout") after
+        ``timeout`` seconds, Pop3dError("connection_closed") at the end of
+        the connection."""
+        return run_steps(self._wait_event_steps(name, timeout, client))
 
     # -- plugins ---------------------------------------------------------------
-    def plugin(self, alias: str, events: Union[str, Sequence[str]],
-               priority: Optional[int] = None, type: str = "POP3D",
-               timeout_ms: Optional[int] = None, on_timeout: Optional[str] = None
-               ) -> Callable[[Callable[[Hook], Any]], Callable[[Hook], Any]]:
-        """Decorator: add a controller plugin and run the function for its hooks.
-
-        The function gets a :class:`Hook` and returns the verdict: None or
-        ``"none"``, ``"client"``, ``"plugin"``, ``"all"``, or
-        ``(eat, new_args)``.  It may answer the client itself first
-        (``hook.reply("-ERR ...")``) and return ``"all"``.  The plugin is
-        added (``plugin_add``) and registered (``plugin_register``) right
-        away; hooks run inside :meth:`events`/:meth:`next_event`.
-        """
-        def deco(fn: Callable[[Hook], Any]) -> Callable[[Hook], Any]:
-            spec = self._plugin_spec(alias, events, fn, priority, type, timeout_ms,
-                                     on_timeout)
-            self.plugin_add(alias, priority)
-            try:
-                self.plugin_register(alias, spec.events, type, timeout_ms, on_timeout)
-            except Pop3dError:
-                try:
-                    self.plugin_del(alias)
-                except Pop3dError:
-                    pass
-                self._proto.plugins.pop(alias, None)
-                raise
-            spec.installed = True
-            return fn
-        return deco
-
-    def _run_hook(self, hook: Hook) -> None:
-        spec = self._proto.plugins[hook.plugin]
-        try:
-            value = spec.handler(hook)
-        except BaseException:
-            if not hook.answered:
-                hook.verdict("none")
-            raise
-        if not hook.answered:
-            eat, args = normalize_verdict(value)
-            try:
-                hook.verdict(eat, args)
-            except Pop3dError as e:
-                # Too late: the hook already resolved with its on_timeout.
-                if e.code != "stale":
-                    raise
+    def _declared(self, spec: PluginSpec) -> None:
+        """Install the plugin at once (plugin_add, plugin_register); on
+        failure it is removed again and the Pop3dError raised."""
+        run_steps(self._install_steps(spec))

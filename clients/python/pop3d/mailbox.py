@@ -19,11 +19,9 @@ QUIT in TRANSACTION; a dropped connection applies nothing), one session per
 maildrop ([IN-USE]), response codes [AUTH], [IN-USE] and [SYS/TEMP], and
 octet counts equal to what the client receives.
 
-Sizes: the core streams a message with every line end (LF, CR or CRLF)
-turned into CRLF, a CRLF added after a last line that has none, and
-dot-stuffing.  RFC 1939 sizes exclude the stuffing and the terminator, so
-:func:`octets` counts each line end as 2 octets and a missing final line
-end as 2 more - exactly the bytes a client keeps after unstuffing.
+Sizes: :class:`OctetCounter` holds the one rule (each line end 2 octets,
+a missing final line end 2 more, dot-stuffing and terminator not counted:
+the bytes a client keeps after unstuffing what the core streams).
 """
 from __future__ import annotations
 
@@ -45,8 +43,8 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from .client import Client
 from .protocol import Event, Pop3dError
 
-__all__ = ["Backend", "Message", "MailboxServer", "Session", "octets", "octets_fd",
-           "open_message_file", "normalize",
+__all__ = ["Backend", "Message", "MailboxServer", "Session", "OctetCounter", "octets",
+           "octets_of", "octets_fd", "open_message_file", "normalize", "safe_uid",
            "AUTHORIZATION", "TRANSACTION", "UPDATE"]
 
 log = logging.getLogger("pop3d.mailbox")
@@ -62,18 +60,58 @@ _UID_OK = re.compile(r"^[\x21-\x7e]{1,70}$")
 
 # -- sizes ----------------------------------------------------------------------
 
+class OctetCounter:
+    """The size of a message as a client receives it: THE octet-count rule
+    of this module (:func:`octets_of`, :func:`octets_fd`, :func:`octets`
+    and the sizes of LIST, STAT and RETR all come from here).
+
+    The core's streamer (send_file) turns every line end - CRLF, a lone CR,
+    a lone LF - into CRLF and adds a CRLF after a last line that has none;
+    then it dot-stuffs and terminates.  RFC 1939 sizes are what the client
+    keeps after unstuffing, so the stuffing and the terminator are not
+    counted: each line end is 2 octets, a missing final line end 2 more,
+    every other octet 1.  An empty file is 0.  Bytes may be fed in chunks
+    of any size (a CRLF split between two chunks counts once).
+    :func:`normalize` produces exactly those octets.
+    """
+
+    __slots__ = ("_n", "_carry", "_last")
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._carry = b""       # a trailing CR held back: maybe half a CRLF
+        self._last = b""        # the last octet fed
+
+    def feed(self, chunk: bytes) -> None:
+        """Count the next bytes of the message."""
+        if not chunk:
+            return
+        self._last = chunk[-1:]
+        data = self._carry + chunk
+        if data.endswith(b"\r"):
+            self._carry, data = b"\r", data[:-1]
+        else:
+            self._carry = b""
+        crlf = data.count(b"\r\n")
+        cr = data.count(b"\r")
+        lf = data.count(b"\n")
+        # Line ends: each CRLF once, each lone CR or LF; all become 2 octets.
+        self._n += len(data) - cr - lf + 2 * (cr + lf - crlf)
+
+    def total(self) -> int:
+        """Octets of everything fed, with the final line end."""
+        if self._carry:
+            return self._n + 2                  # a final lone CR: a line end
+        if self._last and self._last not in (b"\r", b"\n"):
+            return self._n + 2                  # the CRLF the core adds
+        return self._n
+
+
 def octets_of(data: bytes) -> int:
-    """Octets a client receives for ``data`` (see module docstring)."""
-    if not data:
-        return 0
-    crlf = data.count(b"\r\n")
-    cr = data.count(b"\r")
-    lf = data.count(b"\n")
-    ends = cr + lf - crlf
-    n = len(data) - cr - lf + 2 * ends
-    if data[-1:] not in (b"\r", b"\n"):
-        n += 2
-    return n
+    """Octets a client receives for ``data`` (see :class:`OctetCounter`)."""
+    c = OctetCounter()
+    c.feed(data)
+    return c.total()
 
 
 def open_message_file(path: str) -> int:
@@ -93,42 +131,21 @@ def open_message_file(path: str) -> int:
 
 def octets_fd(fd: int) -> int:
     """Octets a client receives for the open file ``fd`` (read from offset
-    0 with pread; see :func:`octets`)."""
-    total = 0
-    carry = b""
-    last = b""
+    0 with pread; see :class:`OctetCounter`)."""
+    c = OctetCounter()
     off = 0
     while True:
         chunk = os.pread(fd, _CHUNK, off)
         if not chunk:
-            break
+            return c.total()
         off += len(chunk)
-        data = carry + chunk
-        # Keep a trailing CR back: it may be the first half of a CRLF.
-        if data.endswith(b"\r"):
-            carry, data = b"\r", data[:-1]
-        else:
-            carry = b""
-        if data:
-            crlf = data.count(b"\r\n")
-            cr = data.count(b"\r")
-            lf = data.count(b"\n")
-            total += len(data) - cr - lf + 2 * (cr + lf - crlf)
-        last = chunk[-1:]
-    if carry:
-        total += 2
-    elif last and last not in (b"\r", b"\n"):
-        total += 2
-    return total
+        c.feed(chunk)
 
 
 def octets(path: str) -> int:
-    """Octets a client receives for the file at ``path`` (RETR size).
-
-    Same rules as the core's streamer: LF, CR and CRLF each count as CRLF;
-    a missing final line end counts 2; no dot-stuffing, no terminator.
-    The file is opened with :func:`open_message_file` (no symlink, no FIFO).
-    """
+    """Octets a client receives for the file at ``path`` (RETR size; see
+    :class:`OctetCounter`).  The file is opened with
+    :func:`open_message_file` (no symlink, no FIFO)."""
     fd = open_message_file(path)
     try:
         return octets_fd(fd)
@@ -138,8 +155,9 @@ def octets(path: str) -> int:
 
 def normalize(data: bytes, top_lines: Optional[int] = None) -> bytes:
     """What a client holds after unstuffing RETR (or TOP n) of ``data``:
-    every line end CRLF, a final CRLF; with ``top_lines`` the header block,
-    its empty line and that many body lines."""
+    every line end CRLF, a final CRLF (so ``len(normalize(data)) ==
+    octets_of(data)``, see :class:`OctetCounter`); with ``top_lines`` the
+    header block, its empty line and that many body lines."""
     if not data:
         return b""
     out = _LINE_END.sub(b"\r\n", data)
@@ -307,7 +325,8 @@ class MailboxServer:
 
     ``greeting``: send the greeting ourselves on pop3d_connection, with an
     APOP timestamp (run pop3d with ``--no-greeting``).  Without it APOP is
-    not offered.  ``sasl``: offer AUTH PLAIN.  ``hostname``: for the APOP
+    not offered.  ``sasl``: offer AUTH PLAIN, with an initial response or
+    a ``+ `` continuation (the core's ``pop3d_auth_data``).  ``hostname``: for the APOP
     timestamp and texts.  ``expire``: the EXPIRE capability argument.
     """
 
@@ -319,7 +338,6 @@ class MailboxServer:
         self.greeting = greeting
         self.hostname = hostname or socket.gethostname() or "localhost"
         self.sasl = sasl
-        self.sasl_continuation = False
         self.implementation = implementation
         self.expire = expire
         #: The core does STLS itself when it has a certificate; its control
@@ -337,21 +355,14 @@ class MailboxServer:
 
     # -- set-up and loop -----------------------------------------------------
     def register(self) -> List[str]:
-        """Register for the events the server needs; returns the patterns."""
+        """Register for the events the server needs (``pop3d_auth_data``
+        too with ``sasl``: the core's SASL continuation); returns the
+        patterns.  Raises Pop3dError when pop3d refuses one of them."""
         names = ["cmd_*", "disconnected"]
         if self.greeting:
             names.append("connection")
-        self.sasl_continuation = False
         if self.sasl:
-            try:
-                res = self.client.register(names + ["auth_data"])
-                self.sasl_continuation = True
-                return res["events"]
-            except Pop3dError as e:
-                if e.code != "unknown_event":
-                    raise
-                log.warning("pop3d has no pop3d_auth_data: AUTH PLAIN only with an "
-                            "initial response")
+            names.append("auth_data")
         return self.client.register(names)["events"]
 
     def serve(self, idle: Optional[float] = None) -> None:
@@ -577,9 +588,6 @@ class MailboxServer:
         if len(a) == 2:
             self._plain(s, ev, "" if a[1] == "=" else a[1])
             return
-        if not self.sasl_continuation:
-            ev.reply("-ERR send AUTH PLAIN with an initial response")
-            return
         s.sasl = "PLAIN"
         ev.reply("+ ")
 
@@ -625,8 +633,7 @@ class MailboxServer:
             if self.stls and not tls:
                 caps.append("STLS")
             caps.append("USER")
-            # RFC 5034 needs "+ " continuations: only with pop3d_auth_data.
-            if self.sasl and self.sasl_continuation:
+            if self.sasl:
                 caps.append("SASL PLAIN")
         caps += ["RESP-CODES", "PIPELINING"]
         if state == AUTHORIZATION:

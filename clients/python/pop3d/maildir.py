@@ -200,17 +200,22 @@ class MaildirBackend(Backend):
         return self._users.get(user)
 
     def authenticate(self, user: str, password: bytes) -> bool:
+        """True when ``password`` matches the users file's hash of ``user``
+        (the file is re-read first when it changed).  Same hash work for
+        unknown users, disabled and malformed entries."""
         e = self._entry(user)
         # Unknown users, disabled and malformed entries cost the same as a
         # wrong password (see pop3d.passwd.PasswordChecker).
         return self.checker.verify(e.hash if e is not None else None, password)
 
     def apop_secret(self, user: str) -> Optional[bytes]:
+        """The ``apop=`` secret of ``user`` in the users file, or None."""
         e = self._entry(user)
         return e.apop if e is not None else None
 
     # -- maildrops ---------------------------------------------------------------
     def maildir(self, user: str) -> str:
+        """The path ``root/USER``; OSError(EINVAL) for a bad user name."""
         if not USER_RE.match(user):
             raise OSError(errno.EINVAL, "bad user name")
         return os.path.join(self.root, user)
@@ -265,6 +270,10 @@ class MaildirBackend(Backend):
         return out
 
     def list_messages(self, user: str) -> List[Message]:
+        """The regular files of ``USER/new`` and ``USER/cur`` in delivery
+        order (leading timestamp, then name), one per unique name, with the
+        unique name as UIDL (``safe_uid``).  Creates ``root/USER`` if
+        missing; OSError when it is not a real directory."""
         base = self.maildir(user)
         msgs = []
         seen = set()
@@ -300,6 +309,10 @@ class MaildirBackend(Backend):
         return None
 
     def open_message(self, user: str, msg: Message) -> int:
+        """An fd of the message, found again by its unique name if another
+        agent renamed it (``msg.path`` updated), opened relative to its
+        directory with O_NOFOLLOW|O_NONBLOCK; OSError when it is gone or
+        not a regular file."""
         with _Fds() as fds:
             ufd = self._open_user(fds, user)
             loc = self._locate(user, msg, fds, ufd)
@@ -316,12 +329,18 @@ class MaildirBackend(Backend):
             return fd
 
     def message_path(self, user: str, msg: Message) -> str:
+        """The message's current path for send_file, after checking (with
+        :meth:`open_message`) that it is a regular file; OSError if not."""
         # Checked now (a regular file, no symlink); pop3d opens it again
         # with O_NOFOLLOW (and, with --send-file-root, no symlink anywhere).
         os.close(self.open_message(user, msg))
         return msg.path
 
     def delete_messages(self, user: str, msgs: List[Message]) -> None:
+        """Unlink the messages (``trash``: rename them into
+        ``USER/.Trash/cur``), between directory fds.  Messages already gone
+        are skipped; OSError when some could not be removed or the trash
+        folder is unusable (then nothing moves)."""
         failed = []
         with _Fds() as fds:
             ufd = self._open_user(fds, user)
@@ -382,6 +401,8 @@ class MaildirBackend(Backend):
             raise OSError(errno.EAGAIN, "lock file keeps changing")
 
     def lock(self, user: str) -> bool:
+        """flock ``USER/.pop3d.lock`` (shared across processes); False when
+        another session holds it, OSError when the lock file is unsafe."""
         try:
             fd = self._open_lock(user)
         except OSError as e:
@@ -399,6 +420,7 @@ class MaildirBackend(Backend):
         return True
 
     def unlock(self, user: str) -> None:
+        """Release the maildrop lock taken by :meth:`lock` (closes its fd)."""
         with self._guard:
             fd = self._lock_fds.pop(user, None)
         if fd is not None:
@@ -436,6 +458,8 @@ def _responder_lock(path: str, client: Client) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """``python3 -m pop3d.maildir``: parse ``argv``, take the responder
+    lock, serve until pop3d goes away; the exit status."""
     ap = argparse.ArgumentParser(
         prog="python3 -m pop3d.maildir",
         description="Serve Maildirs over a pop3d control socket.",
