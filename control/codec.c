@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base64.h"
 #include "codec.h"
@@ -353,7 +354,8 @@ codec_buf_int(struct codec_buf *b, long long v)
 static int
 codec_buf_str(struct codec_buf *b, const char *s, size_t len)
 {
-	static const char hex[] = "0123456789ABCDEF";
+	static const char hex[] = "0123456789ABCDEF", short_of[] = "\"\\\b\f\n\r\t";
+	const char *e;
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, start, n;
 	unsigned c;
@@ -376,39 +378,19 @@ codec_buf_str(struct codec_buf *b, const char *s, size_t len)
 			codec_buf_add(b, p + start, i - start);
 		if (i == len)
 			break;
-		switch (c = p[i++]) {
-		case '"':
-			codec_buf_lit(b, "\\\"");
-			break;
-		case '\\':
-			codec_buf_lit(b, "\\\\");
-			break;
-		case '\b':
-			codec_buf_lit(b, "\\b");
-			break;
-		case '\f':
-			codec_buf_lit(b, "\\f");
-			break;
-		case '\n':
-			codec_buf_lit(b, "\\n");
-			break;
-		case '\r':
-			codec_buf_lit(b, "\\r");
-			break;
-		case '\t':
-			codec_buf_lit(b, "\\t");
-			break;
-		default:
-			if (c == 0 || c >= 0x80) {
-				codec_buf_lit(b, "\xEF\xBF\xBD");
-				exact = 0;
-			} else {
-				memcpy(esc, "\\u00", 4);
-				esc[4] = hex[c >> 4];
-				esc[5] = hex[c & 15];
-				codec_buf_add(b, esc, sizeof(esc));
-			}
-			break;
+		c = p[i++];
+		if (c != 0 && (e = strchr(short_of, (int)c)) != NULL) {
+			esc[0] = '\\';	/* \" \\ \b \f \n \r \t */
+			esc[1] = "\"\\bfnrt"[e - short_of];
+			codec_buf_add(b, esc, 2);
+		} else if (c == 0 || c >= 0x80) {
+			codec_buf_lit(b, "\xEF\xBF\xBD");
+			exact = 0;
+		} else {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			codec_buf_add(b, esc, sizeof(esc));
 		}
 	}
 	codec_buf_lit(b, "\"");
@@ -701,4 +683,65 @@ codec_reply_error(json_t *id, const char *code, const char *message, size_t *len
 	json_object_set_new(o, "ok", json_false());
 	json_object_set_new(o, "error", e);
 	return codec_dump(o, len);
+}
+
+/* The server's listeners as a JSON array (greeting, pop3d_registered,
+ * getsockname). */
+json_t *
+codec_listeners(struct pop3d *srv)
+{
+	struct pop3d_sockname names[32];
+	size_t n, i;
+	json_t *a = json_array();
+
+	n = pop3d_getsockname(srv, names, 32);
+	for (i = 0; i < n && i < 32; i++)
+		json_array_append_new(a, json_pack("{s:s, s:i, s:b, s:b}", "address",
+		    names[i].address, "port", names[i].port, "tls", names[i].tls, "proxy",
+		    names[i].proxy));
+	return a;
+}
+
+/* The greeting line a controller receives on connection. */
+char *
+codec_greeting(struct pop3d *srv, const struct control_options *co, uint64_t controller,
+    size_t *len)
+{
+	const struct pop3d_options *o = pop3d_get_options(srv);
+
+	return codec_dump(json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:b, s:o, "
+	    "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+	    "type", "greeting", "protocol", 1, "server", "pop3d", "version", PACKAGE_VERSION,
+	    "alias", o->alias, "hostname", o->hostname, "pid", (json_int_t)getpid(),
+	    "session_id", pop3d_session_id(srv), "controller", (json_int_t)controller,
+	    "stls", pop3d_tls_available(srv),
+	    "listeners", codec_listeners(srv), "limits",
+	    "max_line", (json_int_t)o->max_line,
+	    "timeout", (json_int_t)o->timeout,
+	    "response_timeout", (json_int_t)o->response_timeout,
+	    "max_clients", (json_int_t)o->max_clients,
+	    "max_per_address", (json_int_t)o->max_per_address,
+	    "control_max_line", (json_int_t)co->max_line,
+	    "control_max_output", (json_int_t)co->max_output,
+	    "control_stall_seconds", (json_int_t)co->stall_seconds,
+	    "max_controllers", (json_int_t)co->max_controllers), len);
+}
+
+/* ARG0 of pop3d_registered, describing the server: compact JSON text
+ * (malloc'd, no newline), or NULL. */
+char *
+codec_registered(struct pop3d *srv)
+{
+	const struct pop3d_options *o = pop3d_get_options(srv);
+	json_t *d;
+	char *s;
+
+	d = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "server", "pop3d", "alias", o->alias,
+	    "hostname", o->hostname, "session_id", pop3d_session_id(srv), "pid",
+	    (json_int_t)getpid(), "listeners", codec_listeners(srv));
+	if (d == NULL)
+		return NULL;
+	s = json_dumps(d, JSON_COMPACT);
+	json_decref(d);
+	return s;
 }

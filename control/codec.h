@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "control.h"
 #include "pop3d.h"
 
 /* Decoding a command line. */
@@ -52,6 +53,12 @@ char *codec_dump(json_t *obj, size_t *len);			/* steals obj */
  * *exact set to 0 in the second case. */
 json_t *codec_bytes(const char *s, size_t len, int *exact);
 int codec_utf8_valid(const char *s, size_t len);
+
+/* What a controller is told about the server. */
+json_t *codec_listeners(struct pop3d *);
+char *codec_greeting(struct pop3d *, const struct control_options *, uint64_t controller,
+    size_t *len);
+char *codec_registered(struct pop3d *);
 
 
 #endif

@@ -56,10 +56,10 @@ static void
 command_result(struct controller *c, json_t *id, int rv, json_t *result)
 {
 	if (rv == 0)
-		control_reply_ok(c, id, result);
+		peer_reply_ok(c, id, result);
 	else {
 		json_decref(result);
-		control_reply_error(c, id, command_code(rv), "%s", pop3d_strerror(rv));
+		peer_reply_error(c, id, command_code(rv), "%s", pop3d_strerror(rv));
 	}
 }
 
@@ -113,6 +113,21 @@ command_patterns(struct controller *c)
 	return a;
 }
 
+/* The seed's pop3d_registered: ARG0 describes the server. */
+static void
+command_registered(struct controller *c)
+{
+	struct pop3d_arg a;
+	char *s = codec_registered(c->ctl->srv);
+
+	memset(&a, 0, sizeof(a));
+	a.type = POP3D_ARG_JSON;
+	a.s = s;
+	a.len = s != NULL ? strlen(s) : 0;
+	peer_write_event(c, "pop3d_registered", &a, 1);
+	free(s);
+}
+
 static void
 command_register(struct controller *c, json_t *id, json_t *root)
 {
@@ -122,22 +137,22 @@ command_register(struct controller *c, json_t *id, json_t *root)
 
 	if (json_is_array(json_object_get(root, "events")) &&
 	    json_array_size(json_object_get(root, "events")) > 512) {
-		control_reply_error(c, id, "limit_exceeded", "at most 512 event names");
+		peer_reply_error(c, id, "limit_exceeded", "at most 512 event names");
 		return;
 	}
 	if ((names = command_strings(json_object_get(root, "events"), &n)) == NULL) {
-		control_reply_error(c, id, "invalid_argument", "\"events\" must be an array of "
+		peer_reply_error(c, id, "invalid_argument", "\"events\" must be an array of "
 		    "strings");
 		return;
 	}
 	rv = pop3d_consumer_register(c->ctl->srv, c->consumer, names, n, &bad);
 	if (rv == -POP3D_ERR_UNKNOWN_EVENT)
-		control_reply_error(c, id, "unknown_event", "no such event: %s", names[bad]);
+		peer_reply_error(c, id, "unknown_event", "no such event: %s", names[bad]);
 	else if (rv != 0)
 		command_result(c, id, rv, NULL);
 	else {
-		control_reply_ok(c, id, json_pack("{s:o}", "events", command_patterns(c)));
-		control_send_registered(c);
+		peer_reply_ok(c, id, json_pack("{s:o}", "events", command_patterns(c)));
+		command_registered(c);
 	}
 	free(names);
 }
@@ -150,7 +165,7 @@ command_unregister(struct controller *c, json_t *id, json_t *root)
 	int rv;
 
 	if ((names = command_strings(json_object_get(root, "events"), &n)) == NULL) {
-		control_reply_error(c, id, "invalid_argument", "\"events\" must be an array of "
+		peer_reply_error(c, id, "invalid_argument", "\"events\" must be an array of "
 		    "strings");
 		return;
 	}
@@ -159,7 +174,7 @@ command_unregister(struct controller *c, json_t *id, json_t *root)
 	if (rv != 0)
 		command_result(c, id, rv, NULL);
 	else
-		control_reply_ok(c, id, json_pack("{s:o}", "events", command_patterns(c)));
+		peer_reply_ok(c, id, json_pack("{s:o}", "events", command_patterns(c)));
 }
 
 /* Decode one line given as text or base64 text; NULL on error. */
@@ -201,7 +216,7 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 	for (k = 0; k < 4; k++)
 		if (json_object_get(root, forms[k]) != NULL) {
 			if (form != -1) {
-				control_reply_error(c, id, "invalid_argument",
+				peer_reply_error(c, id, "invalid_argument",
 				    "give one of text, text_b64, lines, lines_b64");
 				return;
 			}
@@ -209,7 +224,7 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 			v = json_object_get(root, forms[k]);
 		}
 	if (client < 0 || tag < 0 || form == -1 || (more != NULL && !json_is_boolean(more))) {
-		control_reply_error(c, id, "invalid_argument", "need \"client\" (positive "
+		peer_reply_error(c, id, "invalid_argument", "need \"client\" (positive "
 		    "integer), one of text/text_b64/lines/lines_b64, optional \"tag\" and "
 		    "boolean \"more\"");
 		return;
@@ -217,7 +232,7 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 	b64 = form == 1 || form == 3;
 	if (form < 2) {
 		if ((line = command_line(v, b64, &len)) == NULL) {
-			control_reply_error(c, id, "invalid_argument", "bad %s", forms[form]);
+			peer_reply_error(c, id, "invalid_argument", "bad %s", forms[form]);
 			return;
 		}
 		rv = pop3d_send_to_client(srv, (uint64_t)client, (uint64_t)tag, line, len,
@@ -228,18 +243,18 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 	}
 	if (!json_is_array(v) || json_array_size(v) == 0 ||
 	    json_array_size(v) > COMMAND_MAX_ITEMS) {
-		control_reply_error(c, id, "invalid_argument", "%s must be a non-empty array",
+		peer_reply_error(c, id, "invalid_argument", "%s must be a non-empty array",
 		    forms[form]);
 		return;
 	}
 	n = json_array_size(v);
 	if ((iov = calloc(n, sizeof(*iov))) == NULL) {
-		control_reply_error(c, id, "internal_error", "out of memory");
+		peer_reply_error(c, id, "internal_error", "out of memory");
 		return;
 	}
 	for (i = 0; i < n; i++) {
 		if ((iov[i].iov_base = command_line(json_array_get(v, i), b64, &len)) == NULL) {
-			control_reply_error(c, id, "invalid_argument", "bad %s item %zu",
+			peer_reply_error(c, id, "invalid_argument", "bad %s item %zu",
 			    forms[form], i);
 			goto done;
 		}
@@ -285,7 +300,7 @@ command_send_file(struct controller *c, json_t *id, json_t *root)
 	if (client < 0 || tag < 0 || !json_is_string(path) || !json_is_string(status) ||
 	    (top != NULL && (!json_is_integer(top) || json_integer_value(top) < 0 ||
 	    json_integer_value(top) > 1000000000))) {
-		control_reply_error(c, id, "invalid_argument", "need \"client\", \"path\", "
+		peer_reply_error(c, id, "invalid_argument", "need \"client\", \"path\", "
 		    "\"status\"; optional \"top_lines\" (>= 0) and \"tag\"");
 		return;
 	}
@@ -293,13 +308,13 @@ command_send_file(struct controller *c, json_t *id, json_t *root)
 		top_lines = (long)json_integer_value(top);
 	if (strlen(json_string_value(status)) != json_string_length(status) ||
 	    strlen(json_string_value(path)) != json_string_length(path)) {
-		control_reply_error(c, id, "invalid_argument", "NUL in status or path");
+		peer_reply_error(c, id, "invalid_argument", "NUL in status or path");
 		return;
 	}
 	rv = pop3d_send_file(c->ctl->srv, (uint64_t)client, (uint64_t)tag,
 	    json_string_value(status), json_string_value(path), top_lines);
 	if (rv == -POP3D_ERR_IO)
-		control_reply_error(c, id, "invalid_argument", "cannot read %s",
+		peer_reply_error(c, id, "invalid_argument", "cannot read %s",
 		    json_string_value(path));
 	else
 		command_result(c, id, rv, NULL);
@@ -313,7 +328,7 @@ command_disconnect(struct controller *c, json_t *id, json_t *root)
 
 	if (client < 0 || (text != NULL && !json_is_string(text)) ||
 	    (text != NULL && strlen(json_string_value(text)) != json_string_length(text))) {
-		control_reply_error(c, id, "invalid_argument", "need \"client\" and optional "
+		peer_reply_error(c, id, "invalid_argument", "need \"client\" and optional "
 		    "string \"text\"");
 		return;
 	}
@@ -328,10 +343,8 @@ command_shutdown(struct controller *c, json_t *id, json_t *root)
 
 	(void)root;
 	log_info("controller=%llu event=shutdown-requested", (unsigned long long)c->id);
-	control_reply_ok(c, id, NULL);
-	control_broadcast_shutdown(ctl);
-	if (ctl->shutdown_cb != NULL)
-		ctl->shutdown_cb(ctl->shutdown_arg);
+	peer_reply_ok(c, id, NULL);
+	ctl->on_stop(ctl);
 	pop3d_shutdown(ctl->srv);
 }
 
@@ -344,14 +357,14 @@ command_send_event(struct controller *c, json_t *id, json_t *root)
 
 	if (!json_is_string(name) || strlen(json_string_value(name)) != json_string_length(name) ||
 	    (args != NULL && (av = codec_args(args, &n)) == NULL)) {
-		control_reply_error(c, id, "invalid_argument", "need string \"event\" and "
+		peer_reply_error(c, id, "invalid_argument", "need string \"event\" and "
 		    "optional array \"args\" (at most 64)");
 		return;
 	}
 	rv = pop3d_send_event(c->ctl->srv, json_string_value(name), av, n, c->id);
 	codec_args_free(av, n);
 	if (rv == -POP3D_ERR_UNKNOWN_EVENT)
-		control_reply_error(c, id, "unknown_event", "no such event: %s (custom events "
+		peer_reply_error(c, id, "unknown_event", "no such event: %s (custom events "
 		    "are named x_*)", json_string_value(name));
 	else
 		command_result(c, id, rv, NULL);
@@ -361,14 +374,14 @@ static void
 command_getsockname(struct controller *c, json_t *id, json_t *root)
 {
 	(void)root;
-	control_reply_ok(c, id, json_pack("{s:o}", "listeners", control_listeners(c->ctl)));
+	peer_reply_ok(c, id, json_pack("{s:o}", "listeners", codec_listeners(c->ctl->srv)));
 }
 
 static void
 command_session_id(struct controller *c, json_t *id, json_t *root)
 {
 	(void)root;
-	control_reply_ok(c, id, json_pack("{s:s}", "session_id",
+	peer_reply_ok(c, id, json_pack("{s:s}", "session_id",
 	    pop3d_session_id(c->ctl->srv)));
 }
 
@@ -378,7 +391,7 @@ static void
 command_ping(struct controller *c, json_t *id, json_t *root)
 {
 	(void)root;
-	control_reply_ok(c, id, json_pack("{s:I}", "seq",
+	peer_reply_ok(c, id, json_pack("{s:I}", "seq",
 	    (json_int_t)pop3d_next_seq(c->ctl->srv)));
 }
 
@@ -403,7 +416,7 @@ command_list_clients(struct controller *c, json_t *id, json_t *root)
 
 	(void)root;
 	pop3d_clients(c->ctl->srv, command_client_row, a);
-	control_reply_ok(c, id, json_pack("{s:o}", "clients", a));
+	peer_reply_ok(c, id, json_pack("{s:o}", "clients", a));
 }
 
 static void
@@ -416,7 +429,7 @@ command_hello(struct controller *c, json_t *id, json_t *root)
 	    !codec_utf8_valid(json_string_value(name), json_string_length(name)) ||
 	    strpbrk(json_string_value(name), "\"\r\n") != NULL)) ||
 	    (lossy != NULL && !json_is_boolean(lossy))) {
-		control_reply_error(c, id, "invalid_argument", "\"name\": 1-63 characters "
+		peer_reply_error(c, id, "invalid_argument", "\"name\": 1-63 characters "
 		    "without quotes or line ends; \"lossy\": boolean");
 		return;
 	}
@@ -426,7 +439,7 @@ command_hello(struct controller *c, json_t *id, json_t *root)
 		c->lossy = json_is_true(lossy);
 	log_info("controller=%llu event=hello name=\"%s\" lossy=%d", (unsigned long long)c->id,
 	    c->name, c->lossy);
-	control_reply_ok(c, id, json_pack("{s:I, s:s, s:b}", "controller", (json_int_t)c->id,
+	peer_reply_ok(c, id, json_pack("{s:I, s:s, s:b}", "controller", (json_int_t)c->id,
 	    "name", c->name, "lossy", c->lossy));
 }
 
@@ -455,19 +468,19 @@ command_own_plugin(struct controller *c, json_t *id, json_t *root)
 	struct hook_plugin *p;
 
 	if (alias == NULL) {
-		control_reply_error(c, id, "invalid_argument", "need \"alias\"");
+		peer_reply_error(c, id, "invalid_argument", "need \"alias\"");
 		return NULL;
 	}
 	if ((p = hook_plugin_find(c->ctl, alias)) == NULL) {
 		if (pop3d_plugin_get(c->ctl->srv, alias, NULL, NULL) == 0)
-			control_reply_error(c, id, "permission_denied", "plugin %s is not yours",
+			peer_reply_error(c, id, "permission_denied", "plugin %s is not yours",
 			    alias);
 		else
-			control_reply_error(c, id, "invalid_argument", "no plugin %s", alias);
+			peer_reply_error(c, id, "invalid_argument", "no plugin %s", alias);
 		return NULL;
 	}
 	if (p->controller != c->id) {
-		control_reply_error(c, id, "permission_denied", "plugin %s is not yours", alias);
+		peer_reply_error(c, id, "permission_denied", "plugin %s is not yours", alias);
 		return NULL;
 	}
 	return p;
@@ -499,15 +512,15 @@ command_plugin_add(struct controller *c, json_t *id, json_t *root)
 
 	if (alias == NULL || (prio != NULL && (!json_is_integer(prio) ||
 	    json_integer_value(prio) < -1000000 || json_integer_value(prio) > 1000000))) {
-		control_reply_error(c, id, "invalid_argument", "need \"alias\" (1-63 printable "
+		peer_reply_error(c, id, "invalid_argument", "need \"alias\" (1-63 printable "
 		    "characters) and optional integer \"priority\"");
 		return;
 	}
 	if ((n = hook_plugin_add(c, alias, prio != NULL ? (int)json_integer_value(prio) : 0)) < 0) {
-		control_reply_error(c, id, "invalid_argument", "alias %s is in use", alias);
+		peer_reply_error(c, id, "invalid_argument", "alias %s is in use", alias);
 		return;
 	}
-	control_reply_ok(c, id, json_pack("{s:i}", "plugins", n));
+	peer_reply_ok(c, id, json_pack("{s:i}", "plugins", n));
 }
 
 static json_t *
@@ -554,20 +567,20 @@ command_plugin_register(struct controller *c, json_t *id, json_t *root)
 	if (type < 0 || (tmo != NULL && (!json_is_integer(tmo) || json_integer_value(tmo) < 1 ||
 	    json_integer_value(tmo) > 600000)) || (ont != NULL && (!json_is_string(ont) ||
 	    (v = hook_verdict_parse(json_string_value(ont), 1)) == 0))) {
-		control_reply_error(c, id, "invalid_argument", "\"type\": POP3D or POP3C; "
+		peer_reply_error(c, id, "invalid_argument", "\"type\": POP3D or POP3C; "
 		    "\"timeout_ms\": 1-600000; \"on_timeout\": none, client, plugin, all or "
 		    "tempfail");
 		return;
 	}
 	if ((names = command_strings(json_object_get(root, "events"), &n)) == NULL) {
-		control_reply_error(c, id, "invalid_argument", "\"events\" must be an array of "
+		peer_reply_error(c, id, "invalid_argument", "\"events\" must be an array of "
 		    "strings");
 		return;
 	}
 	rv = pop3d_plugin_register_type(c->ctl->srv, p->alias, (enum pop3d_plugin_type)type,
 	    names, n, &bad);
 	if (rv == -POP3D_ERR_UNKNOWN_EVENT)
-		control_reply_error(c, id, "unknown_event", "no such event: %s", names[bad]);
+		peer_reply_error(c, id, "unknown_event", "no such event: %s", names[bad]);
 	else if (rv != 0)
 		command_result(c, id, rv, NULL);
 	else {
@@ -575,7 +588,7 @@ command_plugin_register(struct controller *c, json_t *id, json_t *root)
 			p->timeout_ms[type] = (unsigned)json_integer_value(tmo);
 		if (ont != NULL)
 			p->on_timeout[type] = v;
-		control_reply_ok(c, id, command_plugin_info(c->ctl, p->alias));
+		peer_reply_ok(c, id, command_plugin_info(c->ctl, p->alias));
 	}
 	free(names);
 }
@@ -591,7 +604,7 @@ command_plugin_unregister(struct controller *c, json_t *id, json_t *root)
 	if ((p = command_own_plugin(c, id, root)) == NULL)
 		return;
 	if (type < 0 || (names = command_strings(json_object_get(root, "events"), &n)) == NULL) {
-		control_reply_error(c, id, "invalid_argument", "need \"events\" and optional "
+		peer_reply_error(c, id, "invalid_argument", "need \"events\" and optional "
 		    "\"type\"");
 		return;
 	}
@@ -601,7 +614,7 @@ command_plugin_unregister(struct controller *c, json_t *id, json_t *root)
 	if (rv != 0)
 		command_result(c, id, rv, NULL);
 	else
-		control_reply_ok(c, id, command_plugin_info(c->ctl, p->alias));
+		peer_reply_ok(c, id, command_plugin_info(c->ctl, p->alias));
 }
 
 static void
@@ -612,7 +625,7 @@ command_plugin_del(struct controller *c, json_t *id, json_t *root)
 	if ((p = command_own_plugin(c, id, root)) == NULL)
 		return;
 	hook_plugin_del(c->ctl, p);
-	control_reply_ok(c, id, json_pack("{s:i}", "plugins",
+	peer_reply_ok(c, id, json_pack("{s:i}", "plugins",
 	    (int)pop3d_plugin_order(c->ctl->srv, NULL, 0)));
 }
 
@@ -622,10 +635,10 @@ command_plugin_get(struct controller *c, json_t *id, json_t *root)
 	const char *alias = command_alias(root);
 
 	if (alias == NULL || pop3d_plugin_get(c->ctl->srv, alias, NULL, NULL) != 0) {
-		control_reply_error(c, id, "invalid_argument", "no such plugin");
+		peer_reply_error(c, id, "invalid_argument", "no such plugin");
 		return;
 	}
-	control_reply_ok(c, id, command_plugin_info(c->ctl, alias));
+	peer_reply_ok(c, id, command_plugin_info(c->ctl, alias));
 }
 
 /* Plugin aliases in pipeline order (malloc'd vector, borrowed strings). */
@@ -636,7 +649,7 @@ command_plugin_aliases(struct controller *c, json_t *id, size_t *n)
 
 	*n = pop3d_plugin_order(c->ctl->srv, NULL, 0);
 	if ((order = calloc(*n + 1, sizeof(*order))) == NULL) {
-		control_reply_error(c, id, "internal_error", "out of memory");
+		peer_reply_error(c, id, "internal_error", "out of memory");
 		return NULL;
 	}
 	pop3d_plugin_order(c->ctl->srv, order, *n);
@@ -658,7 +671,7 @@ command_plugin_reply(struct controller *c, json_t *id, json_t *(*fmt)(struct con
 	for (i = 0; i < n; i++)
 		json_array_append_new(a, fmt(c->ctl, order[i]));
 	free(order);
-	control_reply_ok(c, id, json_pack("{s:o}", "plugins", a));
+	peer_reply_ok(c, id, json_pack("{s:o}", "plugins", a));
 }
 
 static json_t *
@@ -694,16 +707,16 @@ command_verdict(struct controller *c, json_t *id, json_t *root)
 	if (!json_is_integer(hook) || json_integer_value(hook) <= 0 || !json_is_string(eat) ||
 	    (verdict = hook_verdict_parse(json_string_value(eat), 1)) == 0 ||
 	    (args != NULL && (av = codec_args(args, &n)) == NULL)) {
-		control_reply_error(c, id, "invalid_argument", "need \"hook\", \"eat\" (none, "
+		peer_reply_error(c, id, "invalid_argument", "need \"hook\", \"eat\" (none, "
 		    "client, plugin, all or tempfail) and optional array \"args\"");
 		return;
 	}
 	if (hook_verdict(c, (uint64_t)json_integer_value(hook), verdict, av, n, &code) != 0)
-		control_reply_error(c, id, code, strcmp(code, "stale") == 0 ?
+		peer_reply_error(c, id, code, strcmp(code, "stale") == 0 ?
 		    "hook %lld is not pending (late or answered)" :
 		    "hook %lld went to another controller", (long long)json_integer_value(hook));
 	else
-		control_reply_ok(c, id, NULL);
+		peer_reply_ok(c, id, NULL);
 	codec_args_free(av, n);
 }
 
@@ -745,7 +758,7 @@ command_run(struct controller *c, struct codec_cmd *cmd)
 		if (strcmp(commands[i].name, cmd->name) == 0)
 			d = &commands[i];
 	if (d == NULL) {
-		control_reply_error(c, cmd->id, "unknown_command", "no such command: %.64s",
+		peer_reply_error(c, cmd->id, "unknown_command", "no such command: %.64s",
 		    cmd->name);
 		return;
 	}
@@ -756,13 +769,13 @@ command_run(struct controller *c, struct codec_cmd *cmd)
 			if (strcmp(d->keys[k], key) == 0)
 				break;
 		if (k == 8 || d->keys[k] == NULL) {
-			control_reply_error(c, cmd->id, "invalid_argument",
+			peer_reply_error(c, cmd->id, "invalid_argument",
 			    "%s: unknown key \"%.64s\"", d->name, key);
 			return;
 		}
 	}
 	if (c->ctl->shutting_down && !d->while_stopping) {
-		control_reply_error(c, cmd->id, "shutting_down", "pop3d is shutting down");
+		peer_reply_error(c, cmd->id, "shutting_down", "pop3d is shutting down");
 		return;
 	}
 	d->run(c, cmd->id, cmd->root);

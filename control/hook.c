@@ -50,17 +50,6 @@ hook_verdict_name(int v)
 	return "default";
 }
 
-struct controller *
-control_find(struct control *ctl, uint64_t id)
-{
-	struct controller *c;
-
-	TAILQ_FOREACH(c, &ctl->controllers, entry)
-		if (c->id == id && !c->dead)
-			return c;
-	return NULL;
-}
-
 struct hook_plugin *
 hook_plugin_find(struct control *ctl, const char *alias)
 {
@@ -101,7 +90,7 @@ hook_pending_free(struct hook_pending *hp)
 static void
 hook_tell(struct hook_pending *hp, const char *name)
 {
-	struct controller *c = control_find(hp->ctl, hp->controller);
+	struct controller *c = peer_find(hp->ctl, hp->controller);
 	struct pop3d_arg a[4];
 
 	if (c == NULL)
@@ -117,7 +106,7 @@ hook_tell(struct hook_pending *hp, const char *name)
 	a[2].len = strlen(hp->event);
 	a[3].type = POP3D_ARG_INT;
 	a[3].i = (long long)hp->client;
-	control_write_event(c, name, a, 4);
+	peer_write_event(c, name, a, 4);
 }
 
 /* The pending hook of that id, or NULL. */
@@ -181,7 +170,7 @@ hook_dispatch(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 {
 	struct hook_plugin *p = arg;
 	struct control *ctl = p->ctl;
-	struct controller *c = control_find(ctl, p->controller);
+	struct controller *c = peer_find(ctl, p->controller);
 	struct hook_pending *hp;
 	int type = ev->type == POP3D_PLUGIN_POP3C ? 1 : 0;
 	struct timeval tv;
@@ -212,7 +201,7 @@ hook_dispatch(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	tv.tv_sec = p->timeout_ms[type] / 1000;
 	tv.tv_usec = (suseconds_t)(p->timeout_ms[type] % 1000) * 1000;
 	evtimer_add(hp->timer, &tv);
-	control_write(c, s, len);
+	peer_write(c, s, len);
 	free(s);
 	return POP3D_EAT_PENDING;
 }
