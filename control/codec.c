@@ -88,15 +88,48 @@ codec_bytes(const char *s, size_t len, int *exact)
 	return j;
 }
 
+/* Whether v is or holds, at any depth, a string with an embedded NUL. */
+static int
+codec_has_nul(json_t *v)
+{
+	json_t *x;
+	const char *k;
+	size_t i;
+
+	if (json_is_string(v))
+		return memchr(json_string_value(v), '\0', json_string_length(v)) != NULL;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			if (codec_has_nul(x))
+				return 1;
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, x)
+			if (codec_has_nul(x))
+				return 1;
+	}
+	return 0;
+}
+
+/*
+ * Decode one command line, strictly, in one place: invalid JSON or UTF-8
+ * and duplicate keys are parse_error; a string with an embedded NUL is
+ * rejected here, before any command sees it - in "cmd" invalid_request, in
+ * any other member (except "id", copied back as is) invalid_argument.
+ * Octets that may include NUL travel as base64 (the *_b64 keys).  So every
+ * string a command reads is a C string whose strlen() is its length.
+ */
 const char *
 codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, size_t msglen)
 {
 	json_error_t err;
+	const char *key;
 	json_t *v;
 
 	memset(cmd, 0, sizeof(*cmd));
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
+	/* JSON_ALLOW_NUL: so that a NUL is answered below with the error the
+	 * protocol gives it, carrying the command's id, not as parse_error. */
 	cmd->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
 	    &err);
 	if (cmd->root == NULL) {
@@ -109,12 +142,17 @@ codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, siz
 	}
 	cmd->id = json_object_get(cmd->root, "id");
 	v = json_object_get(cmd->root, "cmd");
-	if (v == NULL || !json_is_string(v) ||
-	    strlen(json_string_value(v)) != json_string_length(v)) {
+	if (v == NULL || !json_is_string(v) || codec_has_nul(v)) {
 		snprintf(msg, msglen, "\"cmd\" must be a string");
 		return "invalid_request";
 	}
-	cmd->name = json_string_value(v);
+	json_object_foreach(cmd->root, key, v)
+		if (strcmp(key, "id") != 0 && codec_has_nul(v)) {
+			snprintf(msg, msglen, "\"%.64s\": NUL in a string (octets that may "
+			    "include NUL go in a *_b64 key)", key);
+			return "invalid_argument";
+		}
+	cmd->name = json_string_value(json_object_get(cmd->root, "cmd"));
 	return NULL;
 }
 
@@ -569,7 +607,8 @@ codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len)
 	return codec_encode(ev, plugin, 1, len);
 }
 
-/* JSON array -> event arguments: integers, strings (NUL-free), else JSON
+/* JSON array -> event arguments: integers, strings (codec_decode() let
+ * none with a NUL through; copied by length all the same), else JSON
  * text.  *argc gets the count; NULL on a bad array. */
 struct pop3d_arg *
 codec_args(json_t *arr, int *argc)
@@ -592,9 +631,8 @@ codec_args(json_t *arr, int *argc)
 		if (json_is_string(a)) {
 			av[i].type = POP3D_ARG_STR;
 			av[i].len = json_string_length(a);
-			if (strlen(json_string_value(a)) != av[i].len)
-				goto bad;
-			av[i].s = strdup(json_string_value(a));
+			if ((av[i].s = malloc(av[i].len + 1)) != NULL)
+				memcpy(av[i].s, json_string_value(a), av[i].len + 1);
 		} else {
 			av[i].type = POP3D_ARG_JSON;
 			av[i].s = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -24,9 +24,13 @@ struct codec_cmd {
 	const char *name;	/* value of "cmd" */
 };
 
-/* Parse one line.  Returns NULL on success, or an error code string
- * ("parse_error", "invalid_request") with a message in msg; cmd->id is
- * set even on invalid_request when the object had an id. */
+/* Parse one line, strictly.  Returns NULL on success, or an error code
+ * ("parse_error", "invalid_request", "invalid_argument") with a message in
+ * msg; cmd->id is set except on parse_error when the object had an id.
+ * The NUL rule lives here and only here: a string with an embedded NUL
+ * anywhere in a command (but "id") is refused - invalid_request in "cmd",
+ * invalid_argument elsewhere - so commands read C strings; octets that may
+ * hold NUL travel as base64 (*_b64). */
 const char *codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg,
     size_t msglen);
 void codec_cmd_clear(struct codec_cmd *);

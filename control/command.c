@@ -91,7 +91,7 @@ command_strings(json_t *arr, size_t *n)
 	for (i = 0; i < *n; i++) {
 		json_t *s = json_array_get(arr, i);
 
-		if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s)) {
+		if (!json_is_string(s)) {
 			free(v);
 			return NULL;
 		}
@@ -275,8 +275,8 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 		for (i = 0; i < n && rv == 0; i++)
 			rv = pop3d_send_to_client(srv, (uint64_t)client, (uint64_t)tag,
 			    iov[i].iov_base, iov[i].iov_len, flags);
-	} else if (memchr(iov[0].iov_base, '\0', iov[0].iov_len) != NULL)
-		rv = -POP3D_ERR_INVALID;	/* the status line is passed as a C string */
+	} else if (!line_clean(iov[0].iov_base, iov[0].iov_len))
+		rv = -POP3D_ERR_INVALID;	/* the status line goes as a C string */
 	else
 		rv = pop3d_send_lines(srv, (uint64_t)client, (uint64_t)tag, iov[0].iov_base,
 		    iov + 1, n - 1);
@@ -306,11 +306,6 @@ command_send_file(struct controller *c, json_t *id, json_t *root)
 	}
 	if (top != NULL)
 		top_lines = (long)json_integer_value(top);
-	if (strlen(json_string_value(status)) != json_string_length(status) ||
-	    strlen(json_string_value(path)) != json_string_length(path)) {
-		peer_reply_error(c, id, "invalid_argument", "NUL in status or path");
-		return;
-	}
 	rv = pop3d_send_file(c->ctl->srv, (uint64_t)client, (uint64_t)tag,
 	    json_string_value(status), json_string_value(path), top_lines);
 	if (rv == -POP3D_ERR_IO)
@@ -326,8 +321,7 @@ command_disconnect(struct controller *c, json_t *id, json_t *root)
 	long long client = command_uint(root, "client", 1);
 	json_t *text = json_object_get(root, "text");
 
-	if (client < 0 || (text != NULL && !json_is_string(text)) ||
-	    (text != NULL && strlen(json_string_value(text)) != json_string_length(text))) {
+	if (client < 0 || (text != NULL && !json_is_string(text))) {
 		peer_reply_error(c, id, "invalid_argument", "need \"client\" and optional "
 		    "string \"text\"");
 		return;
@@ -355,7 +349,7 @@ command_send_event(struct controller *c, json_t *id, json_t *root)
 	struct pop3d_arg *av = NULL;
 	int n = 0, rv;
 
-	if (!json_is_string(name) || strlen(json_string_value(name)) != json_string_length(name) ||
+	if (!json_is_string(name) ||
 	    (args != NULL && (av = codec_args(args, &n)) == NULL)) {
 		peer_reply_error(c, id, "invalid_argument", "need string \"event\" and "
 		    "optional array \"args\" (at most 64)");
@@ -457,7 +451,7 @@ command_alias(json_t *root)
 	for (i = 0; s[i] != '\0'; i++)
 		if ((unsigned char)s[i] <= ' ' || s[i] == '"' || (unsigned char)s[i] >= 0x7f)
 			return NULL;
-	return i == json_string_length(v) ? s : NULL;
+	return s;
 }
 
 /* An own controller plugin by alias, or an error reply. */
