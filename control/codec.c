@@ -1,4 +1,4 @@
-/* codec.c - JSON codec of the control protocol. */
+/* codec.c - the JSON of the control protocol: decoding commands, encoding events, hooks, replies. */
 #include "config.h"
 
 #include <stdint.h>
@@ -41,6 +41,7 @@ codec_utf8_seq(const unsigned char *s, size_t len)
 	return n;
 }
 
+/* Whether len octets at s are valid UTF-8 (no NUL). */
 int
 codec_utf8_valid(const char *s, size_t len)
 {
@@ -55,6 +56,7 @@ codec_utf8_valid(const char *s, size_t len)
 	return 1;
 }
 
+/* A JSON string of raw bytes: as is when UTF-8, else U+FFFD for bad bytes. */
 json_t *
 codec_bytes(const char *s, size_t len, int *exact)
 {
@@ -156,6 +158,7 @@ codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, siz
 	return NULL;
 }
 
+/* Free a decoded command. */
 void
 codec_cmd_clear(struct codec_cmd *cmd)
 {
@@ -163,6 +166,7 @@ codec_cmd_clear(struct codec_cmd *cmd)
 	memset(cmd, 0, sizeof(*cmd));
 }
 
+/* Compact text of obj (stolen) with a newline; NULL on failure. */
 char *
 codec_dump(json_t *obj, size_t *len)
 {
@@ -607,59 +611,6 @@ codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len)
 	return codec_encode(ev, plugin, 1, len);
 }
 
-/* JSON array -> event arguments: integers, strings (codec_decode() let
- * none with a NUL through; copied by length all the same), else JSON
- * text.  *argc gets the count; NULL on a bad array. */
-struct pop3d_arg *
-codec_args(json_t *arr, int *argc)
-{
-	struct pop3d_arg *av;
-	size_t i, n;
-
-	if (!json_is_array(arr) || (n = json_array_size(arr)) > 64)
-		return NULL;
-	if ((av = calloc(n + 1, sizeof(*av))) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		json_t *a = json_array_get(arr, i);
-
-		if (json_is_integer(a)) {
-			av[i].type = POP3D_ARG_INT;
-			av[i].i = json_integer_value(a);
-			continue;
-		}
-		if (json_is_string(a)) {
-			av[i].type = POP3D_ARG_STR;
-			av[i].len = json_string_length(a);
-			if ((av[i].s = malloc(av[i].len + 1)) != NULL)
-				memcpy(av[i].s, json_string_value(a), av[i].len + 1);
-		} else {
-			av[i].type = POP3D_ARG_JSON;
-			av[i].s = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
-			av[i].len = av[i].s != NULL ? strlen(av[i].s) : 0;
-		}
-		if (av[i].s == NULL)
-			goto bad;
-	}
-	*argc = (int)n;
-	return av;
-bad:
-	codec_args_free(av, (int)n);
-	return NULL;
-}
-
-void
-codec_args_free(struct pop3d_arg *av, int argc)
-{
-	int i;
-
-	if (av == NULL)
-		return;
-	for (i = 0; i < argc; i++)
-		free(av[i].s);
-	free(av);
-}
-
 /*
  * The reply to nearly every command - no result, an id that is absent,
  * null, an integer or a NUL-free string - written directly: building and
@@ -683,6 +634,7 @@ codec_reply_ok_fast(json_t *id, size_t *len)
 	return codec_buf_finish(&b, len);
 }
 
+/* The ok reply to the command of that id; steals result. */
 char *
 codec_reply_ok(json_t *id, json_t *result, size_t *len)
 {
@@ -704,6 +656,7 @@ codec_reply_ok(json_t *id, json_t *result, size_t *len)
 	return codec_dump(o, len);
 }
 
+/* The error reply to the command of that id. */
 char *
 codec_reply_error(json_t *id, const char *code, const char *message, size_t *len)
 {

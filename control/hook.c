@@ -1,5 +1,6 @@
+/* hook.c - controllers as plugins: hooks sent, verdicts and deadlines. */
 /*
- * hook.c - controllers as plugins.  A controller adds a plugin to the one
+ * A controller adds a plugin to the one
  * pipeline; for each matching event it receives a hook message and answers
  * with a verdict.  The event (and its client) waits meanwhile.
  *
@@ -40,6 +41,7 @@ hook_verdict_parse(const char *s, int allow_tempfail)
 	return 0;
 }
 
+/* The name of a verdict, for logs. */
 const char *
 hook_verdict_name(int v)
 {
@@ -50,6 +52,7 @@ hook_verdict_name(int v)
 	return "default";
 }
 
+/* The controller plugin of that alias, or NULL. */
 struct hook_plugin *
 hook_plugin_find(struct control *ctl, const char *alias)
 {
@@ -76,6 +79,7 @@ hook_is_auth(const struct pop3d_event *ev)
 	return verb != NULL && (verbs_flags(verb, strlen(verb)) & VERB_AUTH);
 }
 
+/* Forget a pending hook and its deadline. */
 static void
 hook_pending_free(struct hook_pending *hp)
 {
@@ -206,6 +210,7 @@ hook_dispatch(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	return POP3D_EAT_PENDING;
 }
 
+/* Add a plugin owned by controller c; the plugin count, or -1. */
 int
 hook_plugin_add(struct controller *c, const char *alias, int priority)
 {
@@ -231,6 +236,7 @@ hook_plugin_add(struct controller *c, const char *alias, int priority)
 	return n;
 }
 
+/* Delete a controller plugin from the pipeline. */
 int
 hook_plugin_del(struct control *ctl, struct hook_plugin *p)
 {
@@ -296,6 +302,7 @@ hook_controller_gone(struct controller *c)
 	}
 }
 
+/* At control_free(): forget every pending hook and plugin. */
 void
 hook_free_all(struct control *ctl)
 {
