@@ -1,4 +1,4 @@
-/* codec.c - the JSON of the control protocol: decoding commands, encoding events, hooks, replies. */
+/* codec.c - the JSON of the control protocol: commands decoded; events, hooks, replies encoded. */
 #include "config.h"
 
 #include <stdint.h>

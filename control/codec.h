@@ -1,6 +1,9 @@
+/* codec.h - the control codec: all JSON of the protocol (codec.c, codec_cmd.c). */
 /*
- * codec.h - JSON encoding of events and replies, decoding of commands.
- * Pure functions: the Check suites and the fuzz target call them directly.
+ * JSON encoding of events and replies, decoding of commands.  No file of
+ * control/ but these two calls jansson.  Pure functions (the Check suites
+ * and the fuzz target call them directly), but for those that describe the
+ * server (greeting, listeners, clients), which read it through pop3d.h.
  *
  * Raw POP3 bytes need not be UTF-8 and json_string() rejects invalid UTF-8,
  * so strings are encoded losslessly: valid UTF-8 as is; otherwise a readable

@@ -310,7 +310,8 @@ codec_cmd_plugin(const struct codec_plugin *p)
 {
 	json_t *o, *types;
 
-	types = json_pack("{s:o, s:o}", "POP3D", codec_cmd_patterns(p->patterns[0], p->npatterns[0]),
+	types = json_pack("{s:o, s:o}",
+	    "POP3D", codec_cmd_patterns(p->patterns[0], p->npatterns[0]),
 	    "POP3C", codec_cmd_patterns(p->patterns[1], p->npatterns[1]));
 	o = json_pack("{s:s, s:i, s:o}", "alias", p->alias, "priority", p->priority, "events",
 	    types);

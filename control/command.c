@@ -1,4 +1,4 @@
-/* command.c - the control commands: a table of {name, keys, handler} rows over decoded arguments. */
+/* command.c - the control commands: a table of {name, keys, handler} rows. */
 /*
  * Every command gets exactly one reply, in order.  A key that a command
  * does not know is invalid_argument, and the command has no effect.

@@ -1,9 +1,10 @@
+/* controller.h - the internals the files of control/ share, and their layering. */
 /*
- * controller.h - internals shared by the files of control/, top to bottom:
+ * The files of control/, top to bottom:
  * control.c (the socket, accept), command.c (the command table), hook.c
  * (controllers as plugins), peer.c (one controller's connection), codec.c
- * (all JSON).  Each calls only the files below it; upward only through the
- * callbacks in struct control.
+ * and codec_cmd.c (all JSON).  Each calls only the files below it; upward
+ * only through the callbacks in struct control.
  */
 #ifndef POP3D_CONTROLLER_H
 #define POP3D_CONTROLLER_H
