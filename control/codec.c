@@ -1,10 +1,11 @@
-/* codec.c - JSON codec of the control protocol. */
+/* codec.c - the JSON of the control protocol: commands decoded; events, hooks, replies encoded. */
 #include "config.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base64.h"
 #include "codec.h"
@@ -40,6 +41,7 @@ codec_utf8_seq(const unsigned char *s, size_t len)
 	return n;
 }
 
+/* Whether len octets at s are valid UTF-8 (no NUL). */
 int
 codec_utf8_valid(const char *s, size_t len)
 {
@@ -54,6 +56,7 @@ codec_utf8_valid(const char *s, size_t len)
 	return 1;
 }
 
+/* A JSON string of raw bytes: as is when UTF-8, else U+FFFD for bad bytes. */
 json_t *
 codec_bytes(const char *s, size_t len, int *exact)
 {
@@ -87,15 +90,48 @@ codec_bytes(const char *s, size_t len, int *exact)
 	return j;
 }
 
+/* Whether v is or holds, at any depth, a string with an embedded NUL. */
+static int
+codec_has_nul(json_t *v)
+{
+	json_t *x;
+	const char *k;
+	size_t i;
+
+	if (json_is_string(v))
+		return memchr(json_string_value(v), '\0', json_string_length(v)) != NULL;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			if (codec_has_nul(x))
+				return 1;
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, x)
+			if (codec_has_nul(x))
+				return 1;
+	}
+	return 0;
+}
+
+/*
+ * Decode one command line, strictly, in one place: invalid JSON or UTF-8
+ * and duplicate keys are parse_error; a string with an embedded NUL is
+ * rejected here, before any command sees it - in "cmd" invalid_request, in
+ * any other member (except "id", copied back as is) invalid_argument.
+ * Octets that may include NUL travel as base64 (the *_b64 keys).  So every
+ * string a command reads is a C string whose strlen() is its length.
+ */
 const char *
 codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, size_t msglen)
 {
 	json_error_t err;
+	const char *key;
 	json_t *v;
 
 	memset(cmd, 0, sizeof(*cmd));
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
+	/* JSON_ALLOW_NUL: so that a NUL is answered below with the error the
+	 * protocol gives it, carrying the command's id, not as parse_error. */
 	cmd->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
 	    &err);
 	if (cmd->root == NULL) {
@@ -108,15 +144,21 @@ codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, siz
 	}
 	cmd->id = json_object_get(cmd->root, "id");
 	v = json_object_get(cmd->root, "cmd");
-	if (v == NULL || !json_is_string(v) ||
-	    strlen(json_string_value(v)) != json_string_length(v)) {
+	if (v == NULL || !json_is_string(v) || codec_has_nul(v)) {
 		snprintf(msg, msglen, "\"cmd\" must be a string");
 		return "invalid_request";
 	}
-	cmd->name = json_string_value(v);
+	json_object_foreach(cmd->root, key, v)
+		if (strcmp(key, "id") != 0 && codec_has_nul(v)) {
+			snprintf(msg, msglen, "\"%.64s\": NUL in a string (octets that may "
+			    "include NUL go in a *_b64 key)", key);
+			return "invalid_argument";
+		}
+	cmd->name = json_string_value(json_object_get(cmd->root, "cmd"));
 	return NULL;
 }
 
+/* Free a decoded command. */
 void
 codec_cmd_clear(struct codec_cmd *cmd)
 {
@@ -124,6 +166,7 @@ codec_cmd_clear(struct codec_cmd *cmd)
 	memset(cmd, 0, sizeof(*cmd));
 }
 
+/* Compact text of obj (stolen) with a newline; NULL on failure. */
 char *
 codec_dump(json_t *obj, size_t *len)
 {
@@ -353,7 +396,8 @@ codec_buf_int(struct codec_buf *b, long long v)
 static int
 codec_buf_str(struct codec_buf *b, const char *s, size_t len)
 {
-	static const char hex[] = "0123456789ABCDEF";
+	static const char hex[] = "0123456789ABCDEF", short_of[] = "\"\\\b\f\n\r\t";
+	const char *e;
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, start, n;
 	unsigned c;
@@ -376,39 +420,19 @@ codec_buf_str(struct codec_buf *b, const char *s, size_t len)
 			codec_buf_add(b, p + start, i - start);
 		if (i == len)
 			break;
-		switch (c = p[i++]) {
-		case '"':
-			codec_buf_lit(b, "\\\"");
-			break;
-		case '\\':
-			codec_buf_lit(b, "\\\\");
-			break;
-		case '\b':
-			codec_buf_lit(b, "\\b");
-			break;
-		case '\f':
-			codec_buf_lit(b, "\\f");
-			break;
-		case '\n':
-			codec_buf_lit(b, "\\n");
-			break;
-		case '\r':
-			codec_buf_lit(b, "\\r");
-			break;
-		case '\t':
-			codec_buf_lit(b, "\\t");
-			break;
-		default:
-			if (c == 0 || c >= 0x80) {
-				codec_buf_lit(b, "\xEF\xBF\xBD");
-				exact = 0;
-			} else {
-				memcpy(esc, "\\u00", 4);
-				esc[4] = hex[c >> 4];
-				esc[5] = hex[c & 15];
-				codec_buf_add(b, esc, sizeof(esc));
-			}
-			break;
+		c = p[i++];
+		if (c != 0 && (e = strchr(short_of, (int)c)) != NULL) {
+			esc[0] = '\\';	/* \" \\ \b \f \n \r \t */
+			esc[1] = "\"\\bfnrt"[e - short_of];
+			codec_buf_add(b, esc, 2);
+		} else if (c == 0 || c >= 0x80) {
+			codec_buf_lit(b, "\xEF\xBF\xBD");
+			exact = 0;
+		} else {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			codec_buf_add(b, esc, sizeof(esc));
 		}
 	}
 	codec_buf_lit(b, "\"");
@@ -587,59 +611,6 @@ codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len)
 	return codec_encode(ev, plugin, 1, len);
 }
 
-/* JSON array -> event arguments: integers, strings (NUL-free), else JSON
- * text.  *argc gets the count; NULL on a bad array. */
-struct pop3d_arg *
-codec_args(json_t *arr, int *argc)
-{
-	struct pop3d_arg *av;
-	size_t i, n;
-
-	if (!json_is_array(arr) || (n = json_array_size(arr)) > 64)
-		return NULL;
-	if ((av = calloc(n + 1, sizeof(*av))) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		json_t *a = json_array_get(arr, i);
-
-		if (json_is_integer(a)) {
-			av[i].type = POP3D_ARG_INT;
-			av[i].i = json_integer_value(a);
-			continue;
-		}
-		if (json_is_string(a)) {
-			av[i].type = POP3D_ARG_STR;
-			av[i].len = json_string_length(a);
-			if (strlen(json_string_value(a)) != av[i].len)
-				goto bad;
-			av[i].s = strdup(json_string_value(a));
-		} else {
-			av[i].type = POP3D_ARG_JSON;
-			av[i].s = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
-			av[i].len = av[i].s != NULL ? strlen(av[i].s) : 0;
-		}
-		if (av[i].s == NULL)
-			goto bad;
-	}
-	*argc = (int)n;
-	return av;
-bad:
-	codec_args_free(av, (int)n);
-	return NULL;
-}
-
-void
-codec_args_free(struct pop3d_arg *av, int argc)
-{
-	int i;
-
-	if (av == NULL)
-		return;
-	for (i = 0; i < argc; i++)
-		free(av[i].s);
-	free(av);
-}
-
 /*
  * The reply to nearly every command - no result, an id that is absent,
  * null, an integer or a NUL-free string - written directly: building and
@@ -663,6 +634,7 @@ codec_reply_ok_fast(json_t *id, size_t *len)
 	return codec_buf_finish(&b, len);
 }
 
+/* The ok reply to the command of that id; steals result. */
 char *
 codec_reply_ok(json_t *id, json_t *result, size_t *len)
 {
@@ -684,6 +656,7 @@ codec_reply_ok(json_t *id, json_t *result, size_t *len)
 	return codec_dump(o, len);
 }
 
+/* The error reply to the command of that id. */
 char *
 codec_reply_error(json_t *id, const char *code, const char *message, size_t *len)
 {
@@ -701,4 +674,65 @@ codec_reply_error(json_t *id, const char *code, const char *message, size_t *len
 	json_object_set_new(o, "ok", json_false());
 	json_object_set_new(o, "error", e);
 	return codec_dump(o, len);
+}
+
+/* The server's listeners as a JSON array (greeting, pop3d_registered,
+ * getsockname). */
+json_t *
+codec_listeners(struct pop3d *srv)
+{
+	struct pop3d_sockname names[32];
+	size_t n, i;
+	json_t *a = json_array();
+
+	n = pop3d_getsockname(srv, names, 32);
+	for (i = 0; i < n && i < 32; i++)
+		json_array_append_new(a, json_pack("{s:s, s:i, s:b, s:b}", "address",
+		    names[i].address, "port", names[i].port, "tls", names[i].tls, "proxy",
+		    names[i].proxy));
+	return a;
+}
+
+/* The greeting line a controller receives on connection. */
+char *
+codec_greeting(struct pop3d *srv, const struct control_options *co, uint64_t controller,
+    size_t *len)
+{
+	const struct pop3d_options *o = pop3d_get_options(srv);
+
+	return codec_dump(json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:b, s:o, "
+	    "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+	    "type", "greeting", "protocol", 1, "server", "pop3d", "version", PACKAGE_VERSION,
+	    "alias", o->alias, "hostname", o->hostname, "pid", (json_int_t)getpid(),
+	    "session_id", pop3d_session_id(srv), "controller", (json_int_t)controller,
+	    "stls", pop3d_tls_available(srv),
+	    "listeners", codec_listeners(srv), "limits",
+	    "max_line", (json_int_t)o->max_line,
+	    "timeout", (json_int_t)o->timeout,
+	    "response_timeout", (json_int_t)o->response_timeout,
+	    "max_clients", (json_int_t)o->max_clients,
+	    "max_per_address", (json_int_t)o->max_per_address,
+	    "control_max_line", (json_int_t)co->max_line,
+	    "control_max_output", (json_int_t)co->max_output,
+	    "control_stall_seconds", (json_int_t)co->stall_seconds,
+	    "max_controllers", (json_int_t)co->max_controllers), len);
+}
+
+/* ARG0 of pop3d_registered, describing the server: compact JSON text
+ * (malloc'd, no newline), or NULL. */
+char *
+codec_registered(struct pop3d *srv)
+{
+	const struct pop3d_options *o = pop3d_get_options(srv);
+	json_t *d;
+	char *s;
+
+	d = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "server", "pop3d", "alias", o->alias,
+	    "hostname", o->hostname, "session_id", pop3d_session_id(srv), "pid",
+	    (json_int_t)getpid(), "listeners", codec_listeners(srv));
+	if (d == NULL)
+		return NULL;
+	s = json_dumps(d, JSON_COMPACT);
+	json_decref(d);
+	return s;
 }

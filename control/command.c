@@ -1,7 +1,11 @@
+/* command.c - the control commands: a table of {name, keys, handler} rows. */
 /*
- * command.c - the control commands, as a table of {name, keys, handler}
- * rows.  Every command gets exactly one reply, in order.  A key that a
- * command does not know is invalid_argument, and the command has no effect.
+ * Every command gets exactly one reply, in order.  A key that a command
+ * does not know is invalid_argument, and the command has no effect.
+ * Handlers read their arguments through the typed accessors of
+ * codec_cmd.c (strings without NUL: codec_decode() saw to that), build
+ * results with its constructors and reply through peer.c; no JSON is
+ * parsed or built here.
  */
 #include "config.h"
 
@@ -9,10 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
-
 #include "../src/log.h"
-#include "base64.h"
 #include "line.h"
 #include "controller.h"
 #include "pop3d.h"
@@ -20,7 +21,7 @@
 /* Most strings one command may carry in events/lines arrays. */
 #define COMMAND_MAX_ITEMS 100000
 
-typedef void (*command_fn)(struct controller *, json_t *id, json_t *root);
+typedef void (*command_fn)(struct controller *, const struct codec_cmd *);
 
 struct command_def {
 	const char *name;
@@ -52,205 +53,106 @@ command_code(int err)
 	}
 }
 
+/* Reply to a core call's result: ok with no result, or its error. */
 static void
-command_result(struct controller *c, json_t *id, int rv, json_t *result)
+command_result(struct controller *c, const struct codec_cmd *cmd, int rv)
 {
 	if (rv == 0)
-		control_reply_ok(c, id, result);
-	else {
-		json_decref(result);
-		control_reply_error(c, id, command_code(rv), "%s", pop3d_strerror(rv));
-	}
+		peer_reply_ok(c, cmd->id, NULL);
+	else
+		peer_reply_error(c, cmd->id, command_code(rv), "%s", pop3d_strerror(rv));
 }
 
-/* A positive integer key; 0 when absent (if optional), -1 when invalid. */
-static long long
-command_uint(json_t *root, const char *key, int required)
-{
-	json_t *v = json_object_get(root, key);
-
-	if (v == NULL)
-		return required ? -1 : 0;
-	if (!json_is_integer(v) || json_integer_value(v) <= 0)
-		return -1;
-	return json_integer_value(v);
-}
-
-/* An array of strings -> a malloc'd vector of borrowed pointers. */
-static const char **
-command_strings(json_t *arr, size_t *n)
-{
-	const char **v;
-	size_t i;
-
-	if (!json_is_array(arr) || json_array_size(arr) > COMMAND_MAX_ITEMS)
-		return NULL;
-	*n = json_array_size(arr);
-	if ((v = calloc(*n + 1, sizeof(*v))) == NULL)
-		return NULL;
-	for (i = 0; i < *n; i++) {
-		json_t *s = json_array_get(arr, i);
-
-		if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s)) {
-			free(v);
-			return NULL;
-		}
-		v[i] = json_string_value(s);
-	}
-	return v;
-}
-
-static json_t *
-command_patterns(struct controller *c)
+/* The reply listing this controller's event patterns. */
+static void
+command_patterns(struct controller *c, const struct codec_cmd *cmd)
 {
 	const char **p;
-	size_t n, i;
-	json_t *a = json_array();
+	size_t n = pop3d_consumer_patterns(c->ctl->srv, c->consumer, &p);
 
-	n = pop3d_consumer_patterns(c->ctl->srv, c->consumer, &p);
-	for (i = 0; i < n; i++)
-		json_array_append_new(a, json_string(strcmp(p[i], "*") == 0 ? "all" : p[i]));
-	return a;
+	peer_reply_ok(c, cmd->id, codec_cmd_result_events(p, n));
 }
 
+/* The seed's pop3d_registered: ARG0 describes the server. */
 static void
-command_register(struct controller *c, json_t *id, json_t *root)
+command_registered(struct controller *c)
+{
+	struct pop3d_arg a;
+	char *s = codec_registered(c->ctl->srv);
+
+	memset(&a, 0, sizeof(a));
+	a.type = POP3D_ARG_JSON;
+	a.s = s;
+	a.len = s != NULL ? strlen(s) : 0;
+	peer_write_event(c, "pop3d_registered", &a, 1);
+	free(s);
+}
+
+/* register: receive events matching "events"; the seed follows. */
+static void
+command_register(struct controller *c, const struct codec_cmd *cmd)
 {
 	const char **names;
 	size_t n, bad = 0;
 	int rv;
 
-	if (json_is_array(json_object_get(root, "events")) &&
-	    json_array_size(json_object_get(root, "events")) > 512) {
-		control_reply_error(c, id, "limit_exceeded", "at most 512 event names");
+	if (codec_cmd_count(cmd, "events") > 512) {
+		peer_reply_error(c, cmd->id, "limit_exceeded", "at most 512 event names");
 		return;
 	}
-	if ((names = command_strings(json_object_get(root, "events"), &n)) == NULL) {
-		control_reply_error(c, id, "invalid_argument", "\"events\" must be an array of "
+	if ((names = codec_cmd_strings(cmd, "events", COMMAND_MAX_ITEMS, &n)) == NULL) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "\"events\" must be an array of "
 		    "strings");
 		return;
 	}
 	rv = pop3d_consumer_register(c->ctl->srv, c->consumer, names, n, &bad);
 	if (rv == -POP3D_ERR_UNKNOWN_EVENT)
-		control_reply_error(c, id, "unknown_event", "no such event: %s", names[bad]);
+		peer_reply_error(c, cmd->id, "unknown_event", "no such event: %s", names[bad]);
 	else if (rv != 0)
-		command_result(c, id, rv, NULL);
+		command_result(c, cmd, rv);
 	else {
-		control_reply_ok(c, id, json_pack("{s:o}", "events", command_patterns(c)));
-		control_send_registered(c);
+		command_patterns(c, cmd);
+		command_registered(c);
 	}
 	free(names);
 }
 
+/* unregister: stop receiving events matching "events". */
 static void
-command_unregister(struct controller *c, json_t *id, json_t *root)
+command_unregister(struct controller *c, const struct codec_cmd *cmd)
 {
 	const char **names;
 	size_t n;
 	int rv;
 
-	if ((names = command_strings(json_object_get(root, "events"), &n)) == NULL) {
-		control_reply_error(c, id, "invalid_argument", "\"events\" must be an array of "
+	if ((names = codec_cmd_strings(cmd, "events", COMMAND_MAX_ITEMS, &n)) == NULL) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "\"events\" must be an array of "
 		    "strings");
 		return;
 	}
 	rv = pop3d_consumer_unregister(c->ctl->srv, c->consumer, names, n);
 	free(names);
 	if (rv != 0)
-		command_result(c, id, rv, NULL);
+		command_result(c, cmd, rv);
 	else
-		control_reply_ok(c, id, json_pack("{s:o}", "events", command_patterns(c)));
+		command_patterns(c, cmd);
 }
 
-/* Decode one line given as text or base64 text; NULL on error. */
-static char *
-command_line(json_t *v, int b64, size_t *len)
+/* send_to_client with "lines" or "lines_b64": the n decoded lines. */
+static int
+command_send_lines(struct controller *c, uint64_t client, uint64_t tag, int more,
+    struct iovec *iov, size_t n)
 {
-	char *out;
-	long n;
-
-	if (!json_is_string(v))
-		return NULL;
-	if (!b64) {
-		*len = json_string_length(v);
-		if ((out = malloc(*len + 1)) != NULL) {
-			memcpy(out, json_string_value(v), *len);
-			out[*len] = '\0';
-		}
-		return out;
-	}
-	if ((n = base64_decode(json_string_value(v), json_string_length(v), &out)) < 0)
-		return NULL;
-	*len = (size_t)n;
-	return out;
-}
-
-static void
-command_send_to_client(struct controller *c, json_t *id, json_t *root)
-{
-	static const char *const forms[] = { "text", "text_b64", "lines", "lines_b64" };
 	struct pop3d *srv = c->ctl->srv;
-	long long client = command_uint(root, "client", 1);
-	long long tag = command_uint(root, "tag", 0);
-	json_t *more = json_object_get(root, "more"), *v = NULL;
-	struct iovec *iov = NULL;
-	size_t i, n = 0, len;
-	int form = -1, k, rv = 0, b64;
-	char *line;
+	size_t i;
+	int rv = 0;
 
-	for (k = 0; k < 4; k++)
-		if (json_object_get(root, forms[k]) != NULL) {
-			if (form != -1) {
-				control_reply_error(c, id, "invalid_argument",
-				    "give one of text, text_b64, lines, lines_b64");
-				return;
-			}
-			form = k;
-			v = json_object_get(root, forms[k]);
-		}
-	if (client < 0 || tag < 0 || form == -1 || (more != NULL && !json_is_boolean(more))) {
-		control_reply_error(c, id, "invalid_argument", "need \"client\" (positive "
-		    "integer), one of text/text_b64/lines/lines_b64, optional \"tag\" and "
-		    "boolean \"more\"");
-		return;
-	}
-	b64 = form == 1 || form == 3;
-	if (form < 2) {
-		if ((line = command_line(v, b64, &len)) == NULL) {
-			control_reply_error(c, id, "invalid_argument", "bad %s", forms[form]);
-			return;
-		}
-		rv = pop3d_send_to_client(srv, (uint64_t)client, (uint64_t)tag, line, len,
-		    json_is_true(more) ? POP3D_SEND_MORE : 0);
-		free(line);
-		command_result(c, id, rv, NULL);
-		return;
-	}
-	if (!json_is_array(v) || json_array_size(v) == 0 ||
-	    json_array_size(v) > COMMAND_MAX_ITEMS) {
-		control_reply_error(c, id, "invalid_argument", "%s must be a non-empty array",
-		    forms[form]);
-		return;
-	}
-	n = json_array_size(v);
-	if ((iov = calloc(n, sizeof(*iov))) == NULL) {
-		control_reply_error(c, id, "internal_error", "out of memory");
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		if ((iov[i].iov_base = command_line(json_array_get(v, i), b64, &len)) == NULL) {
-			control_reply_error(c, id, "invalid_argument", "bad %s item %zu",
-			    forms[form], i);
-			goto done;
-		}
-		iov[i].iov_len = len;
-	}
-	if (json_is_true(more)) {
+	if (more) {
 		/* Lines of a response that continues: data lines, dot-stuffed, in
 		 * a response already open; else written as given. */
 		int flags = POP3D_SEND_MORE;
 
-		if (pop3d_response_open(srv, (uint64_t)client, (uint64_t)tag))
+		if (pop3d_response_open(srv, client, tag))
 			flags |= POP3D_SEND_DATA;
 		for (i = 0; i < n && rv == 0; i++)
 			if (!line_clean(iov[i].iov_base, iov[i].iov_len))
@@ -258,216 +160,248 @@ command_send_to_client(struct controller *c, json_t *id, json_t *root)
 		/* Every element with the tag: tag 0 would mean the command in
 		 * front, not one dispatched ahead (--pipeline-depth). */
 		for (i = 0; i < n && rv == 0; i++)
-			rv = pop3d_send_to_client(srv, (uint64_t)client, (uint64_t)tag,
-			    iov[i].iov_base, iov[i].iov_len, flags);
-	} else if (memchr(iov[0].iov_base, '\0', iov[0].iov_len) != NULL)
-		rv = -POP3D_ERR_INVALID;	/* the status line is passed as a C string */
-	else
-		rv = pop3d_send_lines(srv, (uint64_t)client, (uint64_t)tag, iov[0].iov_base,
-		    iov + 1, n - 1);
-	command_result(c, id, rv, NULL);
+			rv = pop3d_send_to_client(srv, client, tag, iov[i].iov_base,
+			    iov[i].iov_len, flags);
+		return rv;
+	}
+	if (!line_clean(iov[0].iov_base, iov[0].iov_len))
+		return -POP3D_ERR_INVALID;	/* the status line goes as a C string */
+	return pop3d_send_lines(srv, client, tag, iov[0].iov_base, iov + 1, n - 1);
+}
+
+/* send_to_client: one line, or a status line and data lines. */
+static void
+command_send_to_client(struct controller *c, const struct codec_cmd *cmd)
+{
+	static const char *const forms[] = { "text", "text_b64", "lines", "lines_b64" };
+	long long client = codec_cmd_uint(cmd, "client", 1);
+	long long tag = codec_cmd_uint(cmd, "tag", 0);
+	struct iovec *iov = NULL;
+	size_t i, n = 0, len;
+	int form = -1, k, rv, b64, more = 0;
+	char *line;
+
+	for (k = 0; k < 4; k++)
+		if (codec_cmd_has(cmd, forms[k])) {
+			if (form != -1) {
+				peer_reply_error(c, cmd->id, "invalid_argument",
+				    "give one of text, text_b64, lines, lines_b64");
+				return;
+			}
+			form = k;
+		}
+	if (client < 0 || tag < 0 || form == -1 || codec_cmd_bool(cmd, "more", &more) < 0) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "need \"client\" (positive "
+		    "integer), one of text/text_b64/lines/lines_b64, optional \"tag\" and "
+		    "boolean \"more\"");
+		return;
+	}
+	b64 = form == 1 || form == 3;
+	if (form < 2) {
+		if ((line = codec_cmd_line(cmd, forms[form], b64, &len)) == NULL) {
+			peer_reply_error(c, cmd->id, "invalid_argument", "bad %s", forms[form]);
+			return;
+		}
+		rv = pop3d_send_to_client(c->ctl->srv, (uint64_t)client, (uint64_t)tag, line, len,
+		    more ? POP3D_SEND_MORE : 0);
+		free(line);
+		command_result(c, cmd, rv);
+		return;
+	}
+	if (codec_cmd_count(cmd, forms[form]) <= 0 ||
+	    codec_cmd_count(cmd, forms[form]) > COMMAND_MAX_ITEMS) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "%s must be a non-empty array",
+		    forms[form]);
+		return;
+	}
+	n = (size_t)codec_cmd_count(cmd, forms[form]);
+	if ((iov = calloc(n, sizeof(*iov))) == NULL) {
+		peer_reply_error(c, cmd->id, "internal_error", "out of memory");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if ((iov[i].iov_base = codec_cmd_line_at(cmd, forms[form], i, b64, &len)) == NULL) {
+			peer_reply_error(c, cmd->id, "invalid_argument", "bad %s item %zu",
+			    forms[form], i);
+			goto done;
+		}
+		iov[i].iov_len = len;
+	}
+	command_result(c, cmd, command_send_lines(c, (uint64_t)client, (uint64_t)tag, more,
+	    iov, n));
 done:
 	for (i = 0; i < n; i++)
 		free(iov[i].iov_base);
 	free(iov);
 }
 
+/* send_file: a file as a multi-line response. */
 static void
-command_send_file(struct controller *c, json_t *id, json_t *root)
+command_send_file(struct controller *c, const struct codec_cmd *cmd)
 {
-	long long client = command_uint(root, "client", 1);
-	long long tag = command_uint(root, "tag", 0);
-	json_t *path = json_object_get(root, "path"), *status = json_object_get(root, "status");
-	json_t *top = json_object_get(root, "top_lines");
-	long top_lines = -1;
+	long long client = codec_cmd_uint(cmd, "client", 1);
+	long long tag = codec_cmd_uint(cmd, "tag", 0);
+	long long top = -1;
+	const char *path, *status;
 	int rv;
 
-	if (client < 0 || tag < 0 || !json_is_string(path) || !json_is_string(status) ||
-	    (top != NULL && (!json_is_integer(top) || json_integer_value(top) < 0 ||
-	    json_integer_value(top) > 1000000000))) {
-		control_reply_error(c, id, "invalid_argument", "need \"client\", \"path\", "
+	if (client < 0 || tag < 0 || codec_cmd_str(cmd, "path", &path, NULL) != 1 ||
+	    codec_cmd_str(cmd, "status", &status, NULL) != 1 ||
+	    codec_cmd_int(cmd, "top_lines", 0, 1000000000, &top) < 0) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "need \"client\", \"path\", "
 		    "\"status\"; optional \"top_lines\" (>= 0) and \"tag\"");
 		return;
 	}
-	if (top != NULL)
-		top_lines = (long)json_integer_value(top);
-	if (strlen(json_string_value(status)) != json_string_length(status) ||
-	    strlen(json_string_value(path)) != json_string_length(path)) {
-		control_reply_error(c, id, "invalid_argument", "NUL in status or path");
-		return;
-	}
-	rv = pop3d_send_file(c->ctl->srv, (uint64_t)client, (uint64_t)tag,
-	    json_string_value(status), json_string_value(path), top_lines);
+	rv = pop3d_send_file(c->ctl->srv, (uint64_t)client, (uint64_t)tag, status, path,
+	    (long)top);
 	if (rv == -POP3D_ERR_IO)
-		control_reply_error(c, id, "invalid_argument", "cannot read %s",
-		    json_string_value(path));
+		peer_reply_error(c, cmd->id, "invalid_argument", "cannot read %s", path);
 	else
-		command_result(c, id, rv, NULL);
+		command_result(c, cmd, rv);
 }
 
+/* disconnect: close a client, with an optional last line. */
 static void
-command_disconnect(struct controller *c, json_t *id, json_t *root)
+command_disconnect(struct controller *c, const struct codec_cmd *cmd)
 {
-	long long client = command_uint(root, "client", 1);
-	json_t *text = json_object_get(root, "text");
+	long long client = codec_cmd_uint(cmd, "client", 1);
+	const char *text = NULL;
 
-	if (client < 0 || (text != NULL && !json_is_string(text)) ||
-	    (text != NULL && strlen(json_string_value(text)) != json_string_length(text))) {
-		control_reply_error(c, id, "invalid_argument", "need \"client\" and optional "
+	if (client < 0 || codec_cmd_str(cmd, "text", &text, NULL) < 0) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "need \"client\" and optional "
 		    "string \"text\"");
 		return;
 	}
-	command_result(c, id, pop3d_disconnect(c->ctl->srv, (uint64_t)client,
-	    text != NULL ? json_string_value(text) : NULL), NULL);
+	command_result(c, cmd, pop3d_disconnect(c->ctl->srv, (uint64_t)client, text));
 }
 
+/* shutdown: stop pop3d (after this reply). */
 static void
-command_shutdown(struct controller *c, json_t *id, json_t *root)
+command_shutdown(struct controller *c, const struct codec_cmd *cmd)
 {
 	struct control *ctl = c->ctl;
 
-	(void)root;
 	log_info("controller=%llu event=shutdown-requested", (unsigned long long)c->id);
-	control_reply_ok(c, id, NULL);
-	control_broadcast_shutdown(ctl);
-	if (ctl->shutdown_cb != NULL)
-		ctl->shutdown_cb(ctl->shutdown_arg);
+	peer_reply_ok(c, cmd->id, NULL);
+	ctl->on_stop(ctl);
 	pop3d_shutdown(ctl->srv);
 }
 
+/* send_event: a custom (x_*) or core event into the pipeline. */
 static void
-command_send_event(struct controller *c, json_t *id, json_t *root)
+command_send_event(struct controller *c, const struct codec_cmd *cmd)
 {
-	json_t *name = json_object_get(root, "event"), *args = json_object_get(root, "args");
-	struct pop3d_arg *av = NULL;
-	int n = 0, rv;
+	struct pop3d_arg *av;
+	const char *name;
+	int n, bad, rv;
 
-	if (!json_is_string(name) || strlen(json_string_value(name)) != json_string_length(name) ||
-	    (args != NULL && (av = codec_args(args, &n)) == NULL)) {
-		control_reply_error(c, id, "invalid_argument", "need string \"event\" and "
+	av = codec_cmd_args(cmd, "args", &n, &bad);
+	if (codec_cmd_str(cmd, "event", &name, NULL) != 1 || bad) {
+		codec_cmd_args_free(av, n);
+		peer_reply_error(c, cmd->id, "invalid_argument", "need string \"event\" and "
 		    "optional array \"args\" (at most 64)");
 		return;
 	}
-	rv = pop3d_send_event(c->ctl->srv, json_string_value(name), av, n, c->id);
-	codec_args_free(av, n);
+	rv = pop3d_send_event(c->ctl->srv, name, av, n, c->id);
+	codec_cmd_args_free(av, n);
 	if (rv == -POP3D_ERR_UNKNOWN_EVENT)
-		control_reply_error(c, id, "unknown_event", "no such event: %s (custom events "
-		    "are named x_*)", json_string_value(name));
+		peer_reply_error(c, cmd->id, "unknown_event", "no such event: %s (custom events "
+		    "are named x_*)", name);
 	else
-		command_result(c, id, rv, NULL);
+		command_result(c, cmd, rv);
 }
 
+/* getsockname: the listeners. */
 static void
-command_getsockname(struct controller *c, json_t *id, json_t *root)
+command_getsockname(struct controller *c, const struct codec_cmd *cmd)
 {
-	(void)root;
-	control_reply_ok(c, id, json_pack("{s:o}", "listeners", control_listeners(c->ctl)));
+	peer_reply_ok(c, cmd->id, codec_cmd_result_listeners(c->ctl->srv));
 }
 
+/* session_id: this run's id. */
 static void
-command_session_id(struct controller *c, json_t *id, json_t *root)
+command_session_id(struct controller *c, const struct codec_cmd *cmd)
 {
-	(void)root;
-	control_reply_ok(c, id, json_pack("{s:s}", "session_id",
+	peer_reply_ok(c, cmd->id, codec_cmd_result_str("session_id",
 	    pop3d_session_id(c->ctl->srv)));
 }
 
 /* A barrier: every earlier event is already in this controller's stream,
  * because events and replies share one ordered output buffer. */
 static void
-command_ping(struct controller *c, json_t *id, json_t *root)
+command_ping(struct controller *c, const struct codec_cmd *cmd)
 {
-	(void)root;
-	control_reply_ok(c, id, json_pack("{s:I}", "seq",
-	    (json_int_t)pop3d_next_seq(c->ctl->srv)));
+	peer_reply_ok(c, cmd->id, codec_cmd_result_int("seq",
+	    (long long)pop3d_next_seq(c->ctl->srv)));
 }
 
-static int
-command_client_row(const struct pop3d_client_info *ci, void *arg)
-{
-	json_t *a = arg;
-
-	json_array_append_new(a, json_pack("{s:I, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:I, s:I}",
-	    "client", (json_int_t)ci->id, "peer", ci->peer, "peer_port", ci->peer_port,
-	    "local", ci->local, "local_port", ci->local_port,
-	    "state", pop3d_state_name(ci->state), "tls", ci->tls,
-	    "connected", (json_int_t)ci->connected, "idle", (json_int_t)ci->idle,
-	    "tag", (json_int_t)ci->tag));
-	return 0;
-}
-
+/* list_clients: every client. */
 static void
-command_list_clients(struct controller *c, json_t *id, json_t *root)
+command_list_clients(struct controller *c, const struct codec_cmd *cmd)
 {
-	json_t *a = json_array();
-
-	(void)root;
-	pop3d_clients(c->ctl->srv, command_client_row, a);
-	control_reply_ok(c, id, json_pack("{s:o}", "clients", a));
+	peer_reply_ok(c, cmd->id, codec_cmd_result_clients(c->ctl->srv));
 }
 
+/* hello: this controller's name in logs, and lossy mode. */
 static void
-command_hello(struct controller *c, json_t *id, json_t *root)
+command_hello(struct controller *c, const struct codec_cmd *cmd)
 {
-	json_t *name = json_object_get(root, "name"), *lossy = json_object_get(root, "lossy");
+	const char *name = NULL;
+	size_t len = 0;
+	int has, lossy = c->lossy, hl;
 
-	if ((name != NULL && (!json_is_string(name) || json_string_length(name) == 0 ||
-	    json_string_length(name) >= sizeof(c->name) ||
-	    !codec_utf8_valid(json_string_value(name), json_string_length(name)) ||
-	    strpbrk(json_string_value(name), "\"\r\n") != NULL)) ||
-	    (lossy != NULL && !json_is_boolean(lossy))) {
-		control_reply_error(c, id, "invalid_argument", "\"name\": 1-63 characters "
+	has = codec_cmd_str(cmd, "name", &name, &len);
+	hl = codec_cmd_bool(cmd, "lossy", &lossy);
+	if (has < 0 || (has == 1 && (len == 0 || len >= sizeof(c->name) ||
+	    !codec_utf8_valid(name, len) || strpbrk(name, "\"\r\n") != NULL)) || hl < 0) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "\"name\": 1-63 characters "
 		    "without quotes or line ends; \"lossy\": boolean");
 		return;
 	}
-	if (name != NULL)
-		memcpy(c->name, json_string_value(name), json_string_length(name) + 1);
-	if (lossy != NULL)
-		c->lossy = json_is_true(lossy);
+	if (has == 1)
+		memcpy(c->name, name, len + 1);
+	c->lossy = lossy;
 	log_info("controller=%llu event=hello name=\"%s\" lossy=%d", (unsigned long long)c->id,
 	    c->name, c->lossy);
-	control_reply_ok(c, id, json_pack("{s:I, s:s, s:b}", "controller", (json_int_t)c->id,
-	    "name", c->name, "lossy", c->lossy));
+	peer_reply_ok(c, cmd->id, codec_cmd_result_hello(c->id, c->name, c->lossy));
 }
 
-/* An alias: 1-63 printable characters. */
+/* An alias: 1-63 printable characters; NULL when absent or invalid. */
 static const char *
-command_alias(json_t *root)
+command_alias(const struct codec_cmd *cmd)
 {
-	json_t *v = json_object_get(root, "alias");
 	const char *s;
-	size_t i;
+	size_t len, i;
 
-	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 63)
+	if (codec_cmd_str(cmd, "alias", &s, &len) != 1 || len == 0 || len > 63)
 		return NULL;
-	s = json_string_value(v);
 	for (i = 0; s[i] != '\0'; i++)
 		if ((unsigned char)s[i] <= ' ' || s[i] == '"' || (unsigned char)s[i] >= 0x7f)
 			return NULL;
-	return i == json_string_length(v) ? s : NULL;
+	return s;
 }
 
 /* An own controller plugin by alias, or an error reply. */
 static struct hook_plugin *
-command_own_plugin(struct controller *c, json_t *id, json_t *root)
+command_own_plugin(struct controller *c, const struct codec_cmd *cmd)
 {
-	const char *alias = command_alias(root);
+	const char *alias = command_alias(cmd);
 	struct hook_plugin *p;
 
 	if (alias == NULL) {
-		control_reply_error(c, id, "invalid_argument", "need \"alias\"");
+		peer_reply_error(c, cmd->id, "invalid_argument", "need \"alias\"");
 		return NULL;
 	}
 	if ((p = hook_plugin_find(c->ctl, alias)) == NULL) {
 		if (pop3d_plugin_get(c->ctl->srv, alias, NULL, NULL) == 0)
-			control_reply_error(c, id, "permission_denied", "plugin %s is not yours",
+			peer_reply_error(c, cmd->id, "permission_denied", "plugin %s is not yours",
 			    alias);
 		else
-			control_reply_error(c, id, "invalid_argument", "no plugin %s", alias);
+			peer_reply_error(c, cmd->id, "invalid_argument", "no plugin %s", alias);
 		return NULL;
 	}
 	if (p->controller != c->id) {
-		control_reply_error(c, id, "permission_denied", "plugin %s is not yours", alias);
+		peer_reply_error(c, cmd->id, "permission_denied", "plugin %s is not yours", alias);
 		return NULL;
 	}
 	return p;
@@ -475,123 +409,120 @@ command_own_plugin(struct controller *c, json_t *id, json_t *root)
 
 /* "POP3D" (default) or "POP3C"; -1 when invalid. */
 static int
-command_plugin_type(json_t *root)
+command_plugin_type(const struct codec_cmd *cmd)
 {
-	json_t *t = json_object_get(root, "type");
+	const char *t;
+	int has = codec_cmd_str(cmd, "type", &t, NULL);
 
-	if (t == NULL)
+	if (has == 0)
 		return POP3D_PLUGIN_POP3D;
-	if (!json_is_string(t))
+	if (has < 0)
 		return -1;
-	if (strcmp(json_string_value(t), "POP3D") == 0)
+	if (strcmp(t, "POP3D") == 0)
 		return POP3D_PLUGIN_POP3D;
-	if (strcmp(json_string_value(t), "POP3C") == 0)
+	if (strcmp(t, "POP3C") == 0)
 		return POP3D_PLUGIN_POP3C;
 	return -1;
 }
 
+/* plugin_add: this controller becomes a plugin. */
 static void
-command_plugin_add(struct controller *c, json_t *id, json_t *root)
+command_plugin_add(struct controller *c, const struct codec_cmd *cmd)
 {
-	const char *alias = command_alias(root);
-	json_t *prio = json_object_get(root, "priority");
+	const char *alias = command_alias(cmd);
+	long long prio = 0;
 	int n;
 
-	if (alias == NULL || (prio != NULL && (!json_is_integer(prio) ||
-	    json_integer_value(prio) < -1000000 || json_integer_value(prio) > 1000000))) {
-		control_reply_error(c, id, "invalid_argument", "need \"alias\" (1-63 printable "
+	if (alias == NULL || codec_cmd_int(cmd, "priority", -1000000, 1000000, &prio) < 0) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "need \"alias\" (1-63 printable "
 		    "characters) and optional integer \"priority\"");
 		return;
 	}
-	if ((n = hook_plugin_add(c, alias, prio != NULL ? (int)json_integer_value(prio) : 0)) < 0) {
-		control_reply_error(c, id, "invalid_argument", "alias %s is in use", alias);
+	if ((n = hook_plugin_add(c, alias, (int)prio)) < 0) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "alias %s is in use", alias);
 		return;
 	}
-	control_reply_ok(c, id, json_pack("{s:i}", "plugins", n));
+	peer_reply_ok(c, cmd->id, codec_cmd_result_int("plugins", n));
 }
 
+/* What plugin_get shows of the plugin of that alias. */
 static json_t *
 command_plugin_info(struct control *ctl, const char *alias)
 {
 	struct hook_plugin *p = hook_plugin_find(ctl, alias);
-	const char **pat;
-	json_t *o, *types = json_object();
-	size_t n, i;
-	int prio = 0, t;
+	struct codec_plugin info;
+	int t;
 
-	pop3d_plugin_get(ctl->srv, alias, &prio, NULL);
-	for (t = 0; t < 2; t++) {
-		json_t *a = json_array();
-
-		n = pop3d_plugin_patterns(ctl->srv, alias, (enum pop3d_plugin_type)t, &pat);
-		for (i = 0; i < n; i++)
-			json_array_append_new(a, json_string(strcmp(pat[i], "*") == 0 ? "all" :
-			    pat[i]));
-		json_object_set_new(types, t == 0 ? "POP3D" : "POP3C", a);
-	}
-	o = json_pack("{s:s, s:i, s:o}", "alias", alias, "priority", prio, "events", types);
+	memset(&info, 0, sizeof(info));
+	info.alias = alias;
+	pop3d_plugin_get(ctl->srv, alias, &info.priority, NULL);
+	for (t = 0; t < 2; t++)
+		info.npatterns[t] = pop3d_plugin_patterns(ctl->srv, alias,
+		    (enum pop3d_plugin_type)t, &info.patterns[t]);
 	if (p != NULL) {
-		json_object_set_new(o, "controller", json_integer((json_int_t)p->controller));
-		json_object_set_new(o, "timeout_ms", json_pack("{s:I, s:I}", "POP3D",
-		    (json_int_t)p->timeout_ms[0], "POP3C", (json_int_t)p->timeout_ms[1]));
-	} else
-		json_object_set_new(o, "controller", json_null());
-	return o;
+		info.has_controller = 1;
+		info.controller = p->controller;
+		info.timeout_ms[0] = p->timeout_ms[0];
+		info.timeout_ms[1] = p->timeout_ms[1];
+	}
+	return codec_cmd_plugin(&info);
 }
 
+/* plugin_register: the events one of its plugins hooks, with deadlines. */
 static void
-command_plugin_register(struct controller *c, json_t *id, json_t *root)
+command_plugin_register(struct controller *c, const struct codec_cmd *cmd)
 {
 	struct hook_plugin *p;
-	json_t *tmo = json_object_get(root, "timeout_ms"), *ont = json_object_get(root,
-	    "on_timeout");
-	const char **names;
+	const char **names, *ont = NULL;
+	long long tmo = 0;
 	size_t n, bad = 0;
-	int type = command_plugin_type(root), v = 0, rv;
+	int type = command_plugin_type(cmd), v = 0, has_tmo, has_ont, rv;
 
-	if ((p = command_own_plugin(c, id, root)) == NULL)
+	if ((p = command_own_plugin(c, cmd)) == NULL)
 		return;
-	if (type < 0 || (tmo != NULL && (!json_is_integer(tmo) || json_integer_value(tmo) < 1 ||
-	    json_integer_value(tmo) > 600000)) || (ont != NULL && (!json_is_string(ont) ||
-	    (v = hook_verdict_parse(json_string_value(ont), 1)) == 0))) {
-		control_reply_error(c, id, "invalid_argument", "\"type\": POP3D or POP3C; "
+	has_tmo = codec_cmd_int(cmd, "timeout_ms", 1, 600000, &tmo);
+	has_ont = codec_cmd_str(cmd, "on_timeout", &ont, NULL);
+	if (type < 0 || has_tmo < 0 || has_ont < 0 ||
+	    (has_ont == 1 && (v = hook_verdict_parse(ont, 1)) == 0)) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "\"type\": POP3D or POP3C; "
 		    "\"timeout_ms\": 1-600000; \"on_timeout\": none, client, plugin, all or "
 		    "tempfail");
 		return;
 	}
-	if ((names = command_strings(json_object_get(root, "events"), &n)) == NULL) {
-		control_reply_error(c, id, "invalid_argument", "\"events\" must be an array of "
+	if ((names = codec_cmd_strings(cmd, "events", COMMAND_MAX_ITEMS, &n)) == NULL) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "\"events\" must be an array of "
 		    "strings");
 		return;
 	}
 	rv = pop3d_plugin_register_type(c->ctl->srv, p->alias, (enum pop3d_plugin_type)type,
 	    names, n, &bad);
 	if (rv == -POP3D_ERR_UNKNOWN_EVENT)
-		control_reply_error(c, id, "unknown_event", "no such event: %s", names[bad]);
+		peer_reply_error(c, cmd->id, "unknown_event", "no such event: %s", names[bad]);
 	else if (rv != 0)
-		command_result(c, id, rv, NULL);
+		command_result(c, cmd, rv);
 	else {
-		if (tmo != NULL)
-			p->timeout_ms[type] = (unsigned)json_integer_value(tmo);
-		if (ont != NULL)
+		if (has_tmo == 1)
+			p->timeout_ms[type] = (unsigned)tmo;
+		if (has_ont == 1)
 			p->on_timeout[type] = v;
-		control_reply_ok(c, id, command_plugin_info(c->ctl, p->alias));
+		peer_reply_ok(c, cmd->id, command_plugin_info(c->ctl, p->alias));
 	}
 	free(names);
 }
 
+/* plugin_unregister: events one of its plugins no longer hooks. */
 static void
-command_plugin_unregister(struct controller *c, json_t *id, json_t *root)
+command_plugin_unregister(struct controller *c, const struct codec_cmd *cmd)
 {
 	struct hook_plugin *p;
 	const char **names;
 	size_t n;
-	int type = command_plugin_type(root), rv;
+	int type = command_plugin_type(cmd), rv;
 
-	if ((p = command_own_plugin(c, id, root)) == NULL)
+	if ((p = command_own_plugin(c, cmd)) == NULL)
 		return;
-	if (type < 0 || (names = command_strings(json_object_get(root, "events"), &n)) == NULL) {
-		control_reply_error(c, id, "invalid_argument", "need \"events\" and optional "
+	if (type < 0 || (names = codec_cmd_strings(cmd, "events", COMMAND_MAX_ITEMS, &n)) == NULL) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "need \"events\" and optional "
 		    "\"type\"");
 		return;
 	}
@@ -599,112 +530,111 @@ command_plugin_unregister(struct controller *c, json_t *id, json_t *root)
 	    names, n);
 	free(names);
 	if (rv != 0)
-		command_result(c, id, rv, NULL);
+		command_result(c, cmd, rv);
 	else
-		control_reply_ok(c, id, command_plugin_info(c->ctl, p->alias));
+		peer_reply_ok(c, cmd->id, command_plugin_info(c->ctl, p->alias));
 }
 
+/* plugin_del: remove one of its plugins. */
 static void
-command_plugin_del(struct controller *c, json_t *id, json_t *root)
+command_plugin_del(struct controller *c, const struct codec_cmd *cmd)
 {
 	struct hook_plugin *p;
 
-	if ((p = command_own_plugin(c, id, root)) == NULL)
+	if ((p = command_own_plugin(c, cmd)) == NULL)
 		return;
 	hook_plugin_del(c->ctl, p);
-	control_reply_ok(c, id, json_pack("{s:i}", "plugins",
-	    (int)pop3d_plugin_order(c->ctl->srv, NULL, 0)));
+	peer_reply_ok(c, cmd->id, codec_cmd_result_int("plugins",
+	    (long long)pop3d_plugin_order(c->ctl->srv, NULL, 0)));
 }
 
+/* plugin_get: any plugin by alias. */
 static void
-command_plugin_get(struct controller *c, json_t *id, json_t *root)
+command_plugin_get(struct controller *c, const struct codec_cmd *cmd)
 {
-	const char *alias = command_alias(root);
+	const char *alias = command_alias(cmd);
 
 	if (alias == NULL || pop3d_plugin_get(c->ctl->srv, alias, NULL, NULL) != 0) {
-		control_reply_error(c, id, "invalid_argument", "no such plugin");
+		peer_reply_error(c, cmd->id, "invalid_argument", "no such plugin");
 		return;
 	}
-	control_reply_ok(c, id, command_plugin_info(c->ctl, alias));
+	peer_reply_ok(c, cmd->id, command_plugin_info(c->ctl, alias));
 }
 
 /* Plugin aliases in pipeline order (malloc'd vector, borrowed strings). */
 static const char **
-command_plugin_aliases(struct controller *c, json_t *id, size_t *n)
+command_plugin_aliases(struct controller *c, const struct codec_cmd *cmd, size_t *n)
 {
 	const char **order;
 
 	*n = pop3d_plugin_order(c->ctl->srv, NULL, 0);
 	if ((order = calloc(*n + 1, sizeof(*order))) == NULL) {
-		control_reply_error(c, id, "internal_error", "out of memory");
+		peer_reply_error(c, cmd->id, "internal_error", "out of memory");
 		return NULL;
 	}
 	pop3d_plugin_order(c->ctl->srv, order, *n);
 	return order;
 }
 
-/* A reply listing every plugin in pipeline order, each formatted by fmt. */
+/* plugin_list: every plugin in pipeline order, as plugin_get shows it. */
 static void
-command_plugin_reply(struct controller *c, json_t *id, json_t *(*fmt)(struct control *,
-    const char *))
+command_plugin_list(struct controller *c, const struct codec_cmd *cmd)
 {
 	const char **order;
+	json_t **items;
 	size_t n, i;
-	json_t *a;
 
-	if ((order = command_plugin_aliases(c, id, &n)) == NULL)
+	if ((order = command_plugin_aliases(c, cmd, &n)) == NULL)
 		return;
-	a = json_array();
+	if ((items = calloc(n + 1, sizeof(*items))) == NULL) {
+		free(order);
+		peer_reply_error(c, cmd->id, "internal_error", "out of memory");
+		return;
+	}
 	for (i = 0; i < n; i++)
-		json_array_append_new(a, fmt(c->ctl, order[i]));
+		items[i] = command_plugin_info(c->ctl, order[i]);
+	peer_reply_ok(c, cmd->id, codec_cmd_result_plugins(items, n));
+	free(items);
 	free(order);
-	control_reply_ok(c, id, json_pack("{s:o}", "plugins", a));
 }
 
-static json_t *
-command_plugin_alias(struct control *ctl, const char *alias)
-{
-	(void)ctl;
-	return json_string(alias);
-}
-
+/* plugin_order: the aliases in pipeline order. */
 static void
-command_plugin_list(struct controller *c, json_t *id, json_t *root)
+command_plugin_order(struct controller *c, const struct codec_cmd *cmd)
 {
-	(void)root;
-	command_plugin_reply(c, id, command_plugin_info);
+	const char **order;
+	size_t n;
+
+	if ((order = command_plugin_aliases(c, cmd, &n)) == NULL)
+		return;
+	peer_reply_ok(c, cmd->id, codec_cmd_result_aliases(order, n));
+	free(order);
 }
 
+/* verdict: the answer to a hook this controller was sent. */
 static void
-command_plugin_order(struct controller *c, json_t *id, json_t *root)
+command_verdict(struct controller *c, const struct codec_cmd *cmd)
 {
-	(void)root;
-	command_plugin_reply(c, id, command_plugin_alias);
-}
+	long long hook = codec_cmd_uint(cmd, "hook", 1);
+	struct pop3d_arg *av;
+	const char *eat, *code = NULL;
+	int verdict = 0, n, bad;
 
-static void
-command_verdict(struct controller *c, json_t *id, json_t *root)
-{
-	json_t *hook = json_object_get(root, "hook"), *eat = json_object_get(root, "eat");
-	json_t *args = json_object_get(root, "args");
-	struct pop3d_arg *av = NULL;
-	const char *code = NULL;
-	int verdict, n = 0;
-
-	if (!json_is_integer(hook) || json_integer_value(hook) <= 0 || !json_is_string(eat) ||
-	    (verdict = hook_verdict_parse(json_string_value(eat), 1)) == 0 ||
-	    (args != NULL && (av = codec_args(args, &n)) == NULL)) {
-		control_reply_error(c, id, "invalid_argument", "need \"hook\", \"eat\" (none, "
+	av = codec_cmd_args(cmd, "args", &n, &bad);
+	if (hook < 0 || codec_cmd_str(cmd, "eat", &eat, NULL) != 1 ||
+	    (verdict = hook_verdict_parse(eat, 1)) == 0 || bad) {
+		codec_cmd_args_free(av, n);
+		peer_reply_error(c, cmd->id, "invalid_argument", "need \"hook\", \"eat\" (none, "
 		    "client, plugin, all or tempfail) and optional array \"args\"");
 		return;
 	}
-	if (hook_verdict(c, (uint64_t)json_integer_value(hook), verdict, av, n, &code) != 0)
-		control_reply_error(c, id, code, strcmp(code, "stale") == 0 ?
+	if (hook_verdict(c, (uint64_t)hook, verdict, av, n, &code) != 0)
+		peer_reply_error(c, cmd->id, code, strcmp(code, "stale") == 0 ?
 		    "hook %lld is not pending (late or answered)" :
-		    "hook %lld went to another controller", (long long)json_integer_value(hook));
+		    "hook %lld went to another controller", hook);
 	else
-		control_reply_ok(c, id, NULL);
-	codec_args_free(av, n);
+		peer_reply_ok(c, cmd->id, NULL);
+	codec_cmd_args_free(av, n);
 }
 
 static const struct command_def commands[] = {
@@ -733,37 +663,30 @@ static const struct command_def commands[] = {
 	{ "verdict", { "hook", "eat", "args" }, 1, command_verdict },
 };
 
+/* Run a decoded command (ctl->on_command): its row, its keys, then it. */
 void
 command_run(struct controller *c, struct codec_cmd *cmd)
 {
 	const struct command_def *d = NULL;
 	const char *key;
-	json_t *v;
-	size_t i, k;
+	size_t i;
 
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(commands[i].name, cmd->name) == 0)
 			d = &commands[i];
 	if (d == NULL) {
-		control_reply_error(c, cmd->id, "unknown_command", "no such command: %.64s",
+		peer_reply_error(c, cmd->id, "unknown_command", "no such command: %.64s",
 		    cmd->name);
 		return;
 	}
-	json_object_foreach(cmd->root, key, v) {
-		if (strcmp(key, "cmd") == 0 || strcmp(key, "id") == 0)
-			continue;
-		for (k = 0; k < 8 && d->keys[k] != NULL; k++)
-			if (strcmp(d->keys[k], key) == 0)
-				break;
-		if (k == 8 || d->keys[k] == NULL) {
-			control_reply_error(c, cmd->id, "invalid_argument",
-			    "%s: unknown key \"%.64s\"", d->name, key);
-			return;
-		}
-	}
-	if (c->ctl->shutting_down && !d->while_stopping) {
-		control_reply_error(c, cmd->id, "shutting_down", "pop3d is shutting down");
+	if ((key = codec_cmd_unknown_key(cmd, d->keys, 8)) != NULL) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "%s: unknown key \"%.64s\"",
+		    d->name, key);
 		return;
 	}
-	d->run(c, cmd->id, cmd->root);
+	if (c->ctl->shutting_down && !d->while_stopping) {
+		peer_reply_error(c, cmd->id, "shutting_down", "pop3d is shutting down");
+		return;
+	}
+	d->run(c, cmd);
 }

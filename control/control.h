@@ -1,5 +1,6 @@
+/* control.h - the control socket, the API daemon.c uses. */
 /*
- * control.h - the control socket: pop3d_* events as newline-delimited JSON
+ * The control socket: pop3d_* events as newline-delimited JSON
  * over a Unix-domain socket, commands back.  The normative description is
  * pop3d-control(7).  JSON stays inside control/: the core speaks C structs.
  */

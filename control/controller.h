@@ -1,6 +1,10 @@
+/* controller.h - the internals the files of control/ share, and their layering. */
 /*
- * controller.h - internals shared by control.c (socket, framing, buffers)
- * and command.c (the command table).
+ * The files of control/, top to bottom:
+ * control.c (the socket, accept), command.c (the command table), hook.c
+ * (controllers as plugins), peer.c (one controller's connection), codec.c
+ * and codec_cmd.c (all JSON).  Each calls only the files below it; upward
+ * only through the callbacks in struct control.
  */
 #ifndef POP3D_CONTROLLER_H
 #define POP3D_CONTROLLER_H
@@ -40,9 +44,9 @@ struct controller {
 	time_t last_progress;	/* monotonic, last write progress */
 	time_t connected;
 	const char *reason;
-	const char *drop_reason;	/* to be dropped from ev_defer (control_drop) */
+	const char *drop_reason;	/* to be dropped from ev_defer (peer_drop) */
 	struct event *ev_defer;
-	int flush_queued;	/* on ctl->flushq: see control_flush() */
+	int flush_queued;	/* on ctl->flushq: see peer_flush() */
 	TAILQ_ENTRY(controller) fentry;
 };
 TAILQ_HEAD(controller_list, controller);
@@ -96,19 +100,14 @@ struct control {
 	void *shutdown_arg;
 	struct hook_plugin_list plugins;
 	struct hook_pending_list pending;
+	/* Set by control_new(): how a lower file reaches a higher one. */
+	void (*on_command)(struct controller *, struct codec_cmd *);	/* command_run */
+	void (*on_gone)(struct controller *);	/* hook_controller_gone */
+	void (*on_stop)(struct control *);	/* control.c: stop, tell the daemon */
 };
 
-/* control.c */
-void control_write(struct controller *, const char *line, size_t len);
-void control_reply_ok(struct controller *, json_t *id, json_t *result);
-void control_reply_error(struct controller *, json_t *id, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-void control_kill(struct controller *, const char *reason);
-void control_drop(struct controller *, const char *reason);
-void control_write_event(struct controller *, const char *name, struct pop3d_arg *, int argc);
-void control_send_registered(struct controller *);
-void control_broadcast_shutdown(struct control *);
-json_t *control_listeners(struct control *);
+/* command.c */
+void command_run(struct controller *, struct codec_cmd *);
 
 /* hook.c */
 #define HOOK_TIMEOUT_MS 2000
@@ -121,9 +120,19 @@ void hook_controller_gone(struct controller *);
 void hook_free_all(struct control *);
 int hook_verdict_parse(const char *, int allow_tempfail);
 const char *hook_verdict_name(int);
-struct controller *control_find(struct control *, uint64_t id);
 
-/* command.c */
-void command_run(struct controller *, struct codec_cmd *);
+/* peer.c */
+int peer_init(struct control *);
+struct controller *peer_new(struct control *, int fd, uid_t, gid_t, pid_t);
+void peer_free_all(struct control *);
+void peer_tick(struct control *);
+struct controller *peer_find(struct control *, uint64_t id);
+void peer_write(struct controller *, const char *line, size_t len);
+void peer_reply_ok(struct controller *, json_t *id, json_t *result);
+void peer_reply_error(struct controller *, json_t *id, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void peer_write_event(struct controller *, const char *name, struct pop3d_arg *, int argc);
+void peer_kill(struct controller *, const char *reason);
+void peer_drop(struct controller *, const char *reason);
 
 #endif

@@ -1,5 +1,6 @@
+/* hook.c - controllers as plugins: hooks sent, verdicts and deadlines. */
 /*
- * hook.c - controllers as plugins.  A controller adds a plugin to the one
+ * A controller adds a plugin to the one
  * pipeline; for each matching event it receives a hook message and answers
  * with a verdict.  The event (and its client) waits meanwhile.
  *
@@ -40,6 +41,7 @@ hook_verdict_parse(const char *s, int allow_tempfail)
 	return 0;
 }
 
+/* The name of a verdict, for logs. */
 const char *
 hook_verdict_name(int v)
 {
@@ -50,17 +52,7 @@ hook_verdict_name(int v)
 	return "default";
 }
 
-struct controller *
-control_find(struct control *ctl, uint64_t id)
-{
-	struct controller *c;
-
-	TAILQ_FOREACH(c, &ctl->controllers, entry)
-		if (c->id == id && !c->dead)
-			return c;
-	return NULL;
-}
-
+/* The controller plugin of that alias, or NULL. */
 struct hook_plugin *
 hook_plugin_find(struct control *ctl, const char *alias)
 {
@@ -87,6 +79,7 @@ hook_is_auth(const struct pop3d_event *ev)
 	return verb != NULL && (verbs_flags(verb, strlen(verb)) & VERB_AUTH);
 }
 
+/* Forget a pending hook and its deadline. */
 static void
 hook_pending_free(struct hook_pending *hp)
 {
@@ -101,7 +94,7 @@ hook_pending_free(struct hook_pending *hp)
 static void
 hook_tell(struct hook_pending *hp, const char *name)
 {
-	struct controller *c = control_find(hp->ctl, hp->controller);
+	struct controller *c = peer_find(hp->ctl, hp->controller);
 	struct pop3d_arg a[4];
 
 	if (c == NULL)
@@ -117,7 +110,7 @@ hook_tell(struct hook_pending *hp, const char *name)
 	a[2].len = strlen(hp->event);
 	a[3].type = POP3D_ARG_INT;
 	a[3].i = (long long)hp->client;
-	control_write_event(c, name, a, 4);
+	peer_write_event(c, name, a, 4);
 }
 
 /* The pending hook of that id, or NULL. */
@@ -181,7 +174,7 @@ hook_dispatch(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 {
 	struct hook_plugin *p = arg;
 	struct control *ctl = p->ctl;
-	struct controller *c = control_find(ctl, p->controller);
+	struct controller *c = peer_find(ctl, p->controller);
 	struct hook_pending *hp;
 	int type = ev->type == POP3D_PLUGIN_POP3C ? 1 : 0;
 	struct timeval tv;
@@ -212,11 +205,12 @@ hook_dispatch(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	tv.tv_sec = p->timeout_ms[type] / 1000;
 	tv.tv_usec = (suseconds_t)(p->timeout_ms[type] % 1000) * 1000;
 	evtimer_add(hp->timer, &tv);
-	control_write(c, s, len);
+	peer_write(c, s, len);
 	free(s);
 	return POP3D_EAT_PENDING;
 }
 
+/* Add a plugin owned by controller c; the plugin count, or -1. */
 int
 hook_plugin_add(struct controller *c, const char *alias, int priority)
 {
@@ -242,6 +236,7 @@ hook_plugin_add(struct controller *c, const char *alias, int priority)
 	return n;
 }
 
+/* Delete a controller plugin from the pipeline. */
 int
 hook_plugin_del(struct control *ctl, struct hook_plugin *p)
 {
@@ -307,6 +302,7 @@ hook_controller_gone(struct controller *c)
 	}
 }
 
+/* At control_free(): forget every pending hook and plugin. */
 void
 hook_free_all(struct control *ctl)
 {

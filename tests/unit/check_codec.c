@@ -206,7 +206,32 @@ static const struct decode_case decode_cases[] = {
 	{ "{\"cmd\":5,\"id\":3}", "invalid_request", NULL, "3" },
 	{ "{\"cmd\":\"ping\"} {}", "parse_error", NULL, NULL },
 	{ "{\"cmd\":\"\xff\"}", "parse_error", NULL, NULL },
+	/* The NUL rule, decided here only: a NUL in "cmd" is invalid_request,
+	 * anywhere else (at any depth) invalid_argument, both with the id;
+	 * the id itself is copied back as is; a key with NUL is not JSON
+	 * jansson accepts. */
+	{ "{\"cmd\":\"pi\\u0000ng\",\"id\":3}", "invalid_request", NULL, "3" },
+	{ "{\"cmd\":\"x\",\"text\":\"a\\u0000b\",\"id\":4}", "invalid_argument", NULL, "4" },
+	{ "{\"cmd\":\"x\",\"l\":[\"a\",{\"k\":[\"\\u0000\"]}],\"id\":5}", "invalid_argument", NULL,
+	    "5" },
+	{ "{\"cmd\":\"ping\",\"id\":\"a\\u0000b\"}", NULL, "ping", "\"a\\u0000b\"" },
+	{ "{\"cmd\":\"ping\",\"a\\u0000\":1}", "parse_error", NULL, NULL },
 };
+
+/* The NUL rule's message names the member. */
+START_TEST(test_decode_nul_message)
+{
+	struct codec_cmd cmd;
+	const char *line = "{\"cmd\":\"send_file\",\"status\":\"+OK\\u0000\"}";
+	char msg[256];
+
+	ck_assert_str_eq(codec_decode(line, strlen(line), &cmd, msg, sizeof(msg)),
+	    "invalid_argument");
+	ck_assert_ptr_nonnull(strstr(msg, "\"status\""));
+	ck_assert_ptr_nonnull(strstr(msg, "NUL"));
+	codec_cmd_clear(&cmd);
+}
+END_TEST
 
 START_TEST(test_decode)
 {
@@ -633,6 +658,7 @@ main(void)
 	tcase_add_test(tc, test_invalid_utf8);
 	tcase_add_loop_test(tc, test_utf8, 0, sizeof(utf8_cases) / sizeof(utf8_cases[0]));
 	tcase_add_test(tc, test_b64);
+	tcase_add_test(tc, test_decode_nul_message);
 	tcase_add_loop_test(tc, test_decode, 0, sizeof(decode_cases) / sizeof(decode_cases[0]));
 	tcase_add_test(tc, test_replies);
 	tcase_add_test(tc, test_reply_bytes);

@@ -39,7 +39,7 @@ read_line(void)
 		ssize_t n;
 
 		if (nl != NULL) {
-			json_t *j = json_loadb(rbuf, (size_t)(nl - rbuf), 0, NULL);
+			json_t *j = json_loadb(rbuf, (size_t)(nl - rbuf), JSON_ALLOW_NUL, NULL);
 			size_t used = (size_t)(nl - rbuf) + 1;
 
 			memmove(rbuf, rbuf + used, rlen - used);
@@ -172,6 +172,21 @@ static const struct cmd_case cmd_cases[] = {
 	{ "{\"cmd\":\"hello\",\"name\":\"t\",\"lossy\":true}\n", NULL },
 	{ "{\"cmd\":\"hello\",\"lossy\":\"yes\"}\n", "invalid_argument" },
 	{ "{\"cmd\":\"hello\",\"name\":\"\"}\n", "invalid_argument" },
+	/* A NUL in any string is refused at decode (one rule, codec.c). */
+	{ "{\"cmd\":\"ping\\u0000\"}\n", "invalid_request" },
+	{ "{\"cmd\":\"send_to_client\",\"client\":1,\"text\":\"+OK \\u0000\"}\n",
+	    "invalid_argument" },
+	{ "{\"cmd\":\"send_to_client\",\"client\":1,\"lines\":[\"+OK\",\"a\\u0000\"]}\n",
+	    "invalid_argument" },
+	{ "{\"cmd\":\"send_file\",\"client\":5,\"path\":\"/x\\u0000\",\"status\":\"+OK\"}\n",
+	    "invalid_argument" },
+	{ "{\"cmd\":\"disconnect\",\"client\":1,\"text\":\"\\u0000\"}\n", "invalid_argument" },
+	{ "{\"cmd\":\"send_event\",\"event\":\"x_a\",\"args\":[\"\\u0000\"]}\n", "invalid_argument" },
+	{ "{\"cmd\":\"register\",\"events\":[\"cmd_user\\u0000\"]}\n", "invalid_argument" },
+	{ "{\"cmd\":\"ping\",\"id\":\"\\u0000\"}\n", NULL },
+	/* Octets with NUL go as base64; a status line still may not hold one. */
+	{ "{\"cmd\":\"send_to_client\",\"client\":1,\"lines_b64\":[\"K09LAA==\",\"YQ==\"]}\n",
+	    "invalid_argument" },
 };
 
 START_TEST(test_commands)

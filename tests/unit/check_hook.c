@@ -427,7 +427,7 @@ START_TEST(test_killed_controller_freed_at_exit)
 	struct controller *c = TAILQ_FIRST(&ctl->controllers);
 
 	ck_assert_ptr_nonnull(c);
-	control_kill(c, "test");
+	peer_kill(c, "test");
 	ck_assert_uint_eq(ctl->ncontrollers, 0);
 	ck_assert_ptr_eq(TAILQ_FIRST(&ctl->dead), c);
 	/* teardown's control_free runs before the loop turns again */
