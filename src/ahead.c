@@ -8,7 +8,7 @@
  * head, kept in struct client as before) is answered first; what handlers
  * send for a command further back is recorded here, checked as if it were
  * sent for real, and replayed through the ordinary send functions when
- * that command becomes the head (client_promote in client.c).
+ * that command becomes the head (reply_promote in reply.c).
  *
  * Only commands whose dispatch cannot change what the core does with the
  * next line go ahead: NOOP STAT LIST UIDL RETR TOP DELE RSET, and QUIT
@@ -244,9 +244,10 @@ ahead_defer_fd(struct client_ahead *a, const char *status, int fd, long top)
 	return 0;
 }
 
-/* The command became the head: send what was recorded for it, in order. */
+/* The command became the head: send what was recorded for it, in order,
+ * through ops (reply.c's senders: ahead.c is below them). */
 void
-ahead_replay(struct client *c, struct client_ahead *a)
+ahead_replay(struct client *c, struct client_ahead *a, const struct ahead_ops *ops)
 {
 	struct client_send *s;
 
@@ -255,15 +256,15 @@ ahead_replay(struct client *c, struct client_ahead *a)
 		if (!c->dead && !c->closing) {
 			switch (s->kind) {
 			case AHEAD_LINE:
-				client_send_line(c, a->tag, s->text, s->len, s->flags);
+				ops->line(c, a->tag, s->text, s->len, s->flags);
 				break;
 			case AHEAD_LINES:
-				client_send_lines(c, a->tag, s->text, s->iov, s->n);
+				ops->lines(c, a->tag, s->text, s->iov, s->n);
 				break;
 			case AHEAD_FILE:
-				/* The fd is client_send_fd's now, even when it fails
+				/* The fd is ops->fd's now, even when it fails
 				 * (it closes it then). */
-				(void)client_send_fd(c, a->tag, s->text, s->fd, s->top);
+				(void)ops->fd(c, a->tag, s->text, s->fd, s->top);
 				s->fd = -1;
 				break;
 			}
@@ -282,7 +283,7 @@ ahead_ok(struct client *c)
 	struct evbuffer *in;
 	struct evbuffer_ptr p;
 	struct line_cmd cmd;
-	char name[CLIENT_CMD_EVENT_MAX];
+	char name[EVENTS_CMD_MAX];
 	const char *data, *verb;
 	size_t len;
 
@@ -294,7 +295,7 @@ ahead_ok(struct client *c)
 	if (verbs_flags(verb, strlen(verb)) & VERB_QUIT)
 		return 0;
 	if (srv->span_owner == c && srv->spanlen > 0) {
-		/* The lines are parsed from the read buffer (client_raw_read). */
+		/* The lines are parsed from the read buffer (conn_raw_read). */
 		const char *nl = memchr(srv->span, '\n', srv->spanlen < srv->opts.max_line ?
 		    srv->spanlen : srv->opts.max_line);
 
@@ -303,7 +304,7 @@ ahead_ok(struct client *c)
 		data = srv->span;
 		len = (size_t)(nl - data);
 	} else {
-		if ((in = client_peek_input(c)) == NULL)
+		if ((in = conn_peek_input(c)) == NULL)
 			return 0;
 		p = evbuffer_search(in, "\n", 1, NULL);
 		if (p.pos < 0 || (size_t)p.pos + 1 > srv->opts.max_line)
@@ -318,6 +319,6 @@ ahead_ok(struct client *c)
 		return 0;
 	if (!(verbs_flags(cmd.verb, strlen(cmd.verb)) & VERB_AHEAD))
 		return 0;
-	client_cmd_event(name, cmd.verb);
+	events_cmd_name(name, cmd.verb);
 	return pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, name);
 }

@@ -40,7 +40,7 @@ listener_failed(struct pop3d *srv, const char *op, int err)
 	a[2].type = POP3D_ARG_STR;
 	a[2].s = strerror(err);
 	a[2].len = strlen(a[2].s);
-	server_emit(srv, "pop3d_listener_failed", NULL, a, 3);
+	events_emit(srv, "pop3d_listener_failed", NULL, a, 3);
 }
 
 static void
@@ -48,12 +48,11 @@ listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockad
     int salen, void *arg)
 {
 	struct listener *l = arg;
-	struct client *c;
 
 	(void)evl;
-	if ((c = client_new(l->srv, fd, sa, (socklen_t)salen, l->flags,
-	    l->fixed_local ? &l->name : NULL)) != NULL)
-		client_begin(c);
+	/* The server's callback (admit.c) makes the client: no call up. */
+	l->srv->accept_cb(l->srv, fd, sa, (socklen_t)salen, l->flags,
+	    l->fixed_local ? &l->name : NULL);
 }
 
 static void

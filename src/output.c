@@ -6,6 +6,8 @@
  * line waits for a pending POP3C verdict, everything after it (lines, raw
  * multi-line bodies, the start of a file stream) is queued behind it, and
  * the client parses no further command (it has a suspended job).
+ * Closing (output_close) is the end of that path: the last line goes
+ * out, then the connection is cut once everything owed is written.
  */
 #include "config.h"
 
@@ -30,19 +32,23 @@ struct output_item {
 	char data[];
 };
 
+static void output_delay_cb(evutil_socket_t, short, void *);
+
+/* Whether output is held back (a pending verdict, the login delay). */
 int
 output_busy(struct client *c)
 {
 	return c->hooking || c->delayed != NULL || !TAILQ_EMPTY(&c->outq);
 }
 
+/* Queue output behind what is held. */
 static void
 output_enqueue(struct client *c, int kind, const char *data, size_t len, int flags)
 {
 	struct output_item *it = malloc(sizeof(*it) + len + 1);
 
 	if (it == NULL) {
-		client_kill(c, "out of memory");
+		conn_kill(c, "out of memory");
 		return;
 	}
 	it->kind = kind;
@@ -95,7 +101,7 @@ output_auth_limit(struct client *c)
 		log_info("client=%llu event=auth-failures count=%u", (unsigned long long)c->id,
 		    c->auth_failures);
 		output_clear(c);
-		client_close(c, "too many authentication failures", NULL);
+		output_close(c, "too many authentication failures", NULL);
 	}
 }
 
@@ -124,16 +130,16 @@ output_emit(struct client *c, const char *line, size_t len, int auth)
 			evtimer_add(c->ev_delay, &tv);
 			return;
 		}
-		client_write(c, line, len);
+		conn_write(c, line, len);
 		output_auth_limit(c);
 		return;
 	}
-	client_write(c, line, len);
+	conn_write(c, line, len);
 }
 
 /* The held failure answer goes out; then what queued behind it (a
  * closing client's last line included), and parsing resumes. */
-void
+static void
 output_delay_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *c = arg;
@@ -142,7 +148,7 @@ output_delay_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->dead || c->delayed == NULL)
 		return;
-	client_write(c, c->delayed, c->delayed_len);
+	conn_write(c, c->delayed, c->delayed_len);
 	free(c->delayed);
 	c->delayed = NULL;
 	output_auth_limit(c);
@@ -150,10 +156,10 @@ output_delay_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->dead)
 		return;
 	if (c->closing) {
-		if (client_flushed(c))
-			client_kill(c, c->reason);
+		if (conn_flushed(c))
+			conn_kill(c, c->reason);
 	} else
-		client_defer(c);
+		timers_defer(&c->srv->deferq, &c->tdefer);
 }
 
 /* The line as the plugins left it (ARG1), or the original if they broke it. */
@@ -181,7 +187,7 @@ output_hook(struct client *c, const char *line, size_t len, int flags)
 
 	if ((a = calloc(2, sizeof(*a))) == NULL || (a[1].s = malloc(len + 1)) == NULL) {
 		free(a);
-		client_kill(c, "out of memory");
+		conn_kill(c, "out of memory");
 		return 0;
 	}
 	a[0].type = POP3D_ARG_INT;
@@ -200,7 +206,7 @@ output_hook(struct client *c, const char *line, size_t len, int flags)
 	ev.tls = c->tls;
 	ev.argc = 2;
 	ev.argv = a;
-	pflags = server_dispatch(c->srv, &ev);
+	pflags = events_dispatch(c->srv, &ev);
 	if (pflags & PIPELINE_PENDING) {
 		c->hooking = 1;
 		c->hook_dropped = 0;
@@ -212,7 +218,7 @@ output_hook(struct client *c, const char *line, size_t len, int flags)
 			c->hook_len = len;
 		}
 	} else if (pflags & PIPELINE_TEMPFAIL)
-		client_tempfail(c, TEMPFAIL_LINE | ((flags & OUTPUT_CONT) ? TEMPFAIL_CUT : 0));
+		output_tempfail(c, TEMPFAIL_LINE | ((flags & OUTPUT_CONT) ? TEMPFAIL_CUT : 0));
 	else if (!(pflags & PIPELINE_SWALLOWED))
 		output_emit_result(c, &ev, line, len, flags & OUTPUT_AUTH);
 	pipeline_args_free(ev.argv, ev.argc);
@@ -243,7 +249,7 @@ output_raw(struct client *c, const char *data, size_t len)
 	if (output_busy(c))
 		output_enqueue(c, OUTPUT_RAW, data, len, 0);
 	else
-		evbuffer_add(client_output(c), data, len);
+		evbuffer_add(conn_output(c), data, len);
 }
 
 /* Start streaming the client's open file once everything before is out. */
@@ -256,7 +262,7 @@ output_stream(struct client *c)
 		output_enqueue(c, OUTPUT_STREAM, NULL, 0, 0);
 	else {
 		c->stream_ready = 1;
-		client_stream_fill(c);
+		stream_fill(c);
 	}
 }
 
@@ -277,11 +283,11 @@ output_flush(struct client *c)
 				output_emit(c, it->data, it->len, it->flags & OUTPUT_AUTH);
 			break;
 		case OUTPUT_RAW:
-			evbuffer_add(client_output(c), it->data, it->len);
+			evbuffer_add(conn_output(c), it->data, it->len);
 			break;
 		case OUTPUT_STREAM:
 			c->stream_ready = 1;
-			client_stream_fill(c);
+			stream_fill(c);
 			break;
 		}
 		free(it);
@@ -305,7 +311,7 @@ output_hook_done(struct client *c, struct pop3d_event *ev, int flags)
 	if (flags & PIPELINE_TEMPFAIL) {
 		/* A line dropped earlier (by a tempfail, which answered) is not
 		 * this tempfail's to answer. */
-		client_tempfail(c, (!dropped ? TEMPFAIL_LINE : 0) |
+		output_tempfail(c, (!dropped ? TEMPFAIL_LINE : 0) |
 		    (c->hook_cont ? TEMPFAIL_CUT : 0));
 		free(orig);
 		return;
@@ -314,4 +320,47 @@ output_hook_done(struct client *c, struct pop3d_event *ev, int flags)
 		output_emit_result(c, ev, orig, orig != NULL ? c->hook_len : 0, auth);
 	free(orig);
 	output_flush(c);
+}
+
+/* Close after pending output is flushed; lastline (may be NULL) goes last. */
+void
+output_close(struct client *c, const char *reason, const char *lastline)
+{
+	if (c->dead || c->closing)
+		return;
+	c->closing = 1;
+	c->reason = reason;
+	timers_del(&c->srv->respq, &c->tresp);
+	ahead_clear(c);		/* nothing further back is answered now */
+	conn_read_set(c, 0);
+	if (lastline != NULL)
+		output_line(c, lastline, strlen(lastline), 0);
+	if (!c->dead && conn_flushed(c))
+		conn_kill(c, reason);
+}
+
+/* A hook said tempfail: held output is dropped; the client gets
+ * -ERR [SYS/TEMP] and is closed, or, when part of a response is out
+ * (TEMPFAIL_CUT, a stream, an open response), is closed after what is
+ * written with no line inside that body.  A client closing already gets
+ * the -ERR only if its last line was among the output dropped: one answer
+ * per command. */
+void
+output_tempfail(struct client *c, int how)
+{
+	static const char msg[] = "-ERR [SYS/TEMP] server unavailable, try again later";
+	int held;
+
+	if (c->dead)
+		return;
+	held = output_clear(c) || (how & TEMPFAIL_LINE);
+	c->hooking = 0;
+	if ((how & TEMPFAIL_CUT) || c->stream_fd >= 0 || (c->inflight != 0 && c->open))
+		stream_stop(c);
+	else if (!c->closing || held)
+		conn_write(c, msg, sizeof(msg) - 1);
+	if (!c->closing)
+		output_close(c, "hook tempfail", NULL);
+	else if (conn_flushed(c))
+		conn_kill(c, c->reason);
 }

@@ -1,6 +1,11 @@
 /*
- * server.h - internals shared by pop3d.c, client.c and listener.c.
- * Nothing outside src/ includes this; the public API is pop3d.h.
+ * server.h - internals shared by the core's files.  Nothing outside src/
+ * includes this (but the fuzz targets and tests/); the public API is pop3d.h.
+ *
+ * The files, lowest first; a file calls only files below it, and reaches
+ * up only through a callback it was given (the fields marked "upcall"):
+ *   timers  pool  table  events  listener  conn  ahead  stream  output
+ *   reply  session  admit  api  subscribe  greeting  pop3d
  */
 #ifndef POP3D_SERVER_H
 #define POP3D_SERVER_H
@@ -17,6 +22,7 @@
 #include "pop3d.h"
 #include "stuff.h"
 #include "proxy.h"
+#include "timers.h"
 #include "tls.h"
 
 #include <event2/event.h>
@@ -78,21 +84,25 @@ enum client_phase { CLIENT_PROXY, CLIENT_HANDSHAKE, CLIENT_READY };
  * hold data), so that an idle logged-in client costs little more than
  * this structure; TLS clients, and clients of implicit-TLS listeners from
  * the start, go through a bufferevent (bev) with the OpenSSL filter.
- * Timers are shared: the idle and response deadlines are server-wide
- * queues ordered by deadline (each timeout is the same for everyone), and
- * the rare PROXY/handshake and failed-authentication timers are allocated
- * when first needed.
+ * Timers are shared: the idle, response and PROXY/handshake deadlines are
+ * server-wide deadline queues (timers.c), and the rare failed-authentication
+ * timer is allocated when first needed.
+ *
+ * Teardown: conn_kill() marks a client dead, stops its I/O and timers and
+ * queues it; session.c frees it from the defer queue, the only place a
+ * client is freed (pop3d_free aside), once no suspended job refers to it.
  */
 struct client {
 	TAILQ_ENTRY(client) entry;	/* srv->clients */
-	TAILQ_ENTRY(client) fentry;	/* srv->flushq */
-	TAILQ_ENTRY(client) dentry;	/* srv->deferq */
-	TAILQ_ENTRY(client) ientry;	/* srv->idleq */
-	TAILQ_ENTRY(client) rentry;	/* srv->respq */
 	struct client *hnext;		/* id hash chain */
 	struct pop3d *srv;
 	uint64_t id;
-	/* I/O: raw (bev NULL) or through a bufferevent. */
+	struct timers_entry tdefer;	/* srv->deferq: parse, or free */
+	struct timers_entry tflush;	/* srv->flushq: raw output to write */
+	struct timers_entry tidle;	/* srv->idleq: READY clients */
+	struct timers_entry tresp;	/* srv->respq: command awaiting its answer */
+	struct timers_entry tphase;	/* srv->phaseq: PROXY/handshake, TLS close */
+	/* I/O (conn.c): raw (bev NULL) or through a bufferevent. */
 	struct bufferevent *bev;
 	struct evbuffer *in, *out;	/* raw: NULL while empty */
 	struct event ev_io;		/* raw: EV_READ and/or EV_WRITE on fd */
@@ -100,10 +110,6 @@ struct client {
 	short io_have;			/* raw: events ev_io is added with */
 	unsigned rd_on:1;		/* reading wanted (as bufferevent_enable) */
 	unsigned wr_on:1;		/* raw: output the kernel refused waits */
-	unsigned flush_queued:1;	/* on srv->flushq */
-	unsigned defer_queued:1;	/* on srv->deferq */
-	unsigned idle_queued:1;		/* on srv->idleq */
-	unsigned resp_queued:1;		/* on srv->respq */
 	/* State. */
 	unsigned implicit_tls:1;	/* handshake before the greeting */
 	unsigned announced:1;		/* pop3d_connection was sent */
@@ -114,10 +120,10 @@ struct client {
 	unsigned responded:1;		/* a first response line was sent */
 	unsigned open:1;		/* ... with POP3D_SEND_MORE: data may follow */
 	unsigned sasl:1;		/* next line is SASL data, not a command */
-	unsigned processing:1;		/* client_process() is running */
+	unsigned processing:1;		/* session_process() is running */
 	unsigned process_again:1;	/* ...and was asked again meanwhile */
 	unsigned plugin_saw:1;		/* a plugin received it */
-	unsigned promoting:1;		/* client_promote() is running */
+	unsigned promoting:1;		/* reply_promote() is running */
 	unsigned stream_ready:1;	/* its status line is out: stream now */
 	unsigned hooking:1;		/* see output.c */
 	unsigned hook_auth:1;		/* ... it is the first answer to PASS etc. */
@@ -125,20 +131,18 @@ struct client {
 	unsigned hook_dropped:1;	/* ... it was dropped meanwhile */
 	unsigned eof:1;			/* client closed its side */
 	unsigned closing:1;		/* close once output is flushed */
-	unsigned dead:1;		/* closed; freed from the defer queue */
+	unsigned dead:1;		/* killed; freed from the defer queue */
 	unsigned disconnected_sent:1;
 	enum client_phase phase;
 	enum pop3d_state state;
 	int lflags;			/* flags of the listener it came from */
-	struct event *ev_phase;		/* PROXY / handshake deadline, or NULL */
 	char *peer;			/* numeric addresses, both in addrbuf */
 	char *local;			/* ... or in one allocation if longer */
 	char addrbuf[40];		/* "255.255.255.255\0255.255.255.255\0" */
 	int peer_port;
 	int local_port;
 	time_t connected;
-	int64_t last_active;		/* monotonic ms: the idle queue's order */
-	int64_t resp_deadline;		/* monotonic ms, while on srv->respq */
+	int64_t last_active;		/* monotonic ms: the idle clock */
 	size_t last_outlen;		/* backlog at the last idle check */
 	struct line_framer lf;
 	unsigned bad_lines;		/* bad lines in a row */
@@ -149,7 +153,7 @@ struct client {
 	size_t nreceivers, receivers_cap;
 	struct client_ahead_list ahead;	/* dispatched after it, in order */
 	unsigned nahead;
-	/* File streaming (pop3d_send_file). */
+	/* File streaming (pop3d_send_file, stream.c). */
 	int stream_fd;
 	struct stuff *stream;		/* while streaming */
 	/* POP3C hooks (output.c): a response line awaiting plugin verdicts
@@ -169,6 +173,15 @@ TAILQ_HEAD(client_list, client);
 
 struct addrcount;
 struct output_item;
+
+/* What conn.c reports to the owner of a connection (srv->conn_cb). */
+enum conn_what {
+	CONN_READ,		/* input is buffered (or spans srv->rbuf) */
+	CONN_DRAINED,		/* output drained below CLIENT_WRITE_LOW */
+	CONN_EOF,		/* the peer closed its side */
+	CONN_TLS_UP,		/* the TLS handshake is done */
+	CONN_FAILED		/* EOF or error before READY; detail says what */
+};
 
 struct pop3d {
 	struct event_base *base;
@@ -191,22 +204,24 @@ struct pop3d {
 	void (*stopped_cb)(struct pop3d *, void *);
 	void *stopped_arg;
 	struct event *ev_resume;	/* re-enable paused listeners */
-	struct event *ev_flush;		/* write the output of flushq's clients */
-	struct client_list flushq;
-	struct event *ev_defer;		/* run deferq's clients (parse, or free) */
-	struct client_list deferq;
-	struct event *ev_idle;		/* the idle queue's first deadline */
-	struct client_list idleq;	/* READY clients, by last_active */
-	struct event *ev_resp;		/* the response queue's first deadline */
-	struct client_list respq;	/* commands awaiting answers, by deadline */
+	struct timers_deferq flushq;	/* raw clients with output to write */
+	struct timers_deferq deferq;	/* clients to run (parse, or free) */
+	struct timers_queue idleq;	/* READY clients, by idle deadline */
+	struct timers_queue respq;	/* commands awaiting answers */
+	struct timers_queue phaseq;	/* PROXY/handshake deadlines, TLS close */
+	/* Upcalls, set by pop3d_new: how lower files reach higher ones. */
+	void (*conn_cb)(struct client *, enum conn_what, const char *detail);
+	void (*complete_cb)(struct client *);	/* a streamed answer ended */
+	void (*accept_cb)(struct pop3d *, int fd, struct sockaddr *, socklen_t, int lflags,
+	    const struct pop3d_sockname *);
 	char *rbuf;			/* raw reads, input_high octets, shared */
 	/* A raw client with no buffered input parses its lines straight from
-	 * rbuf: the rest of that read (see client_raw_read). */
+	 * rbuf: the rest of that read (see conn_raw_read). */
 	struct client *span_owner;
 	const char *span;
 	size_t spanlen;
 	struct evbuffer *sink;		/* written to when a buffer cannot be made */
-	struct client_slab *slabs;	/* client structures, see client_alloc() */
+	struct client_slab *slabs;	/* client structures, see pool.c */
 	struct client *cfree;		/* free ones, linked through hnext */
 #define SERVER_EVPOOL 64
 	struct evbuffer *evpool[SERVER_EVPOOL];	/* empty buffers for raw clients */
@@ -219,65 +234,63 @@ struct pop3d {
 	size_t ntrusted;
 };
 
-/* pop3d.c */
-struct client *server_client_find(struct pop3d *, uint64_t id);
-void server_client_link(struct pop3d *, struct client *);
-void server_client_retire(struct pop3d *, struct client *);
-void server_client_unlink(struct pop3d *, struct client *);
-int server_addr_acquire(struct pop3d *, const char *addr);
-void server_addr_release(struct pop3d *, const char *addr);
-int server_dispatch(struct pop3d *, struct pop3d_event *);
-void server_emit(struct pop3d *, const char *name, struct client *, struct pop3d_arg *, int);
-void server_client_gone(struct pop3d *);
-void server_client_cancel(struct pop3d *, uint64_t client);
-int64_t server_now(void);
+/* pool.c */
+struct client *pool_client_get(struct pop3d *);
+void pool_client_put(struct pop3d *, struct client *);
+struct evbuffer *pool_evbuffer_get(struct pop3d *);
+void pool_evbuffer_put(struct pop3d *, struct evbuffer *);
+void pool_free(struct pop3d *);
 
-/* client.c */
-struct client *client_new(struct pop3d *, int fd, struct sockaddr *peer, socklen_t, int lflags,
-    const struct pop3d_sockname *local);
-void client_start(struct client *);
-void client_begin(struct client *);
-int client_send_line(struct client *, uint64_t tag, const char *, size_t, int flags);
-int client_send_lines(struct client *, uint64_t tag, const char *status, const struct iovec *,
-    size_t);
-int client_response_open(struct client *, uint64_t tag);
-int client_send_file(struct client *, uint64_t tag, const char *status, const char *path,
-    long top);
-int client_send_fd(struct client *, uint64_t tag, const char *status, int fd, long top);
-void client_close(struct client *, const char *reason, const char *lastline);
-void client_kill(struct client *, const char *reason);
-void client_destroy(struct client *);
-void client_consumer_gone(struct client *, uint64_t consumer);
-void client_info(struct client *, struct pop3d_client_info *);
-void client_seen(struct client *, const struct pop3d_event *, uint64_t consumer);
-void client_job_done(struct client *, struct pop3d_event *, int flags);
-void client_stream_fill(struct client *);
-/* A hook said tempfail (client.c has the rule).  TEMPFAIL_CUT: the line
- * it is about continues a response already begun; TEMPFAIL_LINE: it is
- * about a response line, which is dropped. */
-#define TEMPFAIL_CUT 0x01
-#define TEMPFAIL_LINE 0x02
-void client_tempfail(struct client *, int how);
-int client_flushed(struct client *);
-void client_write(struct client *, const char *, size_t);
-void client_flush_cb(evutil_socket_t, short, void *);
-void client_defer_run(evutil_socket_t, short, void *);
-void client_idle_run(evutil_socket_t, short, void *);
-void client_resp_run(evutil_socket_t, short, void *);
-struct evbuffer *client_input(struct client *);
-struct evbuffer *client_peek_input(struct client *);
-/* "pop3d_cmd_<verb>" into a buffer of CLIENT_CMD_EVENT_MAX octets. */
-#define CLIENT_CMD_EVENT_MAX (LINE_VERB_MAX + 16)
-void client_cmd_event(char *name, const char *verb);
-struct evbuffer *client_output(struct client *);
-size_t client_outlen(struct client *);
-void client_defer(struct client *);
-void client_slabs_free(struct pop3d *);
-/* For the fuzz target: fire a client's timer now (0 auth delay, 1
- * response, 2 phase, 3 idle); 1 when it was armed. */
-int client_timer_fire(struct client *, int which);
+/* table.c */
+int table_init(struct pop3d *);
+void table_free(struct pop3d *);
+struct client *table_find(struct pop3d *, uint64_t id);
+void table_link(struct pop3d *, struct client *);
+void table_retire(struct pop3d *, struct client *);
+void table_unlink(struct pop3d *, struct client *);
+int table_addr_acquire(struct pop3d *, const char *addr);
+void table_addr_release(struct pop3d *, const char *addr);
+
+/* events.c */
+int events_dispatch(struct pop3d *, struct pop3d_event *);
+void events_emit(struct pop3d *, const char *name, struct client *, struct pop3d_arg *, int);
+void events_cancel_client(struct pop3d *, uint64_t client);
+void events_disconnected(struct client *);
+/* "pop3d_cmd_<verb>" into a buffer of EVENTS_CMD_MAX octets. */
+#define EVENTS_CMD_MAX (LINE_VERB_MAX + 16)
+void events_cmd_name(char *name, const char *verb);
+
+/* listener.c */
+int listener_add(struct pop3d *, const char *addr, int port, int flags);
+void listener_free_all(struct pop3d *);
+void listener_pause(struct pop3d *, int err);
+void listener_resume(struct pop3d *);
+
+/* conn.c */
+int conn_init(struct pop3d *);
+int conn_open(struct client *);
+void conn_read_set(struct client *, int on);
+struct evbuffer *conn_input(struct client *);
+struct evbuffer *conn_peek_input(struct client *);
+struct evbuffer *conn_output(struct client *);
+size_t conn_outlen(struct client *);
+size_t conn_backlog(struct client *);
+void conn_trim(struct client *);
+void conn_write(struct client *, const char *, size_t);
+int conn_flushed(struct client *);
+void conn_backpressure(struct client *);
+void conn_tls_start(struct client *);
+void conn_kill(struct client *, const char *reason);
+void conn_free(struct client *);
 
 /* ahead.c */
+/* How ahead_replay sends what was recorded (reply.c gives them). */
+struct ahead_ops {
+	int (*line)(struct client *, uint64_t tag, const char *, size_t, int flags);
+	int (*lines)(struct client *, uint64_t tag, const char *status, const struct iovec *,
+	    size_t);
+	int (*fd)(struct client *, uint64_t tag, const char *status, int fd, long top);
+};
 int ahead_receiver_add(uint64_t **, size_t *, size_t *, uint64_t consumer);
 int ahead_receiver_del(uint64_t *, size_t *, uint64_t consumer);
 struct client_ahead *ahead_new(struct client *, uint64_t tag, const char *verb);
@@ -289,12 +302,17 @@ void ahead_consumer_gone(struct client *, uint64_t consumer);
 int ahead_defer_line(struct client_ahead *, const char *, size_t, int flags);
 int ahead_defer_lines(struct client_ahead *, const char *status, const struct iovec *, size_t);
 int ahead_defer_fd(struct client_ahead *, const char *status, int fd, long top);
-void ahead_replay(struct client *, struct client_ahead *);
+void ahead_replay(struct client *, struct client_ahead *, const struct ahead_ops *);
 int ahead_ok(struct client *);
+
+/* stream.c */
+int stream_open(struct client *, int fd, long top);
+void stream_fill(struct client *);
+void stream_stop(struct client *);
 
 /* output.c */
 /* output_line() flags: the first answer to PASS/APOP/AUTH (1, as
- * client_first_line returns it); a later line of a response already begun. */
+ * reply_first_line returns it); a later line of a response already begun. */
 #define OUTPUT_AUTH 0x01
 #define OUTPUT_CONT 0x02
 void output_line(struct client *, const char *, size_t, int flags);
@@ -303,13 +321,49 @@ void output_stream(struct client *);
 void output_flush(struct client *);
 void output_hook_done(struct client *, struct pop3d_event *, int flags);
 int output_clear(struct client *);
-void output_delay_cb(evutil_socket_t, short, void *);
 int output_busy(struct client *);
+void output_close(struct client *, const char *reason, const char *lastline);
+/* A hook said tempfail (output_tempfail has the rule).  TEMPFAIL_CUT: the
+ * line it is about continues a response already begun; TEMPFAIL_LINE: it
+ * is about a response line, which is dropped. */
+#define TEMPFAIL_CUT 0x01
+#define TEMPFAIL_LINE 0x02
+void output_tempfail(struct client *, int how);
 
-/* listener.c */
-int listener_add(struct pop3d *, const char *addr, int port, int flags);
-void listener_free_all(struct pop3d *);
-void listener_pause(struct pop3d *, int err);
-void listener_resume(struct pop3d *);
+/* reply.c */
+void reply_arm(struct client *);
+void reply_complete(struct client *);
+int reply_first_line(struct client *);
+int reply_line(struct client *, uint64_t tag, const char *, size_t, int flags);
+int reply_lines(struct client *, uint64_t tag, const char *status, const struct iovec *,
+    size_t);
+int reply_open(struct client *, uint64_t tag);
+int reply_file(struct client *, uint64_t tag, const char *status, const char *path, long top);
+int reply_fd(struct client *, uint64_t tag, const char *status, int fd, long top);
+void reply_seen(struct client *, const struct pop3d_event *, uint64_t consumer);
+void reply_consumer_gone(struct client *, uint64_t consumer);
+
+/* session.c */
+int session_init(struct pop3d *);
+void session_start(struct client *);
+void session_process(struct client *);
+void session_conn_event(struct client *, enum conn_what);
+void session_job_done(struct client *, struct pop3d_event *, int flags);
+void session_destroy(struct client *);
+/* For the fuzz target: fire a client's timer now (0 auth delay, 1
+ * response, 2 phase, 3 idle); 1 when it was armed. */
+int session_timer_fire(struct client *, int which);
+
+/* admit.c */
+int admit_init(struct pop3d *);
+struct client *admit_new(struct pop3d *, int fd, struct sockaddr *peer, socklen_t, int lflags,
+    const struct pop3d_sockname *local);
+void admit_begin(struct client *);
+void admit_accept(struct pop3d *, int fd, struct sockaddr *, socklen_t, int lflags,
+    const struct pop3d_sockname *);
+void admit_conn_event(struct client *, enum conn_what, const char *detail);
+
+/* subscribe.c */
+void subscribe_free_plugins(struct pop3d *);
 
 #endif

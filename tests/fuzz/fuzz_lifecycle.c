@@ -11,10 +11,10 @@
  * observer consumer of pop3d_connection/pop3d_disconnected, and a cast
  * driven by the input: up to 3 controllers connected to the control socket
  * on real non-blocking Unix sockets, and up to 3 POP3 clients made with
- * client_new()/client_begin() on socketpairs.  The loop runs with
+ * admit_new()/admit_begin() on socketpairs.  The loop runs with
  * EVLOOP_NONBLOCK one turn at a time; timers are fired by activating them
  * (hook deadlines: the pending hook's timer from control/controller.h;
- * client deadlines: client_timer_fire()), so that a run is reproducible,
+ * client deadlines: session_timer_fire()), so that a run is reproducible,
  * unless the real-time option asks for 1-4 ms hook deadlines and sleeps.
  *
  * Input layout (see README.md):
@@ -744,7 +744,7 @@ cli_connect(struct lf *f, int i)
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)(40000 + i));
 	sin.sin_addr.s_addr = htonl(0xC0000201);	/* 192.0.2.1 */
-	if ((c = client_new(f->srv, fds[0], (struct sockaddr *)&sin, sizeof(sin), 0, NULL)) ==
+	if ((c = admit_new(f->srv, fds[0], (struct sockaddr *)&sin, sizeof(sin), 0, NULL)) ==
 	    NULL) {
 		/* Refused (shutting down): client_new closed its end. */
 		close(fds[1]);
@@ -755,7 +755,7 @@ cli_connect(struct lf *f, int i)
 	f->c[i].fd = fds[1];
 	f->c[i].id = c->id;
 	TRACE("  client slot %d is client %llu\n", i, (unsigned long long)c->id);
-	client_begin(c);
+	admit_begin(c);
 }
 
 /* Client i writes n octets. */
@@ -808,10 +808,10 @@ fire_hooks(struct lf *f, unsigned char i, int all)
 static void
 fire_client(struct lf *f, uint64_t id, int which)
 {
-	struct client *c = server_client_find(f->srv, id);
+	struct client *c = table_find(f->srv, id);
 
 	if (c != NULL && !c->dead)
-		client_timer_fire(c, which);
+		session_timer_fire(c, which);
 }
 
 /* Run one operation. */

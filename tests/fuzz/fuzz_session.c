@@ -5,7 +5,7 @@
  *
  * Each input runs an in-process server: a fresh event_base, pop3d_new(),
  * a consumer that answers commands as the input says, and one client made
- * with client_new()/client_start() on one end of a socketpair, with a fake
+ * with admit_new()/client_start() on one end of a socketpair, with a fake
  * peer address.  The client stream is written to the other end in chunks,
  * the loop runs with EVLOOP_NONBLOCK a bounded number of times, and the
  * output is drained after each turn.  Everything is freed at the end.
@@ -888,10 +888,10 @@ check_output(const char *o, size_t len, int greeting)
 static int
 fire(struct fz *f, int which)
 {
-	struct client *c = server_client_find(f->srv, f->client);
+	struct client *c = table_find(f->srv, f->client);
 	int k;
 
-	if (c == NULL || !client_timer_fire(c, which))
+	if (c == NULL || !session_timer_fire(c, which))
 		return 0;
 	for (k = 0; k < 3; k++)
 		pump(f);
@@ -1004,14 +1004,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sin6.sin6_family = AF_INET6;
 		sin6.sin6_port = htons(40000);
 		inet_pton(AF_INET6, "::ffff:192.0.2.1", &sin6.sin6_addr);
-		c = client_new(f.srv, fds[0], (struct sockaddr *)&sin6, sizeof(sin6), lflags,
+		c = admit_new(f.srv, fds[0], (struct sockaddr *)&sin6, sizeof(sin6), lflags,
 		    NULL);
 	} else {
 		memset(&sin, 0, sizeof(sin));
 		sin.sin_family = AF_INET;
 		sin.sin_port = htons(40000);
 		sin.sin_addr.s_addr = htonl(0xC0000201);	/* 192.0.2.1 */
-		c = client_new(f.srv, fds[0], (struct sockaddr *)&sin, sizeof(sin), lflags,
+		c = admit_new(f.srv, fds[0], (struct sockaddr *)&sin, sizeof(sin), lflags,
 		    NULL);
 	}
 	if (refused) {
@@ -1026,7 +1026,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f.client = c->id;
 	if ((lflags & POP3D_LISTEN_TLS) && tls_ctx && !(lflags & POP3D_LISTEN_PROXY))
 		tls_start(&f);
-	client_begin(c);
+	admit_begin(c);
 	pump(&f);
 
 	/* The stream, in chunks. */
@@ -1067,7 +1067,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (k = 0; k < SETTLE_PUMPS; k++)
 		pump(&f);
 	/* Known bug 3 (README.md): EOF on a TLS connection re-enters
-	 * client_process(). */
+	 * session_process(). */
 	if ((o0 & 0x02) && !(skip_known && f.tls != 0)) {
 		if (f.tls == 2)
 			SSL_shutdown(f.ssl);
