@@ -260,8 +260,7 @@ admit_tls_done(struct client *c)
 	a[2].s = (char *)(uintptr_t)cipher;
 	a[2].len = strlen(cipher);
 	events_emit(c->srv, "pop3d_tls", c, a, 3);
-	if (!c->dead)
-		timers_defer(&c->srv->deferq, &c->tdefer);
+	timers_defer(&c->srv->deferq, &c->tdefer);
 }
 
 /* The PROXY header or the handshake did not arrive in time (or a TLS
@@ -272,8 +271,6 @@ admit_phase_expired(struct timers_entry *e, void *arg)
 	struct client *c = TIMERS_OWNER(e, struct client, tphase);
 
 	(void)arg;
-	if (c->dead)
-		return;
 	if (c->phase == CLIENT_READY) {
 		/* A TLS client closing: its last records are on the way out. */
 		if (c->closing && conn_flushed(c))
@@ -302,6 +299,10 @@ admit_accept(struct pop3d *srv, int fd, struct sockaddr *sa, socklen_t len, int 
 void
 admit_conn_event(struct client *c, enum conn_what what, const char *detail)
 {
+	/* The one guard for every report: a client killed meanwhile (in the
+	 * same callback, or earlier in this loop turn) is done. */
+	if (c->dead)
+		return;
 	switch (what) {
 	case CONN_TLS_UP:
 		admit_tls_done(c);

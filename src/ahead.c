@@ -103,6 +103,7 @@ ahead_find(struct client *c, uint64_t tag)
 	return NULL;
 }
 
+/* Free one recorded send (closing its file, if any). */
 static void
 ahead_send_free(struct client_send *s)
 {
@@ -161,6 +162,7 @@ ahead_consumer_gone(struct client *c, uint64_t consumer)
 		ahead_receiver_del(a->receivers, &a->nreceivers, consumer);
 }
 
+/* A new recorded send of kind, appended to a. */
 static struct client_send *
 ahead_send_new(struct client_ahead *a, enum ahead_kind kind, const char *text, size_t len)
 {
@@ -253,21 +255,21 @@ ahead_replay(struct client *c, struct client_ahead *a, const struct ahead_ops *o
 
 	while ((s = TAILQ_FIRST(&a->sends)) != NULL) {
 		TAILQ_REMOVE(&a->sends, s, entry);
-		if (!c->dead && !c->closing) {
-			switch (s->kind) {
-			case AHEAD_LINE:
-				ops->line(c, a->tag, s->text, s->len, s->flags);
-				break;
-			case AHEAD_LINES:
-				ops->lines(c, a->tag, s->text, s->iov, s->n);
-				break;
-			case AHEAD_FILE:
-				/* The fd is ops->fd's now, even when it fails
-				 * (it closes it then). */
-				(void)ops->fd(c, a->tag, s->text, s->fd, s->top);
-				s->fd = -1;
-				break;
-			}
+		/* A client dead or closing meanwhile: the senders refuse, and
+		 * the file is closed by them all the same. */
+		switch (s->kind) {
+		case AHEAD_LINE:
+			ops->line(c, a->tag, s->text, s->len, s->flags);
+			break;
+		case AHEAD_LINES:
+			ops->lines(c, a->tag, s->text, s->iov, s->n);
+			break;
+		case AHEAD_FILE:
+			/* The fd is ops->fd's now, even when it fails
+			 * (it closes it then). */
+			(void)ops->fd(c, a->tag, s->text, s->fd, s->top);
+			s->fd = -1;
+			break;
 		}
 		ahead_send_free(s);
 	}

@@ -111,6 +111,7 @@ conn_read_set(struct client *c, int on)
 	conn_io_update(c);
 }
 
+/* Whether reading is on. */
 static int
 conn_reading(struct client *c)
 {
@@ -216,8 +217,7 @@ conn_raw_read(struct client *c)
 		c->rd_on = 0;
 		conn_io_update(c);
 		srv->conn_cb(c, CONN_EOF, NULL);
-		if (!c->dead)
-			conn_trim(c);
+		conn_trim(c);
 		return;
 	}
 	if (have == 0 && c->phase != CLIENT_PROXY && !c->processing && srv->span_owner == NULL) {
@@ -242,12 +242,9 @@ conn_raw_read(struct client *c)
 			conn_kill(c, "out of memory");
 			return;
 		}
-		if (c->dead)
-			return;
 		srv->conn_cb(c, CONN_READ, NULL);
 	}
-	if (!c->dead)
-		conn_trim(c);
+	conn_trim(c);
 }
 
 /* ev_io of a raw client. */
@@ -380,14 +377,13 @@ conn_flushed(struct client *c)
 	return 1;
 }
 
+/* The bufferevent has input. */
 static void
 conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
 	(void)bev;
-	if (c->dead)
-		return;
 	c->srv->conn_cb(c, CONN_READ, NULL);
 }
 
@@ -453,8 +449,6 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct client *c = arg;
 
 	(void)bev;
-	if (c->dead)
-		return;
 	c->srv->conn_cb(c, CONN_DRAINED, NULL);
 }
 
@@ -502,6 +496,7 @@ conn_flush_run(struct timers_entry *e, void *arg)
 	conn_flush(TIMERS_OWNER(e, struct client, tflush));
 }
 
+/* The bufferevent's events: handshake done, EOF, errors. */
 static void
 conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {

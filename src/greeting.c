@@ -21,6 +21,7 @@ greeting_connection(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	return POP3D_EAT_NONE;
 }
 
+/* Add the greeting plugin (pop3d_new, with handle_connects). */
 int
 greeting_install(struct pop3d *srv)
 {

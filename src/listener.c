@@ -26,6 +26,7 @@
 /* Backlog for listen(2). */
 #define LISTENER_BACKLOG 511
 
+/* Tell consumers a listener failed (pop3d_listener_failed). */
 static void
 listener_failed(struct pop3d *srv, const char *op, int err)
 {
@@ -43,6 +44,7 @@ listener_failed(struct pop3d *srv, const char *op, int err)
 	events_emit(srv, "pop3d_listener_failed", NULL, a, 3);
 }
 
+/* A connection was accepted. */
 static void
 listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -55,6 +57,7 @@ listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockad
 	    l->fixed_local ? &l->name : NULL);
 }
 
+/* accept() failed: pause when out of descriptors. */
 static void
 listener_error_cb(struct evconnlistener *evl, void *arg)
 {
@@ -91,6 +94,7 @@ listener_pause(struct pop3d *srv, int err)
 	evtimer_add(srv->ev_resume, &tv);
 }
 
+/* Accept again on every paused listener. */
 void
 listener_resume(struct pop3d *srv)
 {
@@ -177,6 +181,7 @@ listener_socket(const char *addr, int port, const char **op)
 	return fd;
 }
 
+/* Listen on addr:port with POP3D_LISTEN_* flags; -1 on failure. */
 int
 listener_add(struct pop3d *srv, const char *addr, int port, int flags)
 {
@@ -230,6 +235,7 @@ listener_add(struct pop3d *srv, const char *addr, int port, int flags)
 	return 0;
 }
 
+/* Close every listener. */
 void
 listener_free_all(struct pop3d *srv)
 {

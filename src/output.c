@@ -146,7 +146,7 @@ output_delay_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->dead || c->delayed == NULL)
+	if (c->delayed == NULL)	/* a dead client's timer is off */
 		return;
 	conn_write(c, c->delayed, c->delayed_len);
 	free(c->delayed);

@@ -97,7 +97,7 @@ reply_complete(struct client *c)
 	timers_del(&c->srv->respq, &c->tresp);
 	if (quit)
 		output_close(c, "quit", NULL);
-	else if (!c->dead) {
+	else {
 		reply_promote(c);
 		/* Answered while its lines are being parsed (a plugin answering
 		 * during the dispatch): that loop goes on with the next line. */

@@ -545,8 +545,7 @@ session_defer_run(struct timers_entry *e, void *arg)
 
 	if (!c->dead) {
 		session_process(c);
-		if (!c->dead)
-			conn_trim(c);
+		conn_trim(c);
 		return;
 	}
 	if (c->jobs > 0)
@@ -605,7 +604,7 @@ session_resp_expired(struct timers_entry *e, void *arg)
 	struct client *c = TIMERS_OWNER(e, struct client, tresp);
 
 	(void)arg;
-	if (c->dead || c->inflight == 0)
+	if (c->inflight == 0)
 		return;
 	log_warnx("client=%llu event=response-timeout tag=%llu verb=%s",
 	    (unsigned long long)c->id, (unsigned long long)c->inflight, c->verb);
@@ -622,8 +621,7 @@ session_timer_fire(struct client *c, int which)
 {
 	struct event *ev;
 
-	if (c->dead)
-		return 0;
+	/* A dead client has no timer armed (conn_kill): 0 for each. */
 	switch (which) {
 	case 0:
 		ev = c->ev_delay;

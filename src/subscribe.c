@@ -59,8 +59,7 @@ pop3d_consumer_del(struct pop3d *srv, uint64_t id)
 	pipeline_remove(srv->pipeline, e);
 	for (c = TAILQ_FIRST(&srv->clients); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
-		if (!c->dead)
-			reply_consumer_gone(c, id);
+		reply_consumer_gone(c, id);
 	}
 }
 
