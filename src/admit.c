@@ -1,8 +1,8 @@
+/* admit.c - accepted socket to READY client: limits, PROXY and TLS phases. */
 /*
- * admit.c - from an accepted socket to a READY client: the limits, the
- * PROXY header phase and the TLS handshake phase (implicit TLS, and STLS
- * whose handshake ends here too).  The owner of every connection's
- * events: what is not about a phase goes on to session.c.
+ * The TLS handshake phase is implicit TLS's, and STLS's too (its end is
+ * reported here).  admit.c owns every connection's events (srv->conn_cb):
+ * what is not about a phase goes on to session.c.
  */
 #include "config.h"
 

@@ -1,7 +1,5 @@
-/*
- * api.c - the libpop3d calls about clients and events (send, stream,
- * disconnect, list, inject), above the session layer they call into.
- */
+/* api.c - the public calls about clients and events: send, list, inject. */
+/* Above the session layer it calls into; greeting.c uses it. */
 #include "config.h"
 
 #include <errno.h>

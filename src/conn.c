@@ -1,10 +1,10 @@
+/* conn.c - one client socket's bytes: raw I/O or TLS, output, back-pressure. */
 /*
- * conn.c - one client socket's bytes: raw I/O for plain TCP, a bufferevent
- * under TLS, the output queue, back-pressure, and cutting a connection.
- *
- * What happens on the socket is reported to the connection's owner
+ * Raw I/O for plain TCP, a bufferevent under TLS, the output queue,
+ * back-pressure, and cutting a connection (conn_kill).  What happens on the socket is reported to the connection's owner
  * through one callback (srv->conn_cb: readable, drained, EOF, TLS up,
  * failed before READY); conn.c calls nothing above it.
+
  */
 #include "config.h"
 

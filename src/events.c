@@ -1,5 +1,4 @@
-/* events.c - every event passes here: sequence, -vv trace, the pipeline;
- * which events exist. */
+/* events.c - dispatch and emit (sequence, -vv trace, pipeline); event names. */
 #include "config.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
+/* pop3d.c - the server's lifecycle: new, free, shutdown, options, listeners. */
 /*
- * pop3d.c - the server object's lifecycle: pop3d_new/free/shutdown, its
- * options, listeners and TLS.  The top of src/: it wires the lower files
+ * The top of src/ (with TLS and listener set-up): it wires the lower files
  * together (the upcalls of struct pop3d, the pipeline's callbacks) and
  * installs the greeting plugin.
  */

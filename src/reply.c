@@ -1,7 +1,7 @@
+/* reply.c - the answer in flight: sending it, its deadline, completion. */
 /*
- * reply.c - the answer in flight: a handler's lines, bodies and files for
- * the command at the head (or recorded for one dispatched ahead), its
- * response deadline, and completion, which brings the next command.
+ * A handler's lines, bodies and files for the command at the head (or
+ * recorded for one dispatched ahead, ahead.c); completion brings the next.
  */
 #include "config.h"
 

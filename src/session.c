@@ -1,13 +1,12 @@
+/* session.c - a READY client: the command loop, STLS, SASL, idle, teardown. */
 /*
- * session.c - a READY client's session: the command loop, STLS, SASL data,
- * the idle and response deadlines, and teardown.
- *
  * Teardown has one path: conn_kill() (any file) marks the client dead and
  * queues it; session_defer_run() frees it, here and nowhere else, once no
  * suspended job refers to it.  A client is never freed inside a libevent
  * or pipeline callback, so every handler may close or kill the client it
  * runs for; callers across async boundaries look clients up by id
  * (table_find) and find a dead one, or none.
+
  */
 #include "config.h"
 

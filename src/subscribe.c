@@ -1,8 +1,5 @@
-/*
- * subscribe.c - the public consumer, plugin and hook API: who receives
- * which events (pop3d_consumer_*, pop3d_plugin_*, pop3d_hook_*), and
- * loading plugins.
- */
+/* subscribe.c - the public consumer, plugin and hook API; plugin loading. */
+/* Who receives which events: pop3d_consumer_*, pop3d_plugin_*, pop3d_hook_*. */
 #include "config.h"
 
 #include <errno.h>

@@ -13,6 +13,8 @@ struct addrcount_entry {
 	unsigned count;
 	char addr[64];
 };
+/* Why 1024: a fixed table (4 KiB per limit-checking server) keeps the
+ * chains short for the addresses of max-clients (1024 by default). */
 #define TABLE_ADDR_BUCKETS 1024
 struct addrcount {
 	struct addrcount_entry *b[TABLE_ADDR_BUCKETS];
@@ -23,7 +25,7 @@ int
 table_init(struct pop3d *srv)
 {
 	TAILQ_INIT(&srv->clients);
-	srv->hash_size = 256;
+	srv->hash_size = 256;		/* doubled at half full (table_link) */
 	srv->hash = calloc(srv->hash_size, sizeof(*srv->hash));
 	srv->addrs = calloc(1, sizeof(*srv->addrs));
 	return srv->hash != NULL && srv->addrs != NULL ? 0 : -1;

@@ -728,7 +728,7 @@ static const char *const lines[] = {
 	"TOP 1 0\r\n", "XYZZY\r\n", ("USER a\r\nPASS b\r\nSTAT\r\nQUIT\r\n"), "NOO",
 };
 
-/* Client i connects (a socketpair and client_new/client_begin). */
+/* Client i connects (a socketpair and admit_new/admit_begin). */
 static void
 cli_connect(struct lf *f, int i)
 {
@@ -746,7 +746,7 @@ cli_connect(struct lf *f, int i)
 	sin.sin_addr.s_addr = htonl(0xC0000201);	/* 192.0.2.1 */
 	if ((c = admit_new(f->srv, fds[0], (struct sockaddr *)&sin, sizeof(sin), 0, NULL)) ==
 	    NULL) {
-		/* Refused (shutting down): client_new closed its end. */
+		/* Refused (shutting down): admit_new closed its end. */
 		close(fds[1]);
 		return;
 	}

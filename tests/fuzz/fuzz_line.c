@@ -27,6 +27,7 @@
 #include <event2/buffer.h>
 
 #include "line.h"
+#include "verbs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -144,8 +145,8 @@ check_parse(const char *line, size_t len)
 	}
 	/* line_verb_known: the built-in table, then extra without case. */
 	known = 0;
-	for (i = 0; line_verbs[i] != NULL; i++)
-		if (strcmp(line_verbs[i], cmd.verb) == 0)
+	for (i = 0; verbs_table[i].name != NULL; i++)
+		if (strcmp(verbs_table[i].name, cmd.verb) == 0)
 			known = 1;
 	CHECK(line_verb_known(cmd.verb, NULL) == known);
 	if (strcmp(cmd.verb, "xtnd") == 0 || strcmp(cmd.verb, "x-fuzz") == 0)

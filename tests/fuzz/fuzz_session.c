@@ -5,7 +5,7 @@
  *
  * Each input runs an in-process server: a fresh event_base, pop3d_new(),
  * a consumer that answers commands as the input says, and one client made
- * with admit_new()/client_start() on one end of a socketpair, with a fake
+ * with admit_new()/admit_begin() on one end of a socketpair, with a fake
  * peer address.  The client stream is written to the other end in chunks,
  * the loop runs with EVLOOP_NONBLOCK a bounded number of times, and the
  * output is drained after each turn.  Everything is freed at the end.
