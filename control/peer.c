@@ -337,7 +337,7 @@ peer_write_cb(struct bufferevent *bev, void *arg)
 }
 
 /*
- * Direct writes, as for POP3 clients (client_flush in src/client.c): a
+ * Direct writes, as for POP3 clients (conn_flush in src/conn.c): a
  * controller's EV_WRITE stays disabled while its output is empty.  Lines
  * appended during a loop iteration queue it on ctl->flushq, and one
  * active event writes each queued controller's output before the loop
