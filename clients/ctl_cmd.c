@@ -13,8 +13,7 @@
 
 /* Run a command whose result is printed by show (NULL: nothing on success). */
 static int
-ctlcmd_simple(struct pop3ctl_ctx *x, const char *name, json_t *args,
-    void (*show)(json_t *))
+ctlcmd_simple(struct pop3ctl_ctx *x, const char *name, json_t *args, void (*show)(json_t *))
 {
 	json_t *r, *res;
 	int status;
@@ -302,7 +301,7 @@ ctlcmd_plugins(struct pop3ctl_ctx *x)
 	if (!json_is_true(json_object_get(r, "ok"))) {
 		if (code != NULL && strcmp(code, "unknown_command") == 0) {
 			ctlutil_warn("unknown_command: this pop3d cannot list plugins (it has "
-			    "no plugin_order command)");
+				     "no plugin_order command)");
 			status = POP3CTL_ERR;
 		} else
 			status = ctlconn_reply_error(r);
@@ -356,7 +355,7 @@ ctlcmd_listen(struct pop3ctl_ctx *x)
 	for (;;) {
 		if ((rv = ctlconn_read_msg(&x->conn, &m, &raw)) != 1) {
 			if (rv == 0 && registered)
-				return POP3CTL_OK;	/* pop3d went away */
+				return POP3CTL_OK; /* pop3d went away */
 			if (rv == 0)
 				ctlutil_warn("pop3d closed the connection before answering");
 			return rv == 0 ? POP3CTL_UNREACHABLE : POP3CTL_ERR;
@@ -370,7 +369,7 @@ ctlcmd_listen(struct pop3ctl_ctx *x)
 				}
 				registered = 1;
 			} else if (!json_is_true(json_object_get(m, "ok")))
-				(void)ctlconn_reply_error(m);	/* a send for --exec */
+				(void)ctlconn_reply_error(m); /* a send for --exec */
 		} else if (strcmp(ctlconn_type(m), "event") == 0) {
 			if ((masked = ctlprint_mask_event(x, m, &err)) == NULL && err) {
 				/* Never shown unmasked, not even for want of memory. */
@@ -429,7 +428,7 @@ ctlcmd_raw(struct pop3ctl_ctx *x)
 		if (n > 0 && line[n - 1] == '\n')
 			line[--n] = '\0';
 		if (ctlcmd_blank(line, (size_t)n))
-			continue;	/* pop3d would not answer it */
+			continue; /* pop3d would not answer it */
 		if (ctlconn_write_all(x->conn.fd, line, (size_t)n) == -1 ||
 		    ctlconn_write_all(x->conn.fd, "\n", 1) == -1) {
 			status = POP3CTL_UNREACHABLE;
@@ -439,7 +438,7 @@ ctlcmd_raw(struct pop3ctl_ctx *x)
 			if ((rv = ctlconn_read_msg(&x->conn, &m, &raw)) != 1) {
 				if (rv == 0)
 					ctlutil_warn("pop3d closed the connection before "
-					    "answering");
+						     "answering");
 				status = rv == 0 ? POP3CTL_UNREACHABLE : POP3CTL_ERR;
 				goto out;
 			}

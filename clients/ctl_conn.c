@@ -50,7 +50,7 @@ ctlconn_send_json(struct pop3ctl_conn *c, json_t *obj)
 		ctlutil_warn("out of memory");
 		return -1;
 	}
-	t[n] = '\n';	/* one write: the line and its end together */
+	t[n] = '\n'; /* one write: the line and its end together */
 	rv = ctlconn_write_all(c->fd, t, n + 1);
 	free(t);
 	return rv;
@@ -215,9 +215,8 @@ ctlconn_open(struct pop3ctl_conn *c, const char *socket_path)
 			ctlutil_warn("%s: closed before the greeting", socket_path);
 		return POP3CTL_UNREACHABLE;
 	}
-	if (strcmp(ctlconn_type(g), "reply") == 0 &&
-	    json_is_false(json_object_get(g, "ok")))
-		rv = ctlconn_reply_error(g);	/* refused: uid, too many controllers */
+	if (strcmp(ctlconn_type(g), "reply") == 0 && json_is_false(json_object_get(g, "ok")))
+		rv = ctlconn_reply_error(g); /* refused: uid, too many controllers */
 	else if (strcmp(ctlconn_type(g), "greeting") != 0) {
 		ctlutil_warn("%s: no pop3d greeting", socket_path);
 		rv = POP3CTL_UNREACHABLE;
@@ -265,8 +264,8 @@ ctlconn_wait_reply(struct pop3ctl_conn *c, int *status)
 /* Connect, run one command (args stolen) and return its reply; NULL with
  * *status set on failure. */
 json_t *
-ctlconn_call(struct pop3ctl_conn *c, const char *socket_path, const char *name,
-    json_t *args, int *status)
+ctlconn_call(struct pop3ctl_conn *c, const char *socket_path, const char *name, json_t *args,
+    int *status)
 {
 	if ((*status = ctlconn_open(c, socket_path)) != POP3CTL_OK) {
 		json_decref(args);

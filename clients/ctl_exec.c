@@ -20,8 +20,8 @@ static int
 ctlexec_env_ours(const char *e)
 {
 	static const char *const names[] = { "POP3D_EVENT=", "POP3D_CLIENT=", "POP3D_TAG=",
-	    "POP3D_STATE=", "POP3D_SEQ=", "POP3D_ARGC=", "POP3D_ARGS_JSON=", "POP3D_TLS=",
-	    "POP3D_ORIGIN=", "POP3D_CONTROL=", NULL };
+		"POP3D_STATE=", "POP3D_SEQ=", "POP3D_ARGC=", "POP3D_ARGS_JSON=", "POP3D_TLS=",
+		"POP3D_ORIGIN=", "POP3D_CONTROL=", NULL };
 	size_t i, d;
 
 	for (i = 0; names[i] != NULL; i++)
@@ -51,7 +51,7 @@ ctlexec_env_add(char **env, size_t *n, const char *name, const char *value, size
 static int
 ctlexec_env_int(char **env, size_t *n, const char *name, json_t *v)
 {
-	char num[32] = "";	/* a 64-bit integer: at most 20 digits and a sign */
+	char num[32] = ""; /* a 64-bit integer: at most 20 digits and a sign */
 
 	if (json_is_integer(v))
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -80,7 +80,7 @@ ctlexec_env_build(struct pop3ctl_ctx *x, json_t *ev, size_t *keep)
 	const char *state = json_string_value(json_object_get(ev, "state"));
 	const char *name = json_string_value(json_object_get(ev, "event"));
 	size_t nenv = 0, nargs = json_array_size(args), n = 0, i, len;
-	char **env, key[32], *t;	/* key: "POP3D_ARG" and at most 20 digits */
+	char **env, key[32], *t; /* key: "POP3D_ARG" and at most 20 digits */
 	int rv = 0;
 
 	while (environ[nenv] != NULL)
@@ -98,7 +98,8 @@ ctlexec_env_build(struct pop3ctl_ctx *x, json_t *ev, size_t *keep)
 	rv |= ctlexec_env_add(env, &n, "POP3D_EVENT", name ? name : "", name ? strlen(name) : 0);
 	rv |= ctlexec_env_int(env, &n, "POP3D_CLIENT", json_object_get(ev, "client"));
 	rv |= ctlexec_env_int(env, &n, "POP3D_TAG", json_object_get(ev, "tag"));
-	rv |= ctlexec_env_add(env, &n, "POP3D_STATE", state ? state : "", state ? strlen(state) : 0);
+	rv |=
+	    ctlexec_env_add(env, &n, "POP3D_STATE", state ? state : "", state ? strlen(state) : 0);
 	rv |= ctlexec_env_int(env, &n, "POP3D_SEQ", json_object_get(ev, "seq"));
 	rv |= ctlexec_env_add(env, &n, "POP3D_TLS", json_is_true(tls) ? "1" : tls ? "0" : "", 1);
 	rv |= ctlexec_env_int(env, &n, "POP3D_ORIGIN", json_object_get(ev, "origin"));
@@ -175,7 +176,7 @@ ctlexec_run(const char *cmd, char **env, size_t *len)
 		if (n == 0)
 			break;
 		if (over)
-			continue;	/* drain, so that the command can finish */
+			continue; /* drain, so that the command can finish */
 		if (*len + (size_t)n > POP3CTL_MAX_OUTPUT) {
 			ctlutil_warn("the command printed more than %lu octets; nothing sent",
 			    POP3CTL_MAX_OUTPUT);
@@ -248,11 +249,10 @@ ctlexec_event(struct pop3ctl_ctx *x, json_t *ev)
 		ctlutil_warn("event %s has no client: the command's output is dropped",
 		    json_string_value(json_object_get(ev, "event")));
 	else if (n > 0) {
-		if ((o = json_object()) == NULL ||
-		    json_object_set(o, "client", client) == -1 ||
+		if ((o = json_object()) == NULL || json_object_set(o, "client", client) == -1 ||
 		    (json_is_integer(tag) && json_object_set(o, "tag", tag) == -1) ||
 		    (!multi ? ctlutil_set_bytes(o, "text", "text_b64", lines[0], lens[0]) :
-		    ctlutil_set_lines(o, lines, lens, nsend)) == -1) {
+			      ctlutil_set_lines(o, lines, lens, nsend)) == -1) {
 			ctlutil_warn("out of memory");
 			json_decref(o);
 		} else

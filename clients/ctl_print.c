@@ -30,8 +30,9 @@ ctlprint_json(json_t *v)
 static void
 ctlprint_hostport(char *out, size_t len, const char *addr, json_int_t port)
 {
-	snprintf(out, len, strchr(addr, ':') != NULL ? "[%s]:%" JSON_INTEGER_FORMAT :
-	    "%s:%" JSON_INTEGER_FORMAT, addr, port);
+	snprintf(out, len,
+	    strchr(addr, ':') != NULL ? "[%s]:%" JSON_INTEGER_FORMAT : "%s:%" JSON_INTEGER_FORMAT,
+	    addr, port);
 }
 
 /* Print the list_clients result as a table. */
@@ -43,7 +44,7 @@ ctlprint_clients(json_t *res)
 	size_t n = json_array_size(rows), i, k, w[6];
 	/* 96: an IPv6 address in brackets with its port (at most 53) fits with
 	 * room; a longer cell is cut, never overflowed. */
-	char (*cells)[6][96];
+	char(*cells)[6][96];
 
 	if ((cells = calloc(n + 1, sizeof(*cells))) == NULL) {
 		ctlutil_warn("out of memory");
@@ -51,7 +52,8 @@ ctlprint_clients(json_t *res)
 	}
 	for (k = 0; k < 6; k++)
 		snprintf(cells[0][k], sizeof(cells[0][k]), "%s", head[k]);
-	json_array_foreach(rows, i, r) {
+	json_array_foreach(rows, i, r)
+	{
 		const char *peer = json_string_value(json_object_get(r, "peer"));
 		const char *local = json_string_value(json_object_get(r, "local"));
 		const char *state = json_string_value(json_object_get(r, "state"));
@@ -73,9 +75,9 @@ ctlprint_clients(json_t *res)
 			if (strlen(cells[i][k]) > w[k])
 				w[k] = strlen(cells[i][k]);
 	for (i = 0; i <= n; i++)
-		printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", (int)w[0], cells[i][0],
-		    (int)w[1], cells[i][1], (int)w[2], cells[i][2], (int)w[3], cells[i][3],
-		    (int)w[4], cells[i][4], cells[i][5]);
+		printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", (int)w[0], cells[i][0], (int)w[1],
+		    cells[i][1], (int)w[2], cells[i][2], (int)w[3], cells[i][3], (int)w[4],
+		    cells[i][4], cells[i][5]);
 	free(cells);
 }
 
@@ -88,14 +90,13 @@ ctlprint_sockname(json_t *res)
 	json_t *l, *v;
 	size_t i;
 
-	json_array_foreach(json_object_get(res, "listeners"), i, l) {
+	json_array_foreach(json_object_get(res, "listeners"), i, l)
+	{
 		const char *addr = json_string_value(json_object_get(l, "address"));
 
 		printf("%s %" JSON_INTEGER_FORMAT, addr != NULL ? addr : "?",
 		    json_integer_value(json_object_get(l, "port")));
-		json_object_foreach(l, key, v)
-			if (json_is_true(v))
-				printf(" %s", key);
+		json_object_foreach(l, key, v) if (json_is_true(v)) printf(" %s", key);
 		putchar('\n');
 	}
 }
@@ -143,15 +144,12 @@ ctlprint_plugins(json_t *res)
 	size_t i;
 
 	if (!json_is_array(list))
-		json_object_foreach(res, key, v)
-			if (json_is_array(v) && list == NULL)
-				list = v;
+		json_object_foreach(res, key, v) if (json_is_array(v) && list == NULL) list = v;
 	if (!json_is_array(list)) {
 		ctlprint_json(res);
 		return;
 	}
-	json_array_foreach(list, i, p)
-		ctlprint_plugin(p);
+	json_array_foreach(list, i, p) ctlprint_plugin(p);
 }
 
 /* Write len bytes to stdout as mask_escape's MASK_TEXT: \\ \t \n \r \0,
@@ -284,7 +282,7 @@ ctlprint_mask_event(const struct pop3ctl_ctx *x, json_t *ev, int *err)
 		b64 = json_object_get(copy, "args_b64");
 		if (v == NULL || json_array_set_new(json_object_get(copy, "args"), i, v) == -1 ||
 		    (json_is_array(b64) && i < json_array_size(b64) &&
-		    json_array_set_new(b64, i, json_null()) == -1)) {
+			json_array_set_new(b64, i, json_null()) == -1)) {
 			json_decref(copy);
 			*err = 1;
 			return NULL;

@@ -13,8 +13,7 @@
 #include "pop3ctl.h"
 
 /* Print "pop3ctl: MESSAGE" on stderr. */
-void __attribute__((format(printf, 1, 2)))
-ctlutil_warn(const char *fmt, ...)
+void __attribute__((format(printf, 1, 2))) ctlutil_warn(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -26,8 +25,7 @@ ctlutil_warn(const char *fmt, ...)
 }
 
 /* Print a usage error and the synopsis; returns POP3CTL_USAGE. */
-int __attribute__((format(printf, 1, 2)))
-ctlutil_usage_error(const char *fmt, ...)
+int __attribute__((format(printf, 1, 2))) ctlutil_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -81,8 +79,7 @@ ctlutil_canonical_int(const char *s, long long *out)
 /* Set obj[key] to the bytes as a JSON string, or obj[b64key] to their
  * base64 when they are not UTF-8.  0, or -1 when out of memory. */
 int
-ctlutil_set_bytes(json_t *obj, const char *key, const char *b64key, const char *s,
-    size_t len)
+ctlutil_set_bytes(json_t *obj, const char *key, const char *b64key, const char *s, size_t len)
 {
 	json_t *j = json_stringn(s, len);
 	char *enc;
@@ -157,8 +154,7 @@ ctlutil_free_lines(char **lines, size_t *lens, size_t n)
 
 /* Append one line to a growing vector; 0, or -1 when out of memory. */
 static int
-ctlutil_push_line(char ***lines, size_t **lens, size_t *n, size_t *cap, const char *s,
-    size_t len)
+ctlutil_push_line(char ***lines, size_t **lens, size_t *n, size_t *cap, const char *s, size_t len)
 {
 	char *copy;
 

@@ -20,18 +20,18 @@
 #include "pop3ctl.h"
 
 /* Options a subcommand may take after its name. */
-#define POP3CTL_OPT_TAG		0x01
-#define POP3CTL_OPT_TOP		0x02
-#define POP3CTL_OPT_FORMAT	0x04
-#define POP3CTL_OPT_EXEC	0x08
-#define POP3CTL_OPT_SECRETS	0x10
-#define POP3CTL_OPT_RAWARGS	0x20
+#define POP3CTL_OPT_TAG 0x01
+#define POP3CTL_OPT_TOP 0x02
+#define POP3CTL_OPT_FORMAT 0x04
+#define POP3CTL_OPT_EXEC 0x08
+#define POP3CTL_OPT_SECRETS 0x10
+#define POP3CTL_OPT_RAWARGS 0x20
 
 /* A subcommand: its name, argument counts, options and handler. */
 struct pop3ctl_sub {
 	const char *name;
-	int min, max;		/* positional arguments; max -1: any number */
-	unsigned opts;		/* POP3CTL_OPT_* it accepts */
+	int min, max;  /* positional arguments; max -1: any number */
+	unsigned opts; /* POP3CTL_OPT_* it accepts */
 	int (*run)(struct pop3ctl_ctx *);
 	const char *synopsis;
 };
@@ -51,11 +51,12 @@ static const struct pop3ctl_sub pop3ctl_subs[] = {
 	{ "session-id", 0, 0, 0, ctlcmd_session_id, "session-id" },
 	{ "ping", 0, 0, 0, ctlcmd_ping, "ping" },
 	{ "plugins", 0, 0, 0, ctlcmd_plugins, "plugins" },
-	{ "listen", 0, -1, POP3CTL_OPT_FORMAT | POP3CTL_OPT_EXEC | POP3CTL_OPT_SECRETS |
-	    POP3CTL_OPT_RAWARGS, ctlcmd_listen,
+	{ "listen", 0, -1,
+	    POP3CTL_OPT_FORMAT | POP3CTL_OPT_EXEC | POP3CTL_OPT_SECRETS | POP3CTL_OPT_RAWARGS,
+	    ctlcmd_listen,
 	    "listen [--format json|text] [--exec CMD [--raw-args]] [--show-secrets] [EVENT ...]" },
 	{ "raw", 0, 0, 0, ctlcmd_raw, "raw < JSON-LINES" },
-	{ NULL, 0, 0, 0, NULL, NULL }
+	{ NULL, 0, 0, 0, NULL, NULL },
 };
 
 /* Print the synopsis of every subcommand on f. */
@@ -75,13 +76,14 @@ pop3ctl_help(void)
 {
 	pop3ctl_synopsis(stdout);
 	printf("\n"
-"  -s, --socket SOCKET  control socket (default: $POP3D_CONTROL, else\n"
-"                       %s)\n"
-"  -j, --json           print the raw result object of the command\n"
-"  -h, --help           this help\n"
-"  -V, --version        the version\n"
-"Exit status: 0 ok, 1 pop3d answered with an error, 2 usage, 3 socket\n"
-"unreachable.  See pop3ctl(1).\n", POP3CTL_DEFAULT_SOCKET);
+	       "  -s, --socket SOCKET  control socket (default: $POP3D_CONTROL, else\n"
+	       "                       %s)\n"
+	       "  -j, --json           print the raw result object of the command\n"
+	       "  -h, --help           this help\n"
+	       "  -V, --version        the version\n"
+	       "Exit status: 0 ok, 1 pop3d answered with an error, 2 usage, 3 socket\n"
+	       "unreachable.  See pop3ctl(1).\n",
+	    POP3CTL_DEFAULT_SOCKET);
 }
 
 /* Parse the subcommand's options (anywhere before "--") and positional
@@ -91,13 +93,17 @@ pop3ctl_parse_sub(struct pop3ctl_ctx *x, const struct pop3ctl_sub *sub, int argc
 {
 	static const struct {
 		const char *name;
-		unsigned flag;	/* 0: --json, allowed everywhere */
-		int value;	/* takes a value */
+		unsigned flag; /* 0: --json, allowed everywhere */
+		int value;     /* takes a value */
 	} opts[] = {
-		{ "json", 0, 0 }, { "tag", POP3CTL_OPT_TAG, 1 }, { "top", POP3CTL_OPT_TOP, 1 },
-		{ "format", POP3CTL_OPT_FORMAT, 1 }, { "exec", POP3CTL_OPT_EXEC, 1 },
+		{ "json", 0, 0 },
+		{ "tag", POP3CTL_OPT_TAG, 1 },
+		{ "top", POP3CTL_OPT_TOP, 1 },
+		{ "format", POP3CTL_OPT_FORMAT, 1 },
+		{ "exec", POP3CTL_OPT_EXEC, 1 },
 		{ "show-secrets", POP3CTL_OPT_SECRETS, 0 },
-		{ "raw-args", POP3CTL_OPT_RAWARGS, 0 }, { NULL, 0, 0 }
+		{ "raw-args", POP3CTL_OPT_RAWARGS, 0 },
+		{ NULL, 0, 0 },
 	};
 	int i, k, dashdash = 0;
 
@@ -120,7 +126,8 @@ pop3ctl_parse_sub(struct pop3ctl_ctx *x, const struct pop3ctl_sub *sub, int argc
 				break;
 		if (opts[k].name == NULL || (opts[k].flag != 0 && !(sub->opts & opts[k].flag)))
 			return ctlutil_usage_error("%s: unknown option %.*s (use -- before an "
-			    "argument that starts with --)", sub->name, (int)nlen + 2, a);
+						   "argument that starts with --)",
+			    sub->name, (int)nlen + 2, a);
 		if (!opts[k].value) {
 			if (eq != NULL)
 				return ctlutil_usage_error("--%s takes no value", opts[k].name);
@@ -165,7 +172,7 @@ main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
+		{ NULL, 0, NULL, 0 },
 	};
 	const struct pop3ctl_sub *sub;
 	struct pop3ctl_ctx x;

@@ -22,45 +22,45 @@
 
 #include <jansson.h>
 
-#define POP3CTL_DEFAULT_SOCKET	"/run/pop3d/control.sock"
+#define POP3CTL_DEFAULT_SOCKET "/run/pop3d/control.sock"
 /* Longest line taken from pop3d: bounds the memory a runaway or hostile
  * peer can make pop3ctl hold; real replies and events are far shorter. */
-#define POP3CTL_MAX_LINE	(16UL << 20)
+#define POP3CTL_MAX_LINE (16UL << 20)
 /* Most output kept of one --exec CMD: it is sent as one request, and a
  * runaway command must not eat all memory. */
-#define POP3CTL_MAX_OUTPUT	(16UL << 20)
+#define POP3CTL_MAX_OUTPUT (16UL << 20)
 /* Most stdin taken by send-lines: the lines are sent as one request. */
-#define POP3CTL_MAX_INPUT	(1UL << 30)
+#define POP3CTL_MAX_INPUT (1UL << 30)
 /* One read() at a time: large enough for a typical reply in one call. */
-#define POP3CTL_READ_CHUNK	65536
+#define POP3CTL_READ_CHUNK 65536
 
 enum {
 	POP3CTL_OK = 0,		/* success */
 	POP3CTL_ERR = 1,	/* pop3d answered with an error; other failures */
 	POP3CTL_USAGE = 2,	/* bad command line */
-	POP3CTL_UNREACHABLE = 3	/* no connection, or it was lost */
+	POP3CTL_UNREACHABLE = 3 /* no connection, or it was lost */
 };
 
 /* One connection to the control socket with its bounded line buffer. */
 struct pop3ctl_conn {
 	int fd;
-	char *buf;		/* buf[start, end) is read but not yet returned */
+	char *buf; /* buf[start, end) is read but not yet returned */
 	size_t start, end, cap;
-	size_t scanned;		/* bytes after start known to hold no LF */
+	size_t scanned; /* bytes after start known to hold no LF */
 	json_int_t next_id;
 };
 
 /* The parsed command line. */
 struct pop3ctl_ctx {
 	const char *socket;
-	int json;		/* --json: print the raw result object */
-	long long tag;		/* --tag N, 0 when absent */
-	long long top;		/* --top N, -1 when absent */
-	const char *format;	/* listen --format */
-	const char *exec;	/* listen --exec */
-	int show_secrets;	/* listen --show-secrets: arguments unmasked */
-	int raw_args;		/* listen --raw-args: --exec gets exact bytes */
-	char **args;		/* positional arguments after the subcommand */
+	int json;	    /* --json: print the raw result object */
+	long long tag;	    /* --tag N, 0 when absent */
+	long long top;	    /* --top N, -1 when absent */
+	const char *format; /* listen --format */
+	const char *exec;   /* listen --exec */
+	int show_secrets;   /* listen --show-secrets: arguments unmasked */
+	int raw_args;	    /* listen --raw-args: --exec gets exact bytes */
+	char **args;	    /* positional arguments after the subcommand */
 	int nargs;
 	struct pop3ctl_conn conn;
 };
@@ -71,13 +71,11 @@ int ctlutil_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2
 void *ctlutil_alloc(size_t n);
 int ctlutil_number(const char *s, long long min, long long max, long long *out);
 int ctlutil_canonical_int(const char *s, long long *out);
-int ctlutil_set_bytes(json_t *obj, const char *key, const char *b64key, const char *s,
-    size_t len);
+int ctlutil_set_bytes(json_t *obj, const char *key, const char *b64key, const char *s, size_t len);
 int ctlutil_set_utf8(json_t *obj, const char *key, const char *s, const char *what);
 int ctlutil_set_lines(json_t *obj, char **lines, const size_t *lens, size_t n);
 void ctlutil_free_lines(char **lines, size_t *lens, size_t n);
-int ctlutil_split_lines(const char *text, size_t len, char ***lines, size_t **lens,
-    size_t *n);
+int ctlutil_split_lines(const char *text, size_t len, char ***lines, size_t **lens, size_t *n);
 
 /* ctl_conn.c: the connection to pop3d's control socket. */
 int ctlconn_write_all(int fd, const char *buf, size_t len);

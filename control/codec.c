@@ -101,13 +101,9 @@ codec_has_nul(json_t *v)
 	if (json_is_string(v))
 		return memchr(json_string_value(v), '\0', json_string_length(v)) != NULL;
 	if (json_is_array(v)) {
-		json_array_foreach(v, i, x)
-			if (codec_has_nul(x))
-				return 1;
+		json_array_foreach(v, i, x) if (codec_has_nul(x)) return 1;
 	} else if (json_is_object(v)) {
-		json_object_foreach(v, k, x)
-			if (codec_has_nul(x))
-				return 1;
+		json_object_foreach(v, k, x) if (codec_has_nul(x)) return 1;
 	}
 	return 0;
 }
@@ -132,8 +128,8 @@ codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, siz
 		len--;
 	/* JSON_ALLOW_NUL: so that a NUL is answered below with the error the
 	 * protocol gives it, carrying the command's id, not as parse_error. */
-	cmd->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
-	    &err);
+	cmd->root =
+	    json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
 	if (cmd->root == NULL) {
 		snprintf(msg, msglen, "invalid JSON at column %d: %s", err.column, err.text);
 		return "parse_error";
@@ -148,12 +144,14 @@ codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, siz
 		snprintf(msg, msglen, "\"cmd\" must be a string");
 		return "invalid_request";
 	}
-	json_object_foreach(cmd->root, key, v)
-		if (strcmp(key, "id") != 0 && codec_has_nul(v)) {
-			snprintf(msg, msglen, "\"%.64s\": NUL in a string (octets that may "
-			    "include NUL go in a *_b64 key)", key);
-			return "invalid_argument";
-		}
+	json_object_foreach(cmd->root, key, v) if (strcmp(key, "id") != 0 && codec_has_nul(v))
+	{
+		snprintf(msg, msglen,
+		    "\"%.64s\": NUL in a string (octets that may "
+		    "include NUL go in a *_b64 key)",
+		    key);
+		return "invalid_argument";
+	}
 	cmd->name = json_string_value(json_object_get(cmd->root, "cmd"));
 	return NULL;
 }
@@ -281,8 +279,8 @@ codec_hook_object(const struct pop3d_event *ev, const char *plugin)
 	json_object_set_new(o, "type", json_string("hook"));
 	json_object_set_new(o, "hook", json_integer((json_int_t)ev->hook));
 	json_object_set_new(o, "plugin", json_string(plugin));
-	json_object_set_new(o, "plugin_type", json_string(ev->type == POP3D_PLUGIN_POP3C ?
-	    "POP3C" : "POP3D"));
+	json_object_set_new(o, "plugin_type",
+	    json_string(ev->type == POP3D_PLUGIN_POP3C ? "POP3C" : "POP3D"));
 	return o;
 }
 
@@ -357,7 +355,7 @@ codec_buf_add(struct codec_buf *b, const void *s, size_t n)
 }
 
 /* Append a string literal. */
-#define codec_buf_lit(b, s)	codec_buf_add((b), (s), sizeof(s) - 1)
+#define codec_buf_lit(b, s) codec_buf_add((b), (s), sizeof(s) - 1)
 
 /* The finished text, NUL-terminated, and its length; NULL (the buffer
  * freed) when an append failed. */
@@ -422,7 +420,7 @@ codec_buf_str(struct codec_buf *b, const char *s, size_t len)
 			break;
 		c = p[i++];
 		if (c != 0 && (e = strchr(short_of, (int)c)) != NULL) {
-			esc[0] = '\\';	/* \" \\ \b \f \n \r \t */
+			esc[0] = '\\'; /* \" \\ \b \f \n \r \t */
 			esc[1] = "\"\\bfnrt"[e - short_of];
 			codec_buf_add(b, esc, 2);
 		} else if (c == 0 || c >= 0x80) {
@@ -454,7 +452,7 @@ codec_buf_member_n(struct codec_buf *b, const char *key, size_t keylen, const ch
 }
 
 /* codec_buf_member_n() with a literal key. */
-#define codec_buf_member(b, key, s)	codec_buf_member_n((b), (key), sizeof(key) - 1, (s))
+#define codec_buf_member(b, key, s) codec_buf_member_n((b), (key), sizeof(key) - 1, (s))
 
 /* Append one argument as codec_arg() would have it dumped; *lossy set when
  * it is a string that needs args_b64. */
@@ -469,8 +467,7 @@ codec_buf_arg(struct codec_buf *b, const struct pop3d_arg *a, int *lossy)
 		codec_buf_int(b, a->i);
 		break;
 	case POP3D_ARG_JSON:
-		if (a->s == NULL ||
-		    (j = json_loadb(a->s, a->len, JSON_DECODE_ANY, NULL)) == NULL) {
+		if (a->s == NULL || (j = json_loadb(a->s, a->len, JSON_DECODE_ANY, NULL)) == NULL) {
 			codec_buf_lit(b, "null");
 			break;
 		}
@@ -640,8 +637,9 @@ codec_reply_ok(json_t *id, json_t *result, size_t *len)
 {
 	json_t *o;
 
-	if (result == NULL && (id == NULL || json_is_null(id) || json_is_integer(id) ||
-	    (json_is_string(id) && strlen(json_string_value(id)) == json_string_length(id))))
+	if (result == NULL &&
+	    (id == NULL || json_is_null(id) || json_is_integer(id) ||
+		(json_is_string(id) && strlen(json_string_value(id)) == json_string_length(id))))
 		return codec_reply_ok_fast(id, len);
 	o = json_object();
 
@@ -687,9 +685,9 @@ codec_listeners(struct pop3d *srv)
 
 	n = pop3d_getsockname(srv, names, 32);
 	for (i = 0; i < n && i < 32; i++)
-		json_array_append_new(a, json_pack("{s:s, s:i, s:b, s:b}", "address",
-		    names[i].address, "port", names[i].port, "tls", names[i].tls, "proxy",
-		    names[i].proxy));
+		json_array_append_new(a,
+		    json_pack("{s:s, s:i, s:b, s:b}", "address", names[i].address, "port",
+			names[i].port, "tls", names[i].tls, "proxy", names[i].proxy));
 	return a;
 }
 
@@ -700,22 +698,20 @@ codec_greeting(struct pop3d *srv, const struct control_options *co, uint64_t con
 {
 	const struct pop3d_options *o = pop3d_get_options(srv);
 
-	return codec_dump(json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:b, s:o, "
-	    "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
-	    "type", "greeting", "protocol", 1, "server", "pop3d", "version", PACKAGE_VERSION,
-	    "alias", o->alias, "hostname", o->hostname, "pid", (json_int_t)getpid(),
-	    "session_id", pop3d_session_id(srv), "controller", (json_int_t)controller,
-	    "stls", pop3d_tls_available(srv),
-	    "listeners", codec_listeners(srv), "limits",
-	    "max_line", (json_int_t)o->max_line,
-	    "timeout", (json_int_t)o->timeout,
-	    "response_timeout", (json_int_t)o->response_timeout,
-	    "max_clients", (json_int_t)o->max_clients,
-	    "max_per_address", (json_int_t)o->max_per_address,
-	    "control_max_line", (json_int_t)co->max_line,
-	    "control_max_output", (json_int_t)co->max_output,
-	    "control_stall_seconds", (json_int_t)co->stall_seconds,
-	    "max_controllers", (json_int_t)co->max_controllers), len);
+	return codec_dump(
+	    json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:b, s:o, "
+		      "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+		"type", "greeting", "protocol", 1, "server", "pop3d", "version", PACKAGE_VERSION,
+		"alias", o->alias, "hostname", o->hostname, "pid", (json_int_t)getpid(),
+		"session_id", pop3d_session_id(srv), "controller", (json_int_t)controller, "stls",
+		pop3d_tls_available(srv), "listeners", codec_listeners(srv), "limits", "max_line",
+		(json_int_t)o->max_line, "timeout", (json_int_t)o->timeout, "response_timeout",
+		(json_int_t)o->response_timeout, "max_clients", (json_int_t)o->max_clients,
+		"max_per_address", (json_int_t)o->max_per_address, "control_max_line",
+		(json_int_t)co->max_line, "control_max_output", (json_int_t)co->max_output,
+		"control_stall_seconds", (json_int_t)co->stall_seconds, "max_controllers",
+		(json_int_t)co->max_controllers),
+	    len);
 }
 
 /* ARG0 of pop3d_registered, describing the server: compact JSON text

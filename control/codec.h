@@ -22,9 +22,9 @@
 
 /* Decoding a command line. */
 struct codec_cmd {
-	json_t *root;		/* the whole object (owned) */
-	json_t *id;		/* borrowed from root; NULL when absent */
-	const char *name;	/* value of "cmd" */
+	json_t *root;	  /* the whole object (owned) */
+	json_t *id;	  /* borrowed from root; NULL when absent */
+	const char *name; /* value of "cmd" */
 };
 
 /* Parse one line, strictly.  Returns NULL on success, or an error code
@@ -34,8 +34,8 @@ struct codec_cmd {
  * anywhere in a command (but "id") is refused - invalid_request in "cmd",
  * invalid_argument elsewhere - so commands read C strings; octets that may
  * hold NUL travel as base64 (*_b64). */
-const char *codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg,
-    size_t msglen);
+const char *
+codec_decode(const char *line, size_t len, struct codec_cmd *cmd, char *msg, size_t msglen);
 void codec_cmd_clear(struct codec_cmd *);
 
 /* Encoding.  All return malloc'd text ending in "\n", or NULL. */
@@ -49,9 +49,9 @@ char *codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len);
 json_t *codec_event_object(const struct pop3d_event *ev);
 char *codec_event_ref(const struct pop3d_event *ev, size_t *len);
 char *codec_hook_ref(const struct pop3d_event *ev, const char *plugin, size_t *len);
-char *codec_reply_ok(json_t *id, json_t *result, size_t *len);	/* steals result */
+char *codec_reply_ok(json_t *id, json_t *result, size_t *len); /* steals result */
 char *codec_reply_error(json_t *id, const char *code, const char *message, size_t *len);
-char *codec_dump(json_t *obj, size_t *len);			/* steals obj */
+char *codec_dump(json_t *obj, size_t *len); /* steals obj */
 
 /* A string from raw bytes: valid UTF-8 as is, else U+FFFD for bad bytes;
  * *exact set to 0 in the second case. */
@@ -60,8 +60,8 @@ int codec_utf8_valid(const char *s, size_t len);
 
 /* What a controller is told about the server. */
 json_t *codec_listeners(struct pop3d *);
-char *codec_greeting(struct pop3d *, const struct control_options *, uint64_t controller,
-    size_t *len);
+char *
+codec_greeting(struct pop3d *, const struct control_options *, uint64_t controller, size_t *len);
 char *codec_registered(struct pop3d *);
 
 /* codec_cmd.c: a decoded command's typed arguments (the only way
@@ -76,8 +76,7 @@ int codec_cmd_bool(const struct codec_cmd *, const char *key, int *b);
 long codec_cmd_count(const struct codec_cmd *, const char *key);
 const char **codec_cmd_strings(const struct codec_cmd *, const char *key, size_t max, size_t *n);
 char *codec_cmd_line(const struct codec_cmd *, const char *key, int b64, size_t *len);
-char *codec_cmd_line_at(const struct codec_cmd *, const char *key, size_t i, int b64,
-    size_t *len);
+char *codec_cmd_line_at(const struct codec_cmd *, const char *key, size_t i, int b64, size_t *len);
 struct pop3d_arg *codec_cmd_args(const struct codec_cmd *, const char *key, int *argc, int *bad);
 void codec_cmd_args_free(struct pop3d_arg *, int argc);
 
@@ -85,9 +84,9 @@ void codec_cmd_args_free(struct pop3d_arg *, int argc);
 struct codec_plugin {
 	const char *alias;
 	int priority;
-	const char **patterns[2];	/* by pop3d_plugin_type */
+	const char **patterns[2]; /* by pop3d_plugin_type */
 	size_t npatterns[2];
-	int has_controller;		/* a controller plugin: the next two */
+	int has_controller; /* a controller plugin: the next two */
 	uint64_t controller;
 	unsigned timeout_ms[2];
 };
@@ -101,6 +100,5 @@ json_t *codec_cmd_result_hello(uint64_t controller, const char *name, int lossy)
 json_t *codec_cmd_plugin(const struct codec_plugin *);
 json_t *codec_cmd_result_plugins(json_t **items, size_t n);
 json_t *codec_cmd_result_aliases(const char *const *aliases, size_t n);
-
 
 #endif

@@ -30,7 +30,8 @@ codec_cmd_unknown_key(const struct codec_cmd *cmd, const char *const *keys, size
 	json_t *v;
 	size_t k;
 
-	json_object_foreach(cmd->root, key, v) {
+	json_object_foreach(cmd->root, key, v)
+	{
 		if (strcmp(key, "cmd") == 0 || strcmp(key, "id") == 0)
 			continue;
 		for (k = 0; k < n && keys[k] != NULL; k++)
@@ -277,12 +278,12 @@ codec_cmd_client_row(const struct pop3d_client_info *ci, void *arg)
 {
 	json_t *a = arg;
 
-	json_array_append_new(a, json_pack("{s:I, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:I, s:I}",
-	    "client", (json_int_t)ci->id, "peer", ci->peer, "peer_port", ci->peer_port,
-	    "local", ci->local, "local_port", ci->local_port,
-	    "state", pop3d_state_name(ci->state), "tls", ci->tls,
-	    "connected", (json_int_t)ci->connected, "idle", (json_int_t)ci->idle,
-	    "tag", (json_int_t)ci->tag));
+	json_array_append_new(a,
+	    json_pack("{s:I, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:I, s:I}", "client",
+		(json_int_t)ci->id, "peer", ci->peer, "peer_port", ci->peer_port, "local",
+		ci->local, "local_port", ci->local_port, "state", pop3d_state_name(ci->state),
+		"tls", ci->tls, "connected", (json_int_t)ci->connected, "idle",
+		(json_int_t)ci->idle, "tag", (json_int_t)ci->tag));
 	return 0;
 }
 
@@ -310,17 +311,18 @@ codec_cmd_plugin(const struct codec_plugin *p)
 {
 	json_t *o, *types;
 
-	types = json_pack("{s:o, s:o}",
-	    "POP3D", codec_cmd_patterns(p->patterns[0], p->npatterns[0]),
-	    "POP3C", codec_cmd_patterns(p->patterns[1], p->npatterns[1]));
+	types =
+	    json_pack("{s:o, s:o}", "POP3D", codec_cmd_patterns(p->patterns[0], p->npatterns[0]),
+		"POP3C", codec_cmd_patterns(p->patterns[1], p->npatterns[1]));
 	o = json_pack("{s:s, s:i, s:o}", "alias", p->alias, "priority", p->priority, "events",
 	    types);
 	if (o == NULL)
 		return NULL;
 	if (p->has_controller) {
 		json_object_set_new(o, "controller", json_integer((json_int_t)p->controller));
-		json_object_set_new(o, "timeout_ms", json_pack("{s:I, s:I}", "POP3D",
-		    (json_int_t)p->timeout_ms[0], "POP3C", (json_int_t)p->timeout_ms[1]));
+		json_object_set_new(o, "timeout_ms",
+		    json_pack("{s:I, s:I}", "POP3D", (json_int_t)p->timeout_ms[0], "POP3C",
+			(json_int_t)p->timeout_ms[1]));
 	} else
 		json_object_set_new(o, "controller", json_null());
 	return o;

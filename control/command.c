@@ -25,8 +25,8 @@ typedef void (*command_fn)(struct controller *, const struct codec_cmd *);
 
 struct command_def {
 	const char *name;
-	const char *keys[8];	/* allowed besides "cmd" and "id" */
-	int while_stopping;	/* still allowed during shutdown */
+	const char *keys[8]; /* allowed besides "cmd" and "id" */
+	int while_stopping;  /* still allowed during shutdown */
 	command_fn run;
 };
 
@@ -101,7 +101,8 @@ command_register(struct controller *c, const struct codec_cmd *cmd)
 		return;
 	}
 	if ((names = codec_cmd_strings(cmd, "events", COMMAND_MAX_ITEMS, &n)) == NULL) {
-		peer_reply_error(c, cmd->id, "invalid_argument", "\"events\" must be an array of "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "\"events\" must be an array of "
 		    "strings");
 		return;
 	}
@@ -126,7 +127,8 @@ command_unregister(struct controller *c, const struct codec_cmd *cmd)
 	int rv;
 
 	if ((names = codec_cmd_strings(cmd, "events", COMMAND_MAX_ITEMS, &n)) == NULL) {
-		peer_reply_error(c, cmd->id, "invalid_argument", "\"events\" must be an array of "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "\"events\" must be an array of "
 		    "strings");
 		return;
 	}
@@ -140,8 +142,8 @@ command_unregister(struct controller *c, const struct codec_cmd *cmd)
 
 /* send_to_client with "lines" or "lines_b64": the n decoded lines. */
 static int
-command_send_lines(struct controller *c, uint64_t client, uint64_t tag, int more,
-    struct iovec *iov, size_t n)
+command_send_lines(struct controller *c, uint64_t client, uint64_t tag, int more, struct iovec *iov,
+    size_t n)
 {
 	struct pop3d *srv = c->ctl->srv;
 	size_t i;
@@ -160,12 +162,12 @@ command_send_lines(struct controller *c, uint64_t client, uint64_t tag, int more
 		/* Every element with the tag: tag 0 would mean the command in
 		 * front, not one dispatched ahead (--pipeline-depth). */
 		for (i = 0; i < n && rv == 0; i++)
-			rv = pop3d_send_to_client(srv, client, tag, iov[i].iov_base,
-			    iov[i].iov_len, flags);
+			rv = pop3d_send_to_client(srv, client, tag, iov[i].iov_base, iov[i].iov_len,
+			    flags);
 		return rv;
 	}
 	if (!line_clean(iov[0].iov_base, iov[0].iov_len))
-		return -POP3D_ERR_INVALID;	/* the status line goes as a C string */
+		return -POP3D_ERR_INVALID; /* the status line goes as a C string */
 	return pop3d_send_lines(srv, client, tag, iov[0].iov_base, iov + 1, n - 1);
 }
 
@@ -191,7 +193,8 @@ command_send_to_client(struct controller *c, const struct codec_cmd *cmd)
 			form = k;
 		}
 	if (client < 0 || tag < 0 || form == -1 || codec_cmd_bool(cmd, "more", &more) < 0) {
-		peer_reply_error(c, cmd->id, "invalid_argument", "need \"client\" (positive "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "need \"client\" (positive "
 		    "integer), one of text/text_b64/lines/lines_b64, optional \"tag\" and "
 		    "boolean \"more\"");
 		return;
@@ -227,8 +230,8 @@ command_send_to_client(struct controller *c, const struct codec_cmd *cmd)
 		}
 		iov[i].iov_len = len;
 	}
-	command_result(c, cmd, command_send_lines(c, (uint64_t)client, (uint64_t)tag, more,
-	    iov, n));
+	command_result(c, cmd,
+	    command_send_lines(c, (uint64_t)client, (uint64_t)tag, more, iov, n));
 done:
 	for (i = 0; i < n; i++)
 		free(iov[i].iov_base);
@@ -248,12 +251,12 @@ command_send_file(struct controller *c, const struct codec_cmd *cmd)
 	if (client < 0 || tag < 0 || codec_cmd_str(cmd, "path", &path, NULL) != 1 ||
 	    codec_cmd_str(cmd, "status", &status, NULL) != 1 ||
 	    codec_cmd_int(cmd, "top_lines", 0, 1000000000, &top) < 0) {
-		peer_reply_error(c, cmd->id, "invalid_argument", "need \"client\", \"path\", "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "need \"client\", \"path\", "
 		    "\"status\"; optional \"top_lines\" (>= 0) and \"tag\"");
 		return;
 	}
-	rv = pop3d_send_file(c->ctl->srv, (uint64_t)client, (uint64_t)tag, status, path,
-	    (long)top);
+	rv = pop3d_send_file(c->ctl->srv, (uint64_t)client, (uint64_t)tag, status, path, (long)top);
 	if (rv == -POP3D_ERR_IO)
 		peer_reply_error(c, cmd->id, "invalid_argument", "cannot read %s", path);
 	else
@@ -268,7 +271,8 @@ command_disconnect(struct controller *c, const struct codec_cmd *cmd)
 	const char *text = NULL;
 
 	if (client < 0 || codec_cmd_str(cmd, "text", &text, NULL) < 0) {
-		peer_reply_error(c, cmd->id, "invalid_argument", "need \"client\" and optional "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "need \"client\" and optional "
 		    "string \"text\"");
 		return;
 	}
@@ -298,15 +302,18 @@ command_send_event(struct controller *c, const struct codec_cmd *cmd)
 	av = codec_cmd_args(cmd, "args", &n, &bad);
 	if (codec_cmd_str(cmd, "event", &name, NULL) != 1 || bad) {
 		codec_cmd_args_free(av, n);
-		peer_reply_error(c, cmd->id, "invalid_argument", "need string \"event\" and "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "need string \"event\" and "
 		    "optional array \"args\" (at most 64)");
 		return;
 	}
 	rv = pop3d_send_event(c->ctl->srv, name, av, n, c->id);
 	codec_cmd_args_free(av, n);
 	if (rv == -POP3D_ERR_UNKNOWN_EVENT)
-		peer_reply_error(c, cmd->id, "unknown_event", "no such event: %s (custom events "
-		    "are named x_*)", name);
+		peer_reply_error(c, cmd->id, "unknown_event",
+		    "no such event: %s (custom events "
+		    "are named x_*)",
+		    name);
 	else
 		command_result(c, cmd, rv);
 }
@@ -322,8 +329,8 @@ command_getsockname(struct controller *c, const struct codec_cmd *cmd)
 static void
 command_session_id(struct controller *c, const struct codec_cmd *cmd)
 {
-	peer_reply_ok(c, cmd->id, codec_cmd_result_str("session_id",
-	    pop3d_session_id(c->ctl->srv)));
+	peer_reply_ok(c, cmd->id,
+	    codec_cmd_result_str("session_id", pop3d_session_id(c->ctl->srv)));
 }
 
 /* A barrier: every earlier event is already in this controller's stream,
@@ -331,8 +338,8 @@ command_session_id(struct controller *c, const struct codec_cmd *cmd)
 static void
 command_ping(struct controller *c, const struct codec_cmd *cmd)
 {
-	peer_reply_ok(c, cmd->id, codec_cmd_result_int("seq",
-	    (long long)pop3d_next_seq(c->ctl->srv)));
+	peer_reply_ok(c, cmd->id,
+	    codec_cmd_result_int("seq", (long long)pop3d_next_seq(c->ctl->srv)));
 }
 
 /* list_clients: every client. */
@@ -352,9 +359,13 @@ command_hello(struct controller *c, const struct codec_cmd *cmd)
 
 	has = codec_cmd_str(cmd, "name", &name, &len);
 	hl = codec_cmd_bool(cmd, "lossy", &lossy);
-	if (has < 0 || (has == 1 && (len == 0 || len >= sizeof(c->name) ||
-	    !codec_utf8_valid(name, len) || strpbrk(name, "\"\r\n") != NULL)) || hl < 0) {
-		peer_reply_error(c, cmd->id, "invalid_argument", "\"name\": 1-63 characters "
+	if (has < 0 ||
+	    (has == 1 &&
+		(len == 0 || len >= sizeof(c->name) || !codec_utf8_valid(name, len) ||
+		    strpbrk(name, "\"\r\n") != NULL)) ||
+	    hl < 0) {
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "\"name\": 1-63 characters "
 		    "without quotes or line ends; \"lossy\": boolean");
 		return;
 	}
@@ -434,7 +445,8 @@ command_plugin_add(struct controller *c, const struct codec_cmd *cmd)
 	int n;
 
 	if (alias == NULL || codec_cmd_int(cmd, "priority", -1000000, 1000000, &prio) < 0) {
-		peer_reply_error(c, cmd->id, "invalid_argument", "need \"alias\" (1-63 printable "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "need \"alias\" (1-63 printable "
 		    "characters) and optional integer \"priority\"");
 		return;
 	}
@@ -484,18 +496,20 @@ command_plugin_register(struct controller *c, const struct codec_cmd *cmd)
 	has_ont = codec_cmd_str(cmd, "on_timeout", &ont, NULL);
 	if (type < 0 || has_tmo < 0 || has_ont < 0 ||
 	    (has_ont == 1 && (v = hook_verdict_parse(ont, 1)) == 0)) {
-		peer_reply_error(c, cmd->id, "invalid_argument", "\"type\": POP3D or POP3C; "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "\"type\": POP3D or POP3C; "
 		    "\"timeout_ms\": 1-600000; \"on_timeout\": none, client, plugin, all or "
 		    "tempfail");
 		return;
 	}
 	if ((names = codec_cmd_strings(cmd, "events", COMMAND_MAX_ITEMS, &n)) == NULL) {
-		peer_reply_error(c, cmd->id, "invalid_argument", "\"events\" must be an array of "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "\"events\" must be an array of "
 		    "strings");
 		return;
 	}
-	rv = pop3d_plugin_register_type(c->ctl->srv, p->alias, (enum pop3d_plugin_type)type,
-	    names, n, &bad);
+	rv = pop3d_plugin_register_type(c->ctl->srv, p->alias, (enum pop3d_plugin_type)type, names,
+	    n, &bad);
 	if (rv == -POP3D_ERR_UNKNOWN_EVENT)
 		peer_reply_error(c, cmd->id, "unknown_event", "no such event: %s", names[bad]);
 	else if (rv != 0)
@@ -522,7 +536,8 @@ command_plugin_unregister(struct controller *c, const struct codec_cmd *cmd)
 	if ((p = command_own_plugin(c, cmd)) == NULL)
 		return;
 	if (type < 0 || (names = codec_cmd_strings(cmd, "events", COMMAND_MAX_ITEMS, &n)) == NULL) {
-		peer_reply_error(c, cmd->id, "invalid_argument", "need \"events\" and optional "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "need \"events\" and optional "
 		    "\"type\"");
 		return;
 	}
@@ -544,8 +559,8 @@ command_plugin_del(struct controller *c, const struct codec_cmd *cmd)
 	if ((p = command_own_plugin(c, cmd)) == NULL)
 		return;
 	hook_plugin_del(c->ctl, p);
-	peer_reply_ok(c, cmd->id, codec_cmd_result_int("plugins",
-	    (long long)pop3d_plugin_order(c->ctl->srv, NULL, 0)));
+	peer_reply_ok(c, cmd->id,
+	    codec_cmd_result_int("plugins", (long long)pop3d_plugin_order(c->ctl->srv, NULL, 0)));
 }
 
 /* plugin_get: any plugin by alias. */
@@ -624,14 +639,16 @@ command_verdict(struct controller *c, const struct codec_cmd *cmd)
 	if (hook < 0 || codec_cmd_str(cmd, "eat", &eat, NULL) != 1 ||
 	    (verdict = hook_verdict_parse(eat, 1)) == 0 || bad) {
 		codec_cmd_args_free(av, n);
-		peer_reply_error(c, cmd->id, "invalid_argument", "need \"hook\", \"eat\" (none, "
+		peer_reply_error(c, cmd->id, "invalid_argument",
+		    "need \"hook\", \"eat\" (none, "
 		    "client, plugin, all or tempfail) and optional array \"args\"");
 		return;
 	}
 	if (hook_verdict(c, (uint64_t)hook, verdict, av, n, &code) != 0)
-		peer_reply_error(c, cmd->id, code, strcmp(code, "stale") == 0 ?
-		    "hook %lld is not pending (late or answered)" :
-		    "hook %lld went to another controller", hook);
+		peer_reply_error(c, cmd->id, code,
+		    strcmp(code, "stale") == 0 ? "hook %lld is not pending (late or answered)" :
+						 "hook %lld went to another controller",
+		    hook);
 	else
 		peer_reply_ok(c, cmd->id, NULL);
 	codec_cmd_args_free(av, n);
@@ -640,10 +657,9 @@ command_verdict(struct controller *c, const struct codec_cmd *cmd)
 static const struct command_def commands[] = {
 	{ "register", { "events" }, 0, command_register },
 	{ "unregister", { "events" }, 1, command_unregister },
-	{ "send_to_client", { "client", "text", "text_b64", "lines", "lines_b64", "more",
-	    "tag" }, 1, command_send_to_client },
-	{ "send_file", { "client", "path", "status", "top_lines", "tag" }, 1,
-	    command_send_file },
+	{ "send_to_client", { "client", "text", "text_b64", "lines", "lines_b64", "more", "tag" },
+	    1, command_send_to_client },
+	{ "send_file", { "client", "path", "status", "top_lines", "tag" }, 1, command_send_file },
 	{ "disconnect", { "client", "text" }, 1, command_disconnect },
 	{ "shutdown", { NULL }, 0, command_shutdown },
 	{ "send_event", { "event", "args" }, 0, command_send_event },

@@ -71,7 +71,7 @@ control_shutdown(struct control *ctl)
 	ctl->shutting_down = 1;
 	if (ctl->evl != NULL)
 		evconnlistener_disable(ctl->evl);
-	TAILQ_FOREACH(c, &ctl->controllers, entry)
+	TAILQ_FOREACH (c, &ctl->controllers, entry)
 		peer_write_event(c, "pop3d_shutdown", NULL, 0);
 }
 
@@ -155,8 +155,8 @@ control_uid_allowed(struct control *ctl, uid_t uid)
 
 /* A new controller: check its credentials and the cap, then peer_new(). */
 static void
-control_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+control_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
 {
 	struct control *ctl = arg;
 	struct ucred cred;
@@ -222,7 +222,8 @@ control_bind(struct control *ctl)
 		}
 		if ((rv = control_probe(&sun)) == 1) {
 			log_warnx("control socket %s: a live server answers there; refusing to "
-			    "start", ctl->path);
+				  "start",
+			    ctl->path);
 			return -1;
 		}
 		if (rv == -1 || unlink(ctl->path) == -1) {
@@ -307,8 +308,7 @@ control_new(struct pop3d *srv, const struct control_options *opts)
 	}
 	evconnlistener_set_error_cb(ctl->evl, control_accept_error);
 	evtimer_add(ctl->ev_tick, &tv);
-	log_info("event=control-listening path=%s mode=%03o", ctl->path,
-	    (unsigned)ctl->opts.mode);
+	log_info("event=control-listening path=%s mode=%03o", ctl->path, (unsigned)ctl->opts.mode);
 	return ctl;
 fail:
 	if (ctl->evl != NULL)

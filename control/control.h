@@ -26,9 +26,9 @@ struct control;
 
 struct control_options {
 	const char *path;
-	mode_t mode;		/* 0600 */
-	const char *group;	/* NULL: pop3d's group */
-	uid_t *allow;		/* allowed uids; none given: root and euid */
+	mode_t mode;	   /* 0600 */
+	const char *group; /* NULL: pop3d's group */
+	uid_t *allow;	   /* allowed uids; none given: root and euid */
 	size_t nallow;
 	unsigned max_controllers;
 	size_t max_line;

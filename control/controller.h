@@ -32,21 +32,21 @@ struct controller {
 	gid_t gid;
 	pid_t pid;
 	char name[64];
-	uint64_t consumer;	/* its consumer in the pipeline */
+	uint64_t consumer; /* its consumer in the pipeline */
 	int lossy;
-	int behind;		/* lossy and over CONTROL_LOSSY_HIGH */
-	uint64_t dropped;	/* events dropped while behind */
-	int eof;		/* it half-closed: reply, then close */
-	int closing;		/* close once output is flushed */
+	int behind;	  /* lossy and over CONTROL_LOSSY_HIGH */
+	uint64_t dropped; /* events dropped while behind */
+	int eof;	  /* it half-closed: reply, then close */
+	int closing;	  /* close once output is flushed */
 	int dead;
-	int discarding;		/* over-long line being discarded */
-	size_t scanned;		/* input already searched for LF */
-	time_t last_progress;	/* monotonic, last write progress */
+	int discarding;	      /* over-long line being discarded */
+	size_t scanned;	      /* input already searched for LF */
+	time_t last_progress; /* monotonic, last write progress */
 	time_t connected;
 	const char *reason;
-	const char *drop_reason;	/* to be dropped from ev_defer (peer_drop) */
+	const char *drop_reason; /* to be dropped from ev_defer (peer_drop) */
 	struct event *ev_defer;
-	int flush_queued;	/* on ctl->flushq: see peer_flush() */
+	int flush_queued; /* on ctl->flushq: see peer_flush() */
 	TAILQ_ENTRY(controller) fentry;
 };
 TAILQ_HEAD(controller_list, controller);
@@ -56,10 +56,10 @@ struct hook_plugin {
 	TAILQ_ENTRY(hook_plugin) entry;
 	struct control *ctl;
 	char alias[64];
-	uint64_t controller;		/* owner, by id */
+	uint64_t controller; /* owner, by id */
 	int priority;
-	unsigned timeout_ms[2];		/* by pop3d_plugin_type */
-	int on_timeout[2];		/* verdict, or 0: the default rule */
+	unsigned timeout_ms[2]; /* by pop3d_plugin_type */
+	int on_timeout[2];	/* verdict, or 0: the default rule */
 };
 TAILQ_HEAD(hook_plugin_list, hook_plugin);
 
@@ -72,7 +72,7 @@ struct hook_pending {
 	uint64_t client;
 	char alias[64];
 	char event[64];
-	int on_timeout;			/* resolution when it times out */
+	int on_timeout; /* resolution when it times out */
 	struct event *timer;
 };
 TAILQ_HEAD(hook_pending_list, hook_pending);
@@ -85,15 +85,15 @@ struct control {
 	ino_t ino;
 	struct evconnlistener *evl;
 	struct controller_list controllers;
-	struct controller_list dead;	/* killed, freed from their ev_defer */
+	struct controller_list dead; /* killed, freed from their ev_defer */
 	size_t ncontrollers;
 	uint64_t next_id;
 	struct event *ev_tick;
-	struct event *ev_flush;		/* write the output of flushq's controllers */
+	struct event *ev_flush; /* write the output of flushq's controllers */
 	struct controller_list flushq;
-	int accept_paused;		/* out of descriptors: retry next tick */
+	int accept_paused; /* out of descriptors: retry next tick */
 	int shutting_down;
-	uint64_t cache_seq;	/* the event encoded in cache */
+	uint64_t cache_seq; /* the event encoded in cache */
 	char *cache;
 	size_t cache_len;
 	void (*shutdown_cb)(void *);
@@ -101,9 +101,9 @@ struct control {
 	struct hook_plugin_list plugins;
 	struct hook_pending_list pending;
 	/* Set by control_new(): how a lower file reaches a higher one. */
-	void (*on_command)(struct controller *, struct codec_cmd *);	/* command_run */
-	void (*on_gone)(struct controller *);	/* hook_controller_gone */
-	void (*on_stop)(struct control *);	/* control.c: stop, tell the daemon */
+	void (*on_command)(struct controller *, struct codec_cmd *); /* command_run */
+	void (*on_gone)(struct controller *);			     /* hook_controller_gone */
+	void (*on_stop)(struct control *); /* control.c: stop, tell the daemon */
 };
 
 /* command.c */

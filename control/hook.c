@@ -58,7 +58,7 @@ hook_plugin_find(struct control *ctl, const char *alias)
 {
 	struct hook_plugin *p;
 
-	TAILQ_FOREACH(p, &ctl->plugins, entry)
+	TAILQ_FOREACH (p, &ctl->plugins, entry)
 		if (strcmp(p->alias, alias) == 0)
 			return p;
 	return NULL;
@@ -119,7 +119,7 @@ hook_pending_find(struct control *ctl, uint64_t hook)
 {
 	struct hook_pending *hp;
 
-	TAILQ_FOREACH(hp, &ctl->pending, entry)
+	TAILQ_FOREACH (hp, &ctl->pending, entry)
 		if (hp->hook == hook)
 			return hp;
 	return NULL;
@@ -142,9 +142,9 @@ hook_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	log_warnx("controller=%llu event=hook-timeout hook=%llu plugin=%s event_name=%s "
-	    "client=%llu resolution=%s", (unsigned long long)hp->controller,
-	    (unsigned long long)hook, hp->alias, hp->event, (unsigned long long)hp->client,
-	    hook_verdict_name(verdict));
+		  "client=%llu resolution=%s",
+	    (unsigned long long)hp->controller, (unsigned long long)hook, hp->alias, hp->event,
+	    (unsigned long long)hp->client, hook_verdict_name(verdict));
 	hook_tell(hp, "pop3d_hook_timeout");
 	hook_pending_free(hp);
 	pop3d_hook_resolve(ctl->srv, hook, verdict, NULL, 0);
@@ -162,8 +162,9 @@ hook_cancel(struct pop3d *srv, uint64_t hook, void *arg)
 	if ((hp = hook_pending_find(p->ctl, hook)) == NULL)
 		return;
 	log_info("controller=%llu event=hook-cancelled hook=%llu plugin=%s event_name=%s "
-	    "client=%llu", (unsigned long long)hp->controller, (unsigned long long)hook,
-	    hp->alias, hp->event, (unsigned long long)hp->client);
+		 "client=%llu",
+	    (unsigned long long)hp->controller, (unsigned long long)hook, hp->alias, hp->event,
+	    (unsigned long long)hp->client);
 	hook_tell(hp, "pop3d_hook_cancelled");
 	hook_pending_free(hp);
 }
@@ -192,8 +193,9 @@ hook_dispatch(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	hp->client = ev->client;
 	snprintf(hp->alias, sizeof(hp->alias), "%s", p->alias);
 	snprintf(hp->event, sizeof(hp->event), "%s", ev->name);
-	hp->on_timeout = p->on_timeout[type] != 0 ? p->on_timeout[type] :
-	    hook_is_auth(ev) ? POP3D_HOOK_TEMPFAIL : POP3D_EAT_NONE;
+	/* Unset: tempfail on the way to authentication, else let it through. */
+	if ((hp->on_timeout = p->on_timeout[type]) == 0)
+		hp->on_timeout = hook_is_auth(ev) ? POP3D_HOOK_TEMPFAIL : POP3D_EAT_NONE;
 	if ((hp->timer = evtimer_new(pop3d_get_base(ctl->srv), hook_timeout_cb, hp)) == NULL ||
 	    (s = codec_hook(ev, p->alias, &len)) == NULL) {
 		if (hp->timer != NULL)
@@ -297,7 +299,7 @@ hook_controller_gone(struct controller *c)
 			    hook_verdict_name(verdict));
 			hook_pending_free(hp);
 			pop3d_hook_resolve(ctl->srv, hook, verdict, NULL, 0);
-			hn = TAILQ_FIRST(&ctl->pending);	/* resolution may change the list */
+			hn = TAILQ_FIRST(&ctl->pending); /* resolution may change the list */
 		}
 	}
 }

@@ -100,8 +100,8 @@ peer_reply_error(struct controller *c, json_t *id, const char *code, const char 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_debug("controller=%llu event=error code=%s message=\"%s\"",
-	    (unsigned long long)c->id, code, msg);
+	log_debug("controller=%llu event=error code=%s message=\"%s\"", (unsigned long long)c->id,
+	    code, msg);
 	s = codec_reply_error(id, code, msg, &len);
 	peer_write(c, s, len);
 	free(s);
@@ -201,9 +201,9 @@ peer_kill(struct controller *c, const char *reason)
 	    (unsigned long long)c->id, reason, c->name);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	if (ctl->on_gone != NULL)
-		ctl->on_gone(c);	/* its plugins and hooks (hook.c) */
+		ctl->on_gone(c); /* its plugins and hooks (hook.c) */
 	TAILQ_REMOVE(&ctl->controllers, c, entry);
-	TAILQ_INSERT_TAIL(&ctl->dead, c, entry);	/* freed from ev_defer */
+	TAILQ_INSERT_TAIL(&ctl->dead, c, entry); /* freed from ev_defer */
 	ctl->ncontrollers--;
 	if (c->consumer != 0)
 		pop3d_consumer_del(ctl->srv, c->consumer);
@@ -234,15 +234,15 @@ peer_line(struct controller *c, const char *line, size_t len)
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
 		len--;
 	if (len == 0)
-		return;		/* blank lines are ignored (handy with socat) */
+		return; /* blank lines are ignored (handy with socat) */
 	if ((code = codec_decode(line, len, &cmd, msg, sizeof(msg))) != NULL) {
-		peer_reply_error(c, strcmp(code, "parse_error") == 0 ? NULL : cmd.id, code,
-		    "%s", msg);
+		peer_reply_error(c, strcmp(code, "parse_error") == 0 ? NULL : cmd.id, code, "%s",
+		    msg);
 		codec_cmd_clear(&cmd);
 		return;
 	}
 	if (c->ctl->on_command != NULL)
-		c->ctl->on_command(c, &cmd);	/* the command table (command.c) */
+		c->ctl->on_command(c, &cmd); /* the command table (command.c) */
 	codec_cmd_clear(&cmd);
 }
 
@@ -373,7 +373,7 @@ peer_flush(struct controller *c)
 	n = evbuffer_write(out, bufferevent_getfd(c->bev));
 	evbuffer_freeze(out, 1);
 	if (n > 0)
-		peer_write_cb(c->bev, c);	/* progress, as the bufferevent's would */
+		peer_write_cb(c->bev, c); /* progress, as the bufferevent's would */
 	if (!c->dead && evbuffer_get_length(out) > 0)
 		bufferevent_enable(c->bev, EV_WRITE);
 }
@@ -389,7 +389,7 @@ peer_flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while ((c = TAILQ_FIRST(&ctl->flushq)) != NULL) {
 		TAILQ_REMOVE(&ctl->flushq, c, fentry);
-		peer_flush(c);	/* still marked: it writes its own appends */
+		peer_flush(c); /* still marked: it writes its own appends */
 		c->flush_queued = 0;
 	}
 }
@@ -412,14 +412,13 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 		peer_kill(c, (what & BEV_EVENT_WRITING) ? "write error" : "read error");
 }
 
-
 /* The live controller of that id, or NULL. */
 struct controller *
 peer_find(struct control *ctl, uint64_t id)
 {
 	struct controller *c;
 
-	TAILQ_FOREACH(c, &ctl->controllers, entry)
+	TAILQ_FOREACH (c, &ctl->controllers, entry)
 		if (c->id == id && !c->dead)
 			return c;
 	return NULL;
@@ -476,8 +475,8 @@ peer_new(struct control *ctl, int fd, uid_t uid, gid_t gid, pid_t pid)
 	bufferevent_setcb(c->bev, peer_read_cb, peer_write_cb, peer_event_cb, c);
 	/* Write callback after every write: that is the progress signal. */
 	bufferevent_setwatermark(c->bev, EV_WRITE, ctl->opts.max_output * 2, 0);
-	log_info("controller=%llu event=connect uid=%lu gid=%lu pid=%ld",
-	    (unsigned long long)c->id, (unsigned long)uid, (unsigned long)gid, (long)pid);
+	log_info("controller=%llu event=connect uid=%lu gid=%lu pid=%ld", (unsigned long long)c->id,
+	    (unsigned long)uid, (unsigned long)gid, (long)pid);
 	bufferevent_disable(c->bev, EV_WRITE);
 	evbuffer_add_cb(bufferevent_get_output(c->bev), peer_outbuf_cb, c);
 	if ((s = codec_greeting(ctl->srv, &ctl->opts, c->id, &len)) != NULL)

@@ -45,7 +45,7 @@ static const char authlimit_msg[] = "-ERR [AUTH] too many authentication failure
 struct authlimit_addr {
 	struct authlimit_addr *next;
 	char addr[64];
-	time_t fails[AUTHLIMIT_MAX_FAILURES];	/* ring of failure times */
+	time_t fails[AUTHLIMIT_MAX_FAILURES]; /* ring of failure times */
 	unsigned nfails, head;
 	time_t last;
 };
@@ -174,7 +174,7 @@ authlimit_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	time_t now = time(NULL);
 
 	if (ev->type != POP3D_PLUGIN_POP3C && !authlimit_is_auth(verbs_of_event(ev->name)))
-		return POP3D_EAT_NONE;	/* only what authlimit_events registered */
+		return POP3D_EAT_NONE; /* only what authlimit_events registered */
 	if (pop3d_client_info(srv, ev->client, &ci) != 0)
 		return POP3D_EAT_NONE;
 	if (ev->type == POP3D_PLUGIN_POP3C) {
@@ -202,7 +202,7 @@ authlimit_handler(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	{
 		struct authlimit_reply *r = calloc(1, sizeof(*r));
 		struct timeval tv = { (time_t)(al->delay_ms / 1000),
-		    (suseconds_t)(al->delay_ms % 1000) * 1000 };
+			(suseconds_t)(al->delay_ms % 1000) * 1000 };
 
 		if (r == NULL)
 			return POP3D_EAT_ALL;
@@ -265,8 +265,10 @@ authlimit_register(struct pop3d *srv, const char *alias, const char *arg, void *
 	al->window = 300;
 	al->delay_ms = 2000;
 	if (authlimit_args(al, arg) != 0) {
-		fprintf(stderr, "authlimit: bad argument \"%s\" (want "
-		    "failures=N,window=S,delay=MS)\n", arg);
+		fprintf(stderr,
+		    "authlimit: bad argument \"%s\" (want "
+		    "failures=N,window=S,delay=MS)\n",
+		    arg);
 		free(al);
 		return -1;
 	}
@@ -300,10 +302,8 @@ authlimit_unregister(struct pop3d *srv, const char *alias, void *state)
 	free(al);
 }
 
-static const struct pop3d_plugin_def authlimit_def = {
-	POP3D_ABI_VERSION, "authlimit", -100, authlimit_register, authlimit_unregister,
-	authlimit_handler
-};
+static const struct pop3d_plugin_def authlimit_def = { POP3D_ABI_VERSION, "authlimit", -100,
+	authlimit_register, authlimit_unregister, authlimit_handler };
 
 const struct pop3d_plugin_def *pop3d_plugin_entry(void);
 

@@ -121,10 +121,8 @@ eventlog_unregister(struct pop3d *srv, const char *alias, void *state)
 	free(el);
 }
 
-static const struct pop3d_plugin_def eventlog_def = {
-	POP3D_ABI_VERSION, "eventlog", 1000, eventlog_register, eventlog_unregister,
-	eventlog_handler
-};
+static const struct pop3d_plugin_def eventlog_def = { POP3D_ABI_VERSION, "eventlog", 1000,
+	eventlog_register, eventlog_unregister, eventlog_handler };
 
 const struct pop3d_plugin_def *pop3d_plugin_entry(void);
 

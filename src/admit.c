@@ -42,7 +42,7 @@ admit_addr(const struct sockaddr *sa, socklen_t len, char *host, size_t hlen, in
 	const char *h = host;
 
 	if (getnameinfo(sa, len, host, (socklen_t)hlen, serv, sizeof(serv),
-	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
 		snprintf(host, hlen, "unknown");
 		*port = 0;
 		return;
@@ -120,8 +120,10 @@ admit_new(struct pop3d *srv, int fd, struct sockaddr *peer, socklen_t plen, int 
 	c->fd = fd;
 	c->implicit_tls = (lflags & POP3D_LISTEN_TLS) != 0;
 	c->addr_counted = !(lflags & POP3D_LISTEN_PROXY);
-	c->phase = (lflags & POP3D_LISTEN_PROXY) ? CLIENT_PROXY :
-	    c->implicit_tls ? CLIENT_HANDSHAKE : CLIENT_READY;
+	if (lflags & POP3D_LISTEN_PROXY)
+		c->phase = CLIENT_PROXY;
+	else
+		c->phase = c->implicit_tls ? CLIENT_HANDSHAKE : CLIENT_READY;
 	c->srv = srv;
 	c->id = ++srv->next_client;
 	c->stream_fd = -1;
@@ -170,8 +172,8 @@ fail:
 void
 admit_begin(struct client *c)
 {
-	log_info("client=%llu event=connect peer=%s:%d local=%s:%d",
-	    (unsigned long long)c->id, c->peer, c->peer_port, c->local, c->local_port);
+	log_info("client=%llu event=connect peer=%s:%d local=%s:%d", (unsigned long long)c->id,
+	    c->peer, c->peer_port, c->local, c->local_port);
 	if (c->phase == CLIENT_PROXY) {
 		timers_add(&c->srv->phaseq, &c->tphase,
 		    timers_now() + (int64_t)c->srv->opts.proxy_timeout * 1000);
@@ -242,8 +244,8 @@ admit_tls_done(struct client *c)
 
 	timers_del(&c->srv->phaseq, &c->tphase);
 	c->tls = 1;
-	log_info("client=%llu event=tls version=%s cipher=%s", (unsigned long long)c->id,
-	    version, cipher);
+	log_info("client=%llu event=tls version=%s cipher=%s", (unsigned long long)c->id, version,
+	    cipher);
 	if (!c->announced)
 		session_start(c);
 	else
@@ -279,8 +281,7 @@ admit_phase_expired(struct timers_entry *e, void *arg)
 	}
 	log_warnx("client=%llu event=%s-timeout peer=%s", (unsigned long long)c->id,
 	    c->phase == CLIENT_PROXY ? "proxy" : "tls-handshake", c->peer);
-	conn_kill(c, c->phase == CLIENT_PROXY ? "proxy header timeout" :
-	    "tls handshake timeout");
+	conn_kill(c, c->phase == CLIENT_PROXY ? "proxy header timeout" : "tls handshake timeout");
 }
 
 /* The listeners' callback: a client from an accepted socket, begun. */
@@ -310,8 +311,9 @@ admit_conn_event(struct client *c, enum conn_what what, const char *detail)
 	case CONN_FAILED:
 		log_info("client=%llu event=%s-failed error=\"%s\"", (unsigned long long)c->id,
 		    c->phase == CLIENT_PROXY ? "proxy" : "tls-handshake", detail);
-		conn_kill(c, c->phase == CLIENT_PROXY ? "closed before proxy header" :
-		    "tls handshake failed");
+		conn_kill(c,
+		    c->phase == CLIENT_PROXY ? "closed before proxy header" :
+					       "tls handshake failed");
 		return;
 	default:
 		break;

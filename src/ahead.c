@@ -33,12 +33,12 @@ enum ahead_kind { AHEAD_LINE, AHEAD_LINES, AHEAD_FILE };
 struct client_send {
 	TAILQ_ENTRY(client_send) entry;
 	enum ahead_kind kind;
-	int flags;			/* AHEAD_LINE: POP3D_SEND_MORE */
-	int fd;				/* AHEAD_FILE: open, owned */
+	int flags; /* AHEAD_LINE: POP3D_SEND_MORE */
+	int fd;	   /* AHEAD_FILE: open, owned */
 	long top;
-	char *text;			/* the line, or the status line */
+	char *text; /* the line, or the status line */
 	size_t len;
-	struct iovec *iov;		/* AHEAD_LINES: into blob */
+	struct iovec *iov; /* AHEAD_LINES: into blob */
 	size_t n;
 	char *blob;
 };
@@ -97,7 +97,7 @@ ahead_find(struct client *c, uint64_t tag)
 {
 	struct client_ahead *a;
 
-	TAILQ_FOREACH(a, &c->ahead, entry)
+	TAILQ_FOREACH (a, &c->ahead, entry)
 		if (a->tag == tag)
 			return a;
 	return NULL;
@@ -158,7 +158,7 @@ ahead_consumer_gone(struct client *c, uint64_t consumer)
 {
 	struct client_ahead *a;
 
-	TAILQ_FOREACH(a, &c->ahead, entry)
+	TAILQ_FOREACH (a, &c->ahead, entry)
 		ahead_receiver_del(a->receivers, &a->nreceivers, consumer);
 }
 
@@ -202,8 +202,7 @@ ahead_defer_line(struct client_ahead *a, const char *line, size_t len, int flags
 
 /* Record a multi-line answer (checked by the caller). */
 int
-ahead_defer_lines(struct client_ahead *a, const char *status, const struct iovec *lines,
-    size_t n)
+ahead_defer_lines(struct client_ahead *a, const char *status, const struct iovec *lines, size_t n)
 {
 	struct client_send *s;
 	size_t i, total = 0, off = 0;
@@ -298,8 +297,8 @@ ahead_ok(struct client *c)
 		return 0;
 	if (srv->span_owner == c && srv->spanlen > 0) {
 		/* The lines are parsed from the read buffer (conn_raw_read). */
-		const char *nl = memchr(srv->span, '\n', srv->spanlen < srv->opts.max_line ?
-		    srv->spanlen : srv->opts.max_line);
+		const char *nl = memchr(srv->span, '\n',
+		    srv->spanlen < srv->opts.max_line ? srv->spanlen : srv->opts.max_line);
 
 		if (nl == NULL)
 			return 0;

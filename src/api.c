@@ -12,10 +12,8 @@
 #include "server.h"
 
 /* pop3d_strerror() texts, by POP3D_ERR_* code. */
-static const char *const api_errors[] = {
-	"ok", "unknown client", "stale tag", "invalid argument", "i/o error",
-	"shutting down", "unknown event", "limit exceeded", "out of memory"
-};
+static const char *const api_errors[] = { "ok", "unknown client", "stale tag", "invalid argument",
+	"i/o error", "shutting down", "unknown event", "limit exceeded", "out of memory" };
 
 /* The text of a POP3D_ERR_* code (either sign). */
 const char *
@@ -91,8 +89,8 @@ pop3d_response_open(struct pop3d *srv, uint64_t id, uint64_t tag)
 
 /* A file as a multi-line answer (top_lines -1: all of it). */
 int
-pop3d_send_file(struct pop3d *srv, uint64_t id, uint64_t tag, const char *status,
-    const char *path, long top_lines)
+pop3d_send_file(struct pop3d *srv, uint64_t id, uint64_t tag, const char *status, const char *path,
+    long top_lines)
 {
 	struct client *c = api_client(srv, id);
 
@@ -128,8 +126,8 @@ pop3d_send_event(struct pop3d *srv, const char *name, const struct pop3d_arg *ar
 	char *full;
 	int i;
 
-	if (name == NULL || strpbrk(name, "*?[") != NULL || strcmp(name, "all") == 0 ||
-	    argc < 0 || (argc > 0 && argv == NULL))
+	if (name == NULL || strpbrk(name, "*?[") != NULL || strcmp(name, "all") == 0 || argc < 0 ||
+	    (argc > 0 && argv == NULL))
 		return -POP3D_ERR_INVALID;
 	if (!pop3d_event_known(srv, name))
 		return -POP3D_ERR_UNKNOWN_EVENT;
@@ -192,7 +190,7 @@ pop3d_clients(struct pop3d *srv, int (*cb)(const struct pop3d_client_info *, voi
 	struct pop3d_client_info ci;
 	struct client *c;
 
-	TAILQ_FOREACH(c, &srv->clients, entry) {
+	TAILQ_FOREACH (c, &srv->clients, entry) {
 		if (c->dead)
 			continue;
 		api_info(c, &ci);
@@ -241,4 +239,3 @@ pop3d_file_octets(const char *path, long top_lines)
 	}
 	return (long long)st.octets;
 }
-

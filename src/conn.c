@@ -60,8 +60,8 @@ conn_open(struct client *c)
 {
 	if (c->implicit_tls) {
 		/* The OpenSSL filter needs a bufferevent under it from the start. */
-		if ((c->bev = bufferevent_socket_new(c->srv->base, c->fd,
-		    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		if ((c->bev = bufferevent_socket_new(c->srv->base, c->fd, BEV_OPT_CLOSE_ON_FREE)) ==
+		    NULL)
 			return -1;
 		conn_bev_setup(c, c->bev);
 	} else
@@ -79,8 +79,8 @@ conn_io_update(struct client *c)
 	if (c->bev != NULL)
 		return;
 	if (!c->dead) {
-		if (c->rd_on && (c->in == NULL ||
-		    evbuffer_get_length(c->in) < c->srv->opts.input_high))
+		if (c->rd_on &&
+		    (c->in == NULL || evbuffer_get_length(c->in) < c->srv->opts.input_high))
 			want |= EV_READ;
 		if (c->wr_on)
 			want |= EV_WRITE;
@@ -326,7 +326,7 @@ conn_kill(struct client *c, const char *reason)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	else {
 		c->rd_on = c->wr_on = 0;
-		conn_io_update(c);	/* dead: off */
+		conn_io_update(c); /* dead: off */
 	}
 	timers_del(&srv->idleq, &c->tidle);
 	timers_del(&srv->respq, &c->tresp);
@@ -463,8 +463,9 @@ conn_flush(struct client *c)
 		return;
 	/* A streamed file refills as it drains: a few rounds at most, then
 	 * the socket is full or the loop gets its turn. */
-	for (rounds = 0; rounds < 8 && !c->dead && c->out != NULL &&
-	    evbuffer_get_length(c->out) > 0; rounds++) {
+	for (rounds = 0;
+	     rounds < 8 && !c->dead && c->out != NULL && evbuffer_get_length(c->out) > 0;
+	     rounds++) {
 		int n = evbuffer_write_atmost(c->out, c->fd, -1);
 
 		if (n == -1) {
@@ -515,8 +516,10 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 		if (e != 0)
 			ERR_error_string_n(e, buf, sizeof(buf));
-		c->srv->conn_cb(c, CONN_FAILED,
-		    e != 0 ? buf : (what & BEV_EVENT_EOF) ? "closed" : "error");
+		else
+			snprintf(buf, sizeof(buf), "%s",
+			    (what & BEV_EVENT_EOF) ? "closed" : "error");
+		c->srv->conn_cb(c, CONN_FAILED, buf);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {

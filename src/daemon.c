@@ -25,13 +25,44 @@
 #include "pop3d.h"
 
 enum {
-	OPT_ADDRESS = 256, OPT_PORT, OPT_HOSTNAME, OPT_SERVER_VERSION, OPT_NO_GREETING,
-	OPT_ALIAS, OPT_PIPELINE_DEPTH, OPT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_MAX_LINE, OPT_MAX_BAD_LINES,
-	OPT_MAX_CLIENTS, OPT_MAX_PER_ADDRESS, OPT_COMMAND, OPT_CONTROL, OPT_CONTROL_MODE,
-	OPT_CONTROL_GROUP, OPT_CONTROL_ALLOW_UID, OPT_MAX_CONTROLLERS, OPT_CONTROL_MAX_LINE,
-	OPT_CONTROL_MAX_OUTPUT, OPT_CONTROL_STALL, OPT_MAX_AUTH_LINE, OPT_PLUGIN, OPT_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CIPHERS,
-	OPT_TLS_HANDSHAKE_TIMEOUT, OPT_PROXY_TRUSTED, OPT_PROXY_TIMEOUT, OPT_AUTH_FAIL_DELAY, OPT_MAX_AUTH_FAILURES,
-	OPT_USER, OPT_GROUP, OPT_HELP, OPT_VERSION, OPT_SEND_FILE_ROOT
+	OPT_ADDRESS = 256,
+	OPT_PORT,
+	OPT_HOSTNAME,
+	OPT_SERVER_VERSION,
+	OPT_NO_GREETING,
+	OPT_ALIAS,
+	OPT_PIPELINE_DEPTH,
+	OPT_TIMEOUT,
+	OPT_RESPONSE_TIMEOUT,
+	OPT_MAX_LINE,
+	OPT_MAX_BAD_LINES,
+	OPT_MAX_CLIENTS,
+	OPT_MAX_PER_ADDRESS,
+	OPT_COMMAND,
+	OPT_CONTROL,
+	OPT_CONTROL_MODE,
+	OPT_CONTROL_GROUP,
+	OPT_CONTROL_ALLOW_UID,
+	OPT_MAX_CONTROLLERS,
+	OPT_CONTROL_MAX_LINE,
+	OPT_CONTROL_MAX_OUTPUT,
+	OPT_CONTROL_STALL,
+	OPT_MAX_AUTH_LINE,
+	OPT_PLUGIN,
+	OPT_LISTEN,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CIPHERS,
+	OPT_TLS_HANDSHAKE_TIMEOUT,
+	OPT_PROXY_TRUSTED,
+	OPT_PROXY_TIMEOUT,
+	OPT_AUTH_FAIL_DELAY,
+	OPT_MAX_AUTH_FAILURES,
+	OPT_USER,
+	OPT_GROUP,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_SEND_FILE_ROOT
 };
 
 static const struct option daemon_longopts[] = {
@@ -75,29 +106,29 @@ static const struct option daemon_longopts[] = {
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
-	{ NULL, 0, NULL, 0 }
+	{ NULL, 0, NULL, 0 },
 };
 
 static void
 daemon_usage(FILE *f)
 {
 	fprintf(f,
-"usage: pop3d [-fv] [--address ADDR] [--port N] [--hostname NAME]\n"
-"             [--server-version STR] [--no-greeting] [--alias NAME]\n"
-"             [--timeout S] [--response-timeout S] [--max-line N]\n"
-"             [--max-bad-lines N] [--max-auth-line N] [--max-clients N]\n"
-"             [--max-per-address N] [--pipeline-depth N]\n"
-"             [--command VERB]... [--control PATH] [--control-mode MODE]\n"
-"             [--control-group GROUP] [--control-allow-uid UID]...\n"
-"             [--max-controllers N] [--control-max-line N]\n"
-"             [--control-max-output N] [--control-stall-timeout S]\n"
-"             [--plugin PATH.so[=ARG]]... [--listen ADDR:PORT[,tls][,proxy]]...\n"
-"             [--tls-cert FILE --tls-key FILE] [--tls-ciphers LIST]\n"
-"             [--tls-handshake-timeout S] [--proxy-trusted CIDR]...\n"
-"             [--proxy-timeout S] [--auth-fail-delay MS]\n"
-"             [--max-auth-failures N] [--send-file-root DIR]\n"
-"             [--user USER [--group GROUP]]\n"
-"See pop3d(8).\n");
+	    "usage: pop3d [-fv] [--address ADDR] [--port N] [--hostname NAME]\n"
+	    "             [--server-version STR] [--no-greeting] [--alias NAME]\n"
+	    "             [--timeout S] [--response-timeout S] [--max-line N]\n"
+	    "             [--max-bad-lines N] [--max-auth-line N] [--max-clients N]\n"
+	    "             [--max-per-address N] [--pipeline-depth N]\n"
+	    "             [--command VERB]... [--control PATH] [--control-mode MODE]\n"
+	    "             [--control-group GROUP] [--control-allow-uid UID]...\n"
+	    "             [--max-controllers N] [--control-max-line N]\n"
+	    "             [--control-max-output N] [--control-stall-timeout S]\n"
+	    "             [--plugin PATH.so[=ARG]]... [--listen ADDR:PORT[,tls][,proxy]]...\n"
+	    "             [--tls-cert FILE --tls-key FILE] [--tls-ciphers LIST]\n"
+	    "             [--tls-handshake-timeout S] [--proxy-trusted CIDR]...\n"
+	    "             [--proxy-timeout S] [--auth-fail-delay MS]\n"
+	    "             [--max-auth-failures N] [--send-file-root DIR]\n"
+	    "             [--user USER [--group GROUP]]\n"
+	    "See pop3d(8).\n");
 }
 
 /* Parse an unsigned number within [min, max] or exit with usage status. */
@@ -147,7 +178,8 @@ daemon_plugin(struct pop3d *srv, const char *spec)
 	}
 	if (def->abi != POP3D_ABI_VERSION) {
 		log_warnx("plugin %s: built for plugin ABI %d, this pop3d has ABI %d; rebuild it "
-		    "against this pop3d.h", path, def->abi, POP3D_ABI_VERSION);
+			  "against this pop3d.h",
+		    path, def->abi, POP3D_ABI_VERSION);
 		free(path);
 		return -1;
 	}
@@ -186,7 +218,7 @@ daemon_listen(struct pop3d *srv, const char *spec)
 	}
 	p = (int)daemon_number("listen", port, 0, 65535);
 	for (opt = opt != NULL ? strtok_r(opt, ",", &save) : NULL; opt != NULL;
-	    opt = strtok_r(NULL, ",", &save)) {
+	     opt = strtok_r(NULL, ",", &save)) {
 		if (strcmp(opt, "tls") == 0)
 			flags |= POP3D_LISTEN_TLS;
 		else if (strcmp(opt, "proxy") == 0)
@@ -197,7 +229,7 @@ daemon_listen(struct pop3d *srv, const char *spec)
 	if ((flags & POP3D_LISTEN_TLS) && !pop3d_tls_available(srv))
 		fatalx("--listen %s: tls needs --tls-cert and --tls-key", spec);
 	if (pop3d_listen_flags(srv, *addr != '\0' && strcmp(addr, "*") != 0 ? addr : NULL, p,
-	    flags) == -1)
+		flags) == -1)
 		fatal("cannot listen on %s", spec);
 }
 
@@ -399,9 +431,11 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			opts.max_per_address = (unsigned)daemon_number(name, optarg, 0, 10000000);
 			break;
 		case OPT_COMMAND:
-			if (strlen(optarg) > 16 || optarg[strspn(optarg,
-			    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")]
-			    != '\0' || *optarg == '\0') {
+			if (strlen(optarg) > 16 ||
+			    optarg[strspn(optarg,
+				"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")] !=
+				'\0' ||
+			    *optarg == '\0') {
 				fprintf(stderr, "pop3d: --command: %s: not a verb\n", optarg);
 				goto done;
 			}
@@ -414,7 +448,8 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			copts.mode = (mode_t)strtoul(optarg, NULL, 8);
 			if (*optarg == '\0' || copts.mode > 0777 ||
 			    optarg[strspn(optarg, "01234567")] != '\0') {
-				fprintf(stderr, "pop3d: --control-mode: %s: expected octal\n", optarg);
+				fprintf(stderr, "pop3d: --control-mode: %s: expected octal\n",
+				    optarg);
 				goto done;
 			}
 			break;
@@ -423,7 +458,7 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 			break;
 		case OPT_CONTROL_ALLOW_UID:
 			if (control_options_allow(&copts,
-			    (uid_t)daemon_number(name, optarg, 0, UINT_MAX - 1)) == -1) {
+				(uid_t)daemon_number(name, optarg, 0, UINT_MAX - 1)) == -1) {
 				rv = 1;
 				goto done;
 			}
@@ -497,7 +532,7 @@ daemon_main(int argc, char **argv, void (*setup)(struct pop3d *))
 		daemon_drop(run_user, run_group);
 	else if (geteuid() == 0)
 		log_warnx("event=running-as-root: listeners and controllers are served by root; "
-		    "use --user to drop privileges");
+			  "use --user to drop privileges");
 	if (setup != NULL)
 		setup(ds.srv);
 	for (i = 0; i < 3; i++) {

@@ -33,8 +33,8 @@ events_trace(const struct pop3d_event *ev)
 			char safe[4 * 80 + sizeof(" " MASK_HIDDEN)];
 
 			rule = mask_event_arg(ev->name, i);
-			mask_arg(safe, sizeof(safe), rule, a->s, rule == MASK_NONE && a->len > 80 ?
-			    80 : a->len, MASK_LOG);
+			mask_arg(safe, sizeof(safe), rule, a->s,
+			    rule == MASK_NONE && a->len > 80 ? 80 : a->len, MASK_LOG);
 			n = snprintf(buf + o, sizeof(buf) - o, " arg%d=\"%s\"", i, safe);
 		}
 		if (n < 0)
@@ -67,8 +67,7 @@ events_dispatch(struct pop3d *srv, struct pop3d_event *ev)
 
 /* Emit a core event about c (or NULL) with copies of argv. */
 void
-events_emit(struct pop3d *srv, const char *name, struct client *c, struct pop3d_arg *argv,
-    int argc)
+events_emit(struct pop3d *srv, const char *name, struct client *c, struct pop3d_arg *argv, int argc)
 {
 	struct pop3d_event ev;
 
@@ -152,12 +151,9 @@ pop3d_has_handler(struct pop3d *srv, const char *name)
 }
 
 /* The events the core can emit (client verbs are added from the table). */
-static const char *const events_core[] = {
-	"pop3d_connection", "pop3d_disconnected", "pop3d_listener_failed",
-	"pop3d_registered", "pop3d_shutdown", "pop3d_events_dropped", "pop3d_auth_data",
-	"pop3d_tls", "pop3d_hook_timeout", "pop3d_hook_cancelled",
-	NULL
-};
+static const char *const events_core[] = { "pop3d_connection", "pop3d_disconnected",
+	"pop3d_listener_failed", "pop3d_registered", "pop3d_shutdown", "pop3d_events_dropped",
+	"pop3d_auth_data", "pop3d_tls", "pop3d_hook_timeout", "pop3d_hook_cancelled", NULL };
 
 /* Whether pattern p (normalised) matches at least one possible event. */
 static int
@@ -206,4 +202,3 @@ pop3d_event_known(struct pop3d *srv, const char *name)
 	free(full);
 	return rv;
 }
-

@@ -75,9 +75,9 @@ fileopen_below(const struct fileopen_root *r, const char *path)
 	size_t n = strlen(r->path);
 
 	if (path[0] != '/')
-		return path;			/* relative to the root */
+		return path; /* relative to the root */
 	if (n == 1)
-		return path + 1;		/* the root is "/" */
+		return path + 1; /* the root is "/" */
 	if (strncmp(path, r->path, n) != 0 || path[n] != '/')
 		return NULL;
 	return path + n + 1;
@@ -106,7 +106,7 @@ fileopen_beneath(const struct fileopen_root *r, const char *rel)
 		while (next != NULL && *next == '/')
 			next++;
 		if (next != NULL && *next == '\0')
-			next = NULL;		/* a trailing '/': last component */
+			next = NULL; /* a trailing '/': last component */
 		if (*comp == '\0' || strcmp(comp, ".") == 0) {
 			if (next == NULL)
 				break;
@@ -129,7 +129,7 @@ fileopen_beneath(const struct fileopen_root *r, const char *rel)
 		dir = fd;
 	}
 	close(dir);
-	errno = EINVAL;			/* the root itself, not a file */
+	errno = EINVAL; /* the root itself, not a file */
 	return -1;
 }
 

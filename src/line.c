@@ -23,8 +23,8 @@ line_init(struct line_framer *lf)
  * octets of an incomplete line unused, for the caller to keep.
  */
 enum line_status
-line_extract_mem(struct line_framer *lf, const char **data, size_t *avail, size_t max,
-    char *buf, size_t *len)
+line_extract_mem(struct line_framer *lf, const char **data, size_t *avail, size_t max, char *buf,
+    size_t *len)
 {
 	const char *p, *nl;
 	size_t n;
@@ -124,8 +124,8 @@ line_parse(const char *line, size_t len, struct line_cmd *cmd)
 		if (v == LINE_VERB_MAX)
 			return -1;
 		/* ASCII only: verbs are ASCII, and tolower() follows the locale. */
-		cmd->verb[v] = line[i] >= 'A' && line[i] <= 'Z' ? (char)(line[i] + ('a' - 'A')) :
-		    line[i];
+		cmd->verb[v] =
+		    line[i] >= 'A' && line[i] <= 'Z' ? (char)(line[i] + ('a' - 'A')) : line[i];
 	}
 	cmd->verb[v] = '\0';
 	while (i < len && line_isspace(line[i]))

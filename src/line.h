@@ -15,21 +15,21 @@
 struct evbuffer;
 
 enum line_status {
-	LINE_AGAIN = 0,		/* no complete line yet */
-	LINE_OK,		/* a line is in buf (without its CRLF / LF) */
-	LINE_TOOLONG,		/* over the limit; rest of the line discarded */
-	LINE_NUL		/* the line held a NUL byte */
+	LINE_AGAIN = 0, /* no complete line yet */
+	LINE_OK,	/* a line is in buf (without its CRLF / LF) */
+	LINE_TOOLONG,	/* over the limit; rest of the line discarded */
+	LINE_NUL	/* the line held a NUL byte */
 };
 
 struct line_framer {
-	int discarding;		/* dropping input up to the next LF */
+	int discarding; /* dropping input up to the next LF */
 };
 
 #define LINE_VERB_MAX VERBS_MAX
 
 struct line_cmd {
-	char verb[LINE_VERB_MAX + 1];	/* lower-case, NUL-terminated */
-	const char *arg;		/* points into the line; NULL when absent */
+	char verb[LINE_VERB_MAX + 1]; /* lower-case, NUL-terminated */
+	const char *arg;	      /* points into the line; NULL when absent */
 	size_t arglen;
 };
 
@@ -37,8 +37,8 @@ void line_init(struct line_framer *);
 /* Take the next line from in.  max counts the line with its terminator;
  * buf must hold max octets.  On LINE_OK, *len is the length without the
  * CRLF (or bare LF). */
-enum line_status line_extract(struct line_framer *, struct evbuffer *in, size_t max, char *buf,
-    size_t *len);
+enum line_status
+line_extract(struct line_framer *, struct evbuffer *in, size_t max, char *buf, size_t *len);
 /* The same from *avail octets at *data (a buffer just read), advancing
  * both past what was used; on LINE_AGAIN the rest is an incomplete line
  * (or nothing) that the caller keeps for the next call. */

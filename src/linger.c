@@ -20,7 +20,7 @@ struct lingering {
 	struct lingerq *q;
 	int fd;
 	struct event *ev;
-	time_t deadline;	/* monotonic seconds */
+	time_t deadline; /* monotonic seconds */
 };
 
 /* How often a lingering socket is looked at when it sends nothing. */

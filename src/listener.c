@@ -46,8 +46,8 @@ listener_failed(struct pop3d *srv, const char *op, int err)
 
 /* A connection was accepted. */
 static void
-listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
 {
 	struct listener *l = arg;
 
@@ -81,7 +81,7 @@ listener_pause(struct pop3d *srv, int err)
 	struct timeval tv = { 1, 0 };
 	int was = 0;
 
-	TAILQ_FOREACH(l, &srv->listeners, entry) {
+	TAILQ_FOREACH (l, &srv->listeners, entry) {
 		was |= l->paused;
 		l->paused = 1;
 		evconnlistener_disable(l->evl);
@@ -103,7 +103,7 @@ listener_resume(struct pop3d *srv)
 
 	if (srv->shutting_down)
 		return;
-	TAILQ_FOREACH(l, &srv->listeners, entry) {
+	TAILQ_FOREACH (l, &srv->listeners, entry) {
 		if (!l->paused)
 			continue;
 		was = 1;
@@ -142,7 +142,8 @@ listener_socket(const char *addr, int port, const char **op)
 		*op = "socket";
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		    ai->ai_protocol);
-		if (fd == -1 && addr == NULL && ai->ai_family == AF_INET6 && errno == EAFNOSUPPORT) {
+		if (fd == -1 && addr == NULL && ai->ai_family == AF_INET6 &&
+		    errno == EAFNOSUPPORT) {
 			/* No IPv6 on this host: the wildcard falls back to IPv4. */
 			freeaddrinfo(res);
 			hints.ai_family = AF_INET;
@@ -221,7 +222,7 @@ listener_add(struct pop3d *srv, const char *addr, int port, int flags)
 	evconnlistener_set_error_cb(l->evl, listener_error_cb);
 	if (getsockname(fd, (struct sockaddr *)&ss, &slen) == 0 &&
 	    getnameinfo((struct sockaddr *)&ss, slen, l->name.address, sizeof(l->name.address),
-	    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+		serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
 		l->name.port = atoi(serv);
 		/* Bound to one address: that is every client's local address
 		 * (no getsockname per connection). */

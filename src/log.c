@@ -72,19 +72,19 @@ log_vwrite(int pri, int err, const char *fmt, va_list ap)
 		gettimeofday(&tv, NULL);
 		localtime_r(&tv.tv_sec, &tm);
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ld %s: %s\n", ts, (long)(tv.tv_usec / 1000),
-		    log_ident, msg);
+		fprintf(stderr, "%s.%03ld %s: %s\n", ts, (long)(tv.tv_usec / 1000), log_ident, msg);
 		fflush(stderr);
 	} else
 		syslog(pri, "%s", msg);
 }
 
-#define LOG_BODY(pri, err) do {			\
-	va_list ap;				\
-	va_start(ap, fmt);			\
-	log_vwrite(pri, err, fmt, ap);		\
-	va_end(ap);				\
-} while (0)
+#define LOG_BODY(pri, err) \
+	do { \
+		va_list ap; \
+		va_start(ap, fmt); \
+		log_vwrite(pri, err, fmt, ap); \
+		va_end(ap); \
+	} while (0)
 
 void
 log_warn(const char *fmt, ...)

@@ -17,11 +17,11 @@ void log_init(int foreground, int verbose, const char *ident);
 void log_reopen(void);
 int log_verbose(void);
 void log_set_verbose(int);
-void log_warn(const char *, ...) LOG_FMT(1, 2);		/* appends strerror(errno) */
+void log_warn(const char *, ...) LOG_FMT(1, 2); /* appends strerror(errno) */
 void log_warnx(const char *, ...) LOG_FMT(1, 2);
 void log_info(const char *, ...) LOG_FMT(1, 2);
-void log_debug(const char *, ...) LOG_FMT(1, 2);	/* -v */
-void log_trace(const char *, ...) LOG_FMT(1, 2);	/* -vv: every event */
+void log_debug(const char *, ...) LOG_FMT(1, 2); /* -v */
+void log_trace(const char *, ...) LOG_FMT(1, 2); /* -vv: every event */
 void fatal(const char *, ...) LOG_FMT(1, 2) __attribute__((noreturn));
 void fatalx(const char *, ...) LOG_FMT(1, 2) __attribute__((noreturn));
 

@@ -117,8 +117,12 @@ mask_escape_one(const char *s, size_t i, size_t len, int style, char *out, size_
 	char sh = 0;
 
 	if (style == MASK_TEXT)
-		sh = c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' :
-		    c == '\0' ? '0' : 0;
+		sh = c == '\\' ? '\\' :
+		    c == '\t'  ? 't' :
+		    c == '\n'  ? 'n' :
+		    c == '\r'  ? 'r' :
+		    c == '\0'  ? '0' :
+				 0;
 	else if (style == MASK_QUOTED)
 		sh = c == '\\' || c == '"' ? (char)c : 0;
 	if (sh != 0) {
@@ -232,6 +236,6 @@ mask_line(char *dst, size_t size, const char *line, size_t len, int style)
 	if (o + 2 > size - 1)
 		return o;
 	dst[o++] = ' ';
-	return o + mask_arg(dst + o, size - o, mask_verb_secret(line + v, vlen), line + i,
-	    len - i, style);
+	return o +
+	    mask_arg(dst + o, size - o, mask_verb_secret(line + v, vlen), line + i, len - i, style);
 }

@@ -25,9 +25,9 @@
 
 /* What a secret-bearing argument shows. */
 enum mask_rule {
-	MASK_NONE = 0,		/* nothing secret: shown whole */
-	MASK_ALL,		/* hidden whole (PASS, SASL data) */
-	MASK_WORD		/* first word shown, the rest hidden (APOP, AUTH) */
+	MASK_NONE = 0, /* nothing secret: shown whole */
+	MASK_ALL,      /* hidden whole (PASS, SASL data) */
+	MASK_WORD      /* first word shown, the rest hidden (APOP, AUTH) */
 };
 
 /* How mask_escape writes what is not shown as it is. */
@@ -44,11 +44,11 @@ enum mask_style {
 	 * C0 controls and DEL \xNN, octets 0x80 and above as MASK_QUOTED. */
 	MASK_TEXT = 2
 };
-#define MASK_STYLE	0x0f	/* the mask_style bits of a style argument */
-#define MASK_CUT	0x10	/* mask_escape: end a cut result with "..." */
+#define MASK_STYLE 0x0f /* the mask_style bits of a style argument */
+#define MASK_CUT 0x10	/* mask_escape: end a cut result with "..." */
 
 /* What stands for hidden octets. */
-#define MASK_HIDDEN	"****"
+#define MASK_HIDDEN "****"
 
 /* The rule of a verb of len octets (any case). */
 int mask_verb_secret(const char *verb, size_t len);

@@ -27,7 +27,7 @@ enum { OUTPUT_LINE, OUTPUT_RAW, OUTPUT_STREAM };
 struct output_item {
 	TAILQ_ENTRY(output_item) entry;
 	int kind;
-	int flags;			/* OUTPUT_AUTH, OUTPUT_CONT */
+	int flags; /* OUTPUT_AUTH, OUTPUT_CONT */
 	size_t len;
 	char data[];
 };
@@ -123,7 +123,7 @@ output_emit(struct client *c, const char *line, size_t len, int auth)
 		if (c->srv->opts.auth_fail_delay_ms > 0 && c->ev_delay != NULL &&
 		    (c->delayed = malloc(len)) != NULL) {
 			struct timeval tv = { (time_t)(c->srv->opts.auth_fail_delay_ms / 1000),
-			    (suseconds_t)(c->srv->opts.auth_fail_delay_ms % 1000) * 1000 };
+				(suseconds_t)(c->srv->opts.auth_fail_delay_ms % 1000) * 1000 };
 
 			memcpy(c->delayed, line, len);
 			c->delayed_len = len;
@@ -146,7 +146,7 @@ output_delay_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->delayed == NULL)	/* a dead client's timer is off */
+	if (c->delayed == NULL) /* a dead client's timer is off */
 		return;
 	conn_write(c, c->delayed, c->delayed_len);
 	free(c->delayed);
@@ -164,8 +164,8 @@ output_delay_cb(evutil_socket_t fd, short what, void *arg)
 
 /* The line as the plugins left it (ARG1), or the original if they broke it. */
 static void
-output_emit_result(struct client *c, const struct pop3d_event *ev, const char *orig,
-    size_t olen, int auth)
+output_emit_result(struct client *c, const struct pop3d_event *ev, const char *orig, size_t olen,
+    int auth)
 {
 	if (ev->argc > 1 && ev->argv[1].type == POP3D_ARG_STR &&
 	    line_clean(ev->argv[1].s, ev->argv[1].len))
@@ -272,8 +272,8 @@ output_flush(struct client *c)
 {
 	struct output_item *it;
 
-	while (!c->dead && !c->hooking && c->delayed == NULL &&
-	    (it = TAILQ_FIRST(&c->outq)) != NULL) {
+	while (
+	    !c->dead && !c->hooking && c->delayed == NULL && (it = TAILQ_FIRST(&c->outq)) != NULL) {
 		TAILQ_REMOVE(&c->outq, it, entry);
 		switch (it->kind) {
 		case OUTPUT_LINE:
@@ -311,8 +311,8 @@ output_hook_done(struct client *c, struct pop3d_event *ev, int flags)
 	if (flags & PIPELINE_TEMPFAIL) {
 		/* A line dropped earlier (by a tempfail, which answered) is not
 		 * this tempfail's to answer. */
-		output_tempfail(c, (!dropped ? TEMPFAIL_LINE : 0) |
-		    (c->hook_cont ? TEMPFAIL_CUT : 0));
+		output_tempfail(c,
+		    (!dropped ? TEMPFAIL_LINE : 0) | (c->hook_cont ? TEMPFAIL_CUT : 0));
 		free(orig);
 		return;
 	}
@@ -331,7 +331,7 @@ output_close(struct client *c, const char *reason, const char *lastline)
 	c->closing = 1;
 	c->reason = reason;
 	timers_del(&c->srv->respq, &c->tresp);
-	ahead_clear(c);		/* nothing further back is answered now */
+	ahead_clear(c); /* nothing further back is answered now */
 	conn_read_set(c, 0);
 	if (lastline != NULL)
 		output_line(c, lastline, strlen(lastline), 0);

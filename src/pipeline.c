@@ -14,26 +14,26 @@ static void pipeline_pattern_free(char *);
 /* A dispatch suspended on a plugin's pending verdict. */
 struct pipeline_job {
 	struct pipeline_job *next;
-	struct pop3d_event ev;		/* deep copy; ev.hook is the pending hook */
+	struct pop3d_event ev; /* deep copy; ev.hook is the pending hook */
 	char *name;
 	char *command;
-	int at_priority;		/* position of the pending plugin */
+	int at_priority; /* position of the pending plugin */
 	uint64_t at_order;
-	uint64_t entry;			/* ... and its entry id */
+	uint64_t entry; /* ... and its entry id */
 	int flags;
 	int to_consumers;
 };
 
 struct pipeline {
-	struct pipeline_entry **plugins;	/* sorted by priority, order */
+	struct pipeline_entry **plugins; /* sorted by priority, order */
 	size_t nplugins;
-	struct pipeline_entry **consumers;	/* by order of addition */
+	struct pipeline_entry **consumers; /* by order of addition */
 	size_t nconsumers;
 	uint64_t next_id;
 	uint64_t next_order;
 	uint64_t next_hook;
-	int depth;				/* nested dispatches running */
-	int garbage;				/* dead entries to sweep */
+	int depth;   /* nested dispatches running */
+	int garbage; /* dead entries to sweep */
 	struct pipeline_job *jobs;
 	pipeline_seen_cb seen;
 	pipeline_done_cb done;
@@ -394,8 +394,7 @@ pipeline_unregister(struct pipeline_entry *e, int type, const char *const *names
 }
 
 static int
-pipeline_entry_matches(const struct pipeline_entry *e, int type, const char *name,
-    size_t namelen)
+pipeline_entry_matches(const struct pipeline_entry *e, int type, const char *name, size_t namelen)
 {
 	size_t i;
 
@@ -440,8 +439,8 @@ pipeline_has_handler(struct pipeline *pl, int type, const char *name)
 
 /* Suspend: copy the event (as rewritten so far) into a job. */
 static int
-pipeline_suspend(struct pipeline *pl, struct pop3d_event *ev, struct pipeline_entry *e,
-    int flags, int to_consumers)
+pipeline_suspend(struct pipeline *pl, struct pop3d_event *ev, struct pipeline_entry *e, int flags,
+    int to_consumers)
 {
 	struct pipeline_job *j = calloc(1, sizeof(*j));
 
@@ -475,8 +474,8 @@ pipeline_suspend(struct pipeline *pl, struct pop3d_event *ev, struct pipeline_en
  * a plugin suspended the event (then *pending is that plugin).
  */
 static int
-pipeline_run(struct pipeline *pl, struct pop3d *srv, struct pop3d_event *ev, int started,
-    int prio, uint64_t order, int flags, int to_consumers)
+pipeline_run(struct pipeline *pl, struct pop3d *srv, struct pop3d_event *ev, int started, int prio,
+    uint64_t order, int flags, int to_consumers)
 {
 	size_t i, nc = pl->nconsumers, namelen = strlen(ev->name);
 	const char *name = ev->name;
@@ -488,7 +487,7 @@ pipeline_run(struct pipeline *pl, struct pop3d *srv, struct pop3d_event *ev, int
 
 		if (started && (e->priority < prio || (e->priority == prio && e->order <= order)))
 			continue;
-		if (ev->name != name)	/* a plugin renamed it */
+		if (ev->name != name) /* a plugin renamed it */
 			namelen = strlen(name = ev->name);
 		if (!pipeline_entry_matches(e, type, name, namelen))
 			continue;
@@ -632,8 +631,8 @@ pipeline_resolve(struct pipeline *pl, struct pop3d *srv, uint64_t hook, int verd
 	}
 	if (stop) {
 		/* No later plugin: consumers only (priority beyond every plugin). */
-		flags = pipeline_run(pl, srv, &j->ev, 1, 0x7fffffff, UINT64_MAX, flags,
-		    to_consumers);
+		flags =
+		    pipeline_run(pl, srv, &j->ev, 1, 0x7fffffff, UINT64_MAX, flags, to_consumers);
 	} else
 		flags = pipeline_run(pl, srv, &j->ev, 1, j->at_priority, j->at_order, flags,
 		    to_consumers);

@@ -30,8 +30,8 @@
 #define PIPELINE_SAW 0x01	/* a plugin saw the event */
 #define PIPELINE_PENDING 0x02	/* suspended: a job will finish it */
 #define PIPELINE_TEMPFAIL 0x04	/* a hook resolved with tempfail */
-#define PIPELINE_SWALLOWED 0x08	/* eaten before consumers (CLIENT/ALL) */
-#define PIPELINE_CANCELLED 0x10	/* its client went away while it waited */
+#define PIPELINE_SWALLOWED 0x08 /* eaten before consumers (CLIENT/ALL) */
+#define PIPELINE_CANCELLED 0x10 /* its client went away while it waited */
 
 struct pipeline;
 
@@ -45,7 +45,7 @@ struct pipeline_entry {
 	pop3d_plugin_cb pcb;
 	pop3d_consumer_cb ccb;
 	void *arg;
-	char **patterns[2];		/* by pop3d_plugin_type */
+	char **patterns[2]; /* by pop3d_plugin_type */
 	size_t npatterns[2];
 	/* Entry points of a pop3d_plugin_def plugin. */
 	void (*unregister_cb)(struct pop3d *, const char *alias, void *state);
@@ -66,8 +66,8 @@ char *pipeline_normalise(const char *name);
 int pipeline_match(const char *pattern, const char *name);
 
 uint64_t pipeline_consumer_add(struct pipeline *, const char *name, pop3d_consumer_cb, void *);
-int pipeline_plugin_add(struct pipeline *, const char *alias, int priority, pop3d_plugin_cb,
-    void *);
+int
+pipeline_plugin_add(struct pipeline *, const char *alias, int priority, pop3d_plugin_cb, void *);
 struct pipeline_entry *pipeline_find(struct pipeline *, uint64_t id);
 struct pipeline_entry *pipeline_find_plugin(struct pipeline *, const char *alias);
 void pipeline_remove(struct pipeline *, struct pipeline_entry *);

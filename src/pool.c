@@ -118,4 +118,3 @@ pool_evbuffer_put(struct pop3d *srv, struct evbuffer *b)
 #endif
 	evbuffer_free(b);
 }
-

@@ -119,8 +119,9 @@ pop3d_new(struct event_base *base, const struct pop3d_options *opts)
 		errno = EINVAL;
 		return NULL;
 	}
-	if ((size_t)snprintf(greet, sizeof(greet), GREETING_FORMAT, opts->hostname,
-	    opts->version) + 2 > GREETING_MAX) {
+	if ((size_t)snprintf(greet, sizeof(greet), GREETING_FORMAT, opts->hostname, opts->version) +
+		2 >
+	    GREETING_MAX) {
 		errno = ENAMETOOLONG;
 		return NULL;
 	}
@@ -328,7 +329,7 @@ pop3d_getsockname(struct pop3d *srv, struct pop3d_sockname *out, size_t n)
 	struct listener *l;
 	size_t k = 0;
 
-	TAILQ_FOREACH(l, &srv->listeners, entry) {
+	TAILQ_FOREACH (l, &srv->listeners, entry) {
 		if (k < n)
 			out[k] = l->name;
 		k++;
@@ -386,4 +387,3 @@ pop3d_shutdown(struct pop3d *srv)
 		tv.tv_sec = 0;
 	evtimer_add(srv->ev_stop, &tv);
 }
-

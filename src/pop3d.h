@@ -41,10 +41,10 @@ struct pop3d;
 
 /* Plugin exit codes, with the values of POE::Component::Server::POP3. */
 enum pop3d_eat {
-	POP3D_EAT_NONE = 1,	/* later plugins and consumers see the event */
-	POP3D_EAT_CLIENT = 2,	/* later plugins see it, consumers do not */
-	POP3D_EAT_PLUGIN = 3,	/* consumers see it, later plugins do not */
-	POP3D_EAT_ALL = 4	/* nobody else sees it */
+	POP3D_EAT_NONE = 1,   /* later plugins and consumers see the event */
+	POP3D_EAT_CLIENT = 2, /* later plugins see it, consumers do not */
+	POP3D_EAT_PLUGIN = 3, /* consumers see it, later plugins do not */
+	POP3D_EAT_ALL = 4     /* nobody else sees it */
 };
 /* A plugin handler may return this and resolve later with
  * pop3d_hook_resolve(srv, ev->hook, verdict, ...).  Until then the event
@@ -64,22 +64,19 @@ enum pop3d_plugin_type { POP3D_PLUGIN_POP3D = 0, POP3D_PLUGIN_POP3C = 1 };
 /* Errors returned (negated) by the pop3d_* methods. */
 enum pop3d_error {
 	POP3D_OK = 0,
-	POP3D_ERR_UNKNOWN_CLIENT = 1,	/* no such client (or gone) */
-	POP3D_ERR_STALE = 2,		/* tag is not the command awaiting a response */
-	POP3D_ERR_INVALID = 3,		/* CR, LF or NUL inside a line; bad argument */
-	POP3D_ERR_IO = 4,		/* file cannot be read */
-	POP3D_ERR_SHUTTING_DOWN = 5,	/* the server is stopping */
-	POP3D_ERR_UNKNOWN_EVENT = 6,	/* event name that can never occur */
-	POP3D_ERR_LIMIT = 7,		/* a configured limit was hit */
+	POP3D_ERR_UNKNOWN_CLIENT = 1, /* no such client (or gone) */
+	POP3D_ERR_STALE = 2,	      /* tag is not the command awaiting a response */
+	POP3D_ERR_INVALID = 3,	      /* CR, LF or NUL inside a line; bad argument */
+	POP3D_ERR_IO = 4,	      /* file cannot be read */
+	POP3D_ERR_SHUTTING_DOWN = 5,  /* the server is stopping */
+	POP3D_ERR_UNKNOWN_EVENT = 6,  /* event name that can never occur */
+	POP3D_ERR_LIMIT = 7,	      /* a configured limit was hit */
 	POP3D_ERR_NOMEM = 8
 };
 const char *pop3d_strerror(int err);
 
 /* A client's protocol state, as tracked from the answers it received. */
-enum pop3d_state {
-	POP3D_STATE_AUTHORIZATION = 0,
-	POP3D_STATE_TRANSACTION = 1
-};
+enum pop3d_state { POP3D_STATE_AUTHORIZATION = 0, POP3D_STATE_TRANSACTION = 1 };
 const char *pop3d_state_name(enum pop3d_state);
 
 /*
@@ -101,11 +98,11 @@ struct pop3d_event {
 	uint64_t seq;		/* strictly increasing over all events */
 	uint64_t client;	/* client id, 0 when not about a client */
 	uint64_t tag;		/* command number of the client (cmd events) */
-	enum pop3d_state state;	/* client state when the event was made */
+	enum pop3d_state state; /* client state when the event was made */
 	int tls;		/* client connection is under TLS */
 	uint64_t origin;	/* 0: the core; else who injected it */
 	int argc;
-	struct pop3d_arg *argv;	/* ARG0..ARGn of the seed */
+	struct pop3d_arg *argv; /* ARG0..ARGn of the seed */
 	uint64_t hook;		/* for plugins: the id to resolve a pending verdict */
 	const char *command;	/* "response" events: verb being answered, or NULL */
 	enum pop3d_plugin_type type;
@@ -125,9 +122,9 @@ struct pop3d_options {
 	unsigned max_per_address;	/* per peer address, 0: no cap (64) */
 	size_t output_high;		/* stop reading a client past this (256 KiB) */
 	size_t input_high;		/* unread pipelined input kept (16 KiB) */
-	const char *const *extra_verbs;	/* NULL-terminated, or NULL */
+	const char *const *extra_verbs; /* NULL-terminated, or NULL */
 	size_t max_auth_line;		/* SASL continuation line (8 KiB) */
-	unsigned tls_handshake_timeout;	/* seconds (30) */
+	unsigned tls_handshake_timeout; /* seconds (30) */
 	unsigned proxy_timeout;		/* PROXY header deadline, seconds (3) */
 	unsigned auth_fail_delay_ms;	/* delay of a failed PASS/APOP/AUTH answer (1000) */
 	unsigned max_auth_failures;	/* close after this many, 0: never (3) */
@@ -153,7 +150,7 @@ int pop3d_listen(struct pop3d *, const char *addr, int port);
 
 /* Listener flags. */
 #define POP3D_LISTEN_TLS 0x01	/* implicit TLS: handshake before the greeting */
-#define POP3D_LISTEN_PROXY 0x02	/* a PROXY v1/v2 header from a trusted peer first */
+#define POP3D_LISTEN_PROXY 0x02 /* a PROXY v1/v2 header from a trusted peer first */
 /* pop3d_listen() with flags; TLS needs pop3d_tls_set() first. */
 int pop3d_listen_flags(struct pop3d *, const char *addr, int port, int flags);
 /*
@@ -197,11 +194,11 @@ uint64_t pop3d_consumer_add(struct pop3d *, const char *name, pop3d_consumer_cb 
 void pop3d_consumer_del(struct pop3d *, uint64_t consumer);
 /* Register for names (atomic: all or none).  Returns 0, or
  * -POP3D_ERR_UNKNOWN_EVENT (bad names in *bad, index) */
-int pop3d_consumer_register(struct pop3d *, uint64_t consumer, const char *const *names,
-    size_t n, size_t *bad);
+int pop3d_consumer_register(struct pop3d *, uint64_t consumer, const char *const *names, size_t n,
+    size_t *bad);
 /* Unregister names; names not registered are ignored. */
-int pop3d_consumer_unregister(struct pop3d *, uint64_t consumer, const char *const *names,
-    size_t n);
+int
+pop3d_consumer_unregister(struct pop3d *, uint64_t consumer, const char *const *names, size_t n);
 /* Number of patterns and the i-th pattern (normalised) of a consumer. */
 size_t pop3d_consumer_patterns(struct pop3d *, uint64_t consumer, const char ***out);
 
@@ -213,8 +210,8 @@ size_t pop3d_consumer_patterns(struct pop3d *, uint64_t consumer, const char ***
 typedef int (*pop3d_plugin_cb)(struct pop3d *, struct pop3d_event *, void *arg);
 /* Add plugin alias at priority (lower runs first; ties by order of addition).
  * Returns the number of plugins, or -1 (alias in use). */
-int pop3d_plugin_add(struct pop3d *, const char *alias, int priority, pop3d_plugin_cb cb,
-    void *arg);
+int
+pop3d_plugin_add(struct pop3d *, const char *alias, int priority, pop3d_plugin_cb cb, void *arg);
 /* Remove a plugin by alias, calling its unregister entry point if it has
  * one; returns 0 or -1 when no such plugin. */
 int pop3d_plugin_del(struct pop3d *, const char *alias);
@@ -235,8 +232,8 @@ int pop3d_plugin_del_arg(struct pop3d *, void *arg);
  * the API.
  */
 struct pop3d_plugin_def {
-	int abi;		/* POP3D_ABI_VERSION */
-	const char *name;	/* default alias */
+	int abi;	  /* POP3D_ABI_VERSION */
+	const char *name; /* default alias */
 	int priority;
 	int (*register_cb)(struct pop3d *, const char *alias, const char *arg, void **state);
 	void (*unregister_cb)(struct pop3d *, const char *alias, void *state);
@@ -259,8 +256,8 @@ int pop3d_plugin_register_type(struct pop3d *, const char *alias, enum pop3d_plu
 int pop3d_plugin_unregister_type(struct pop3d *, const char *alias, enum pop3d_plugin_type,
     const char *const *names, size_t n);
 /* A plugin's registrations of one type. */
-size_t pop3d_plugin_patterns(struct pop3d *, const char *alias, enum pop3d_plugin_type,
-    const char ***out);
+size_t
+pop3d_plugin_patterns(struct pop3d *, const char *alias, enum pop3d_plugin_type, const char ***out);
 /* Priority of a plugin, 0 when found; -1 when there is no such plugin. */
 int pop3d_plugin_get(struct pop3d *, const char *alias, int *priority, void **arg);
 /*
@@ -288,7 +285,7 @@ int pop3d_plugin_set_cancel(struct pop3d *, const char *alias, pop3d_cancel_cb c
 size_t pop3d_plugin_order(struct pop3d *, const char **aliases, size_t n);
 
 /* Flags for pop3d_send_to_client(). */
-#define POP3D_SEND_MORE 0x01	/* the response continues after this line */
+#define POP3D_SEND_MORE 0x01 /* the response continues after this line */
 /* In a response already open (a line was sent with POP3D_SEND_MORE), the
  * line is a data line: dot-stuffed, never seen by POP3C plugins.  Ignored
  * when no response is open. */
@@ -359,13 +356,12 @@ struct pop3d_client_info {
 	int local_port;
 	enum pop3d_state state;
 	int tls;
-	int64_t connected;	/* unix time */
-	int64_t idle;		/* seconds since last activity */
-	uint64_t tag;		/* command awaiting a response, 0 if none */
+	int64_t connected; /* unix time */
+	int64_t idle;	   /* seconds since last activity */
+	uint64_t tag;	   /* command awaiting a response, 0 if none */
 };
 /* Call cb for every client; stops early when cb returns non-zero. */
-void pop3d_clients(struct pop3d *, int (*cb)(const struct pop3d_client_info *, void *),
-    void *arg);
+void pop3d_clients(struct pop3d *, int (*cb)(const struct pop3d_client_info *, void *), void *arg);
 int pop3d_client_info(struct pop3d *, uint64_t client, struct pop3d_client_info *out);
 
 /* Octet count a client sees for a file (CRLF line ends, final CRLF, no

@@ -9,9 +9,8 @@
 
 #include "proxy.h"
 
-static const unsigned char proxy_v2_sig[12] = {
-	0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A
-};
+static const unsigned char proxy_v2_sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51,
+	0x55, 0x49, 0x54, 0x0A };
 
 /* A decimal port 0-65535 without sign or leading zeros (v1 grammar). */
 static int
@@ -54,7 +53,7 @@ proxy_parse_v1(const unsigned char *buf, size_t len, struct proxy_result *r)
 	if (memchr(line, '\0', n) != NULL)
 		return -1;
 	for (tok = strtok_r(line, " ", &save); tok != NULL && nf < 7;
-	    tok = strtok_r(NULL, " ", &save))
+	     tok = strtok_r(NULL, " ", &save))
 		f[nf++] = tok;
 	if (nf < 2 || strcmp(f[0], "PROXY") != 0)
 		return -1;
@@ -96,16 +95,16 @@ proxy_parse_v2(const unsigned char *buf, size_t len, struct proxy_result *r)
 		return 0;
 	memset(r, 0, sizeof(*r));
 	switch (ver_cmd & 0x0F) {
-	case 0x0:		/* LOCAL: health checks; keep our addresses */
+	case 0x0: /* LOCAL: health checks; keep our addresses */
 		r->local = 1;
 		return (int)(16 + hlen);
-	case 0x1:		/* PROXY */
+	case 0x1: /* PROXY */
 		break;
 	default:
 		return -1;
 	}
 	switch (fam) {
-	case 0x11:		/* TCP over IPv4 */
+	case 0x11: /* TCP over IPv4 */
 		if (hlen < 12)
 			return -1;
 		r->family = AF_INET;
@@ -114,7 +113,7 @@ proxy_parse_v2(const unsigned char *buf, size_t len, struct proxy_result *r)
 		r->src_port = (buf[24] << 8) | buf[25];
 		r->dst_port = (buf[26] << 8) | buf[27];
 		break;
-	case 0x21:		/* TCP over IPv6 */
+	case 0x21: /* TCP over IPv6 */
 		if (hlen < 36)
 			return -1;
 		r->family = AF_INET6;
@@ -123,11 +122,11 @@ proxy_parse_v2(const unsigned char *buf, size_t len, struct proxy_result *r)
 		r->src_port = (buf[48] << 8) | buf[49];
 		r->dst_port = (buf[50] << 8) | buf[51];
 		break;
-	case 0x00:		/* UNSPEC */
+	case 0x00: /* UNSPEC */
 		r->local = 1;
 		break;
 	default:
-		return -1;	/* UDP, unix sockets: not for POP3 */
+		return -1; /* UDP, unix sockets: not for POP3 */
 	}
 	return (int)(16 + hlen);
 }
@@ -210,7 +209,8 @@ proxy_cidr_match(const struct proxy_cidr *list, size_t n, const struct sockaddr 
 		}
 	}
 	for (i = 0; i < n; i++) {
-		if (list[i].family == AF_INET && is4 && proxy_prefix(list[i].addr, a4, list[i].bits))
+		if (list[i].family == AF_INET && is4 &&
+		    proxy_prefix(list[i].addr, a4, list[i].bits))
 			return 1;
 		if (list[i].family == AF_INET6 && is6 &&
 		    proxy_prefix(list[i].addr, a6, list[i].bits))

@@ -15,8 +15,8 @@
 #define PROXY_MAX_HEADER 536
 
 struct proxy_result {
-	int local;		/* LOCAL/UNKNOWN: keep the connection's own addresses */
-	int family;		/* AF_INET or AF_INET6 when !local */
+	int local;  /* LOCAL/UNKNOWN: keep the connection's own addresses */
+	int family; /* AF_INET or AF_INET6 when !local */
 	char src[64];
 	int src_port;
 	char dst[64];

@@ -166,8 +166,7 @@ reply_stuff_lines(const char *first, const struct iovec *lines, size_t n, int la
 /* Append data lines of an open response (and the terminator when last is
  * set): formatted bytes, never seen by POP3C plugins. */
 static int
-reply_data_lines(struct client *c, const char *first, const struct iovec *lines, size_t n,
-    int last)
+reply_data_lines(struct client *c, const char *first, const struct iovec *lines, size_t n, int last)
 {
 	struct evbuffer *body;
 
@@ -215,7 +214,8 @@ reply_line(struct client *c, uint64_t tag, const char *line, size_t len, int fla
 		if ((flags & POP3D_SEND_DATA) && c->open) {
 			struct iovec v = { (void *)(uintptr_t)line, len };
 
-			if ((rv = reply_data_lines(c, NULL, &v, 1, !(flags & POP3D_SEND_MORE))) != 0)
+			if ((rv = reply_data_lines(c, NULL, &v, 1, !(flags & POP3D_SEND_MORE))) !=
+			    0)
 				return rv;
 		} else
 			output_line(c, line, len, c->open ? OUTPUT_CONT : reply_first_line(c));
@@ -232,8 +232,7 @@ reply_line(struct client *c, uint64_t tag, const char *line, size_t len, int fla
 
 /* A whole multi-line answer: status, data lines, terminator. */
 int
-reply_lines(struct client *c, uint64_t tag, const char *status, const struct iovec *lines,
-    size_t n)
+reply_lines(struct client *c, uint64_t tag, const char *status, const struct iovec *lines, size_t n)
 {
 	struct client_ahead *ahead;
 	struct evbuffer *body;
@@ -302,7 +301,7 @@ reply_fd(struct client *c, uint64_t tag, const char *status, int fd, long top)
 	}
 	output_line(c, status, strlen(status), reply_first_line(c));
 	if (c->inflight)
-		timers_del(&c->srv->respq, &c->tresp);	/* the core completes it now */
+		timers_del(&c->srv->respq, &c->tresp); /* the core completes it now */
 	if (stream_open(c, fd, top) == -1) {
 		conn_kill(c, "out of memory");
 		return -POP3D_ERR_NOMEM;
@@ -350,4 +349,3 @@ reply_consumer_gone(struct client *c, uint64_t consumer)
 	} else
 		conn_kill(c, "handler went away");
 }
-

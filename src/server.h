@@ -50,9 +50,9 @@ struct listener {
 	struct pop3d *srv;
 	struct evconnlistener *evl;
 	struct pop3d_sockname name;
-	int flags;			/* POP3D_LISTEN_* */
+	int flags; /* POP3D_LISTEN_* */
 	int paused;
-	int fixed_local;		/* bound to one address, not a wildcard */
+	int fixed_local; /* bound to one address, not a wildcard */
 };
 TAILQ_HEAD(listener_list, listener);
 
@@ -67,8 +67,8 @@ struct client_ahead {
 	uint64_t tag;
 	char verb[LINE_VERB_MAX + 1];
 	int plugin_saw;
-	int complete;			/* answered in full: later sends are stale */
-	int open;			/* a line with POP3D_SEND_MORE was recorded */
+	int complete; /* answered in full: later sends are stale */
+	int open;     /* a line with POP3D_SEND_MORE was recorded */
 	uint64_t *receivers;
 	size_t nreceivers, receivers_cap;
 	TAILQ_HEAD(, client_send) sends;
@@ -93,81 +93,81 @@ enum client_phase { CLIENT_PROXY, CLIENT_HANDSHAKE, CLIENT_READY };
  * client is freed (pop3d_free aside), once no suspended job refers to it.
  */
 struct client {
-	TAILQ_ENTRY(client) entry;	/* srv->clients */
-	struct client *hnext;		/* id hash chain */
+	TAILQ_ENTRY(client) entry; /* srv->clients */
+	struct client *hnext;	   /* id hash chain */
 	struct pop3d *srv;
 	uint64_t id;
-	struct timers_entry tdefer;	/* srv->deferq: parse, or free */
-	struct timers_entry tflush;	/* srv->flushq: raw output to write */
-	struct timers_entry tidle;	/* srv->idleq: READY clients */
-	struct timers_entry tresp;	/* srv->respq: command awaiting its answer */
-	struct timers_entry tphase;	/* srv->phaseq: PROXY/handshake, TLS close */
+	struct timers_entry tdefer; /* srv->deferq: parse, or free */
+	struct timers_entry tflush; /* srv->flushq: raw output to write */
+	struct timers_entry tidle;  /* srv->idleq: READY clients */
+	struct timers_entry tresp;  /* srv->respq: command awaiting its answer */
+	struct timers_entry tphase; /* srv->phaseq: PROXY/handshake, TLS close */
 	/* I/O (conn.c): raw (bev NULL) or through a bufferevent. */
 	struct bufferevent *bev;
-	struct evbuffer *in, *out;	/* raw: NULL while empty */
-	struct event ev_io;		/* raw: EV_READ and/or EV_WRITE on fd */
+	struct evbuffer *in, *out; /* raw: NULL while empty */
+	struct event ev_io;	   /* raw: EV_READ and/or EV_WRITE on fd */
 	int fd;
-	short io_have;			/* raw: events ev_io is added with */
-	unsigned rd_on:1;		/* reading wanted (as bufferevent_enable) */
-	unsigned wr_on:1;		/* raw: output the kernel refused waits */
+	short io_have;	  /* raw: events ev_io is added with */
+	unsigned rd_on:1; /* reading wanted (as bufferevent_enable) */
+	unsigned wr_on:1; /* raw: output the kernel refused waits */
 	/* State. */
-	unsigned implicit_tls:1;	/* handshake before the greeting */
-	unsigned announced:1;		/* pop3d_connection was sent */
-	unsigned ungreeted:1;		/* --no-greeting: no line written yet */
-	unsigned addr_counted:1;	/* counted against max-per-address */
+	unsigned implicit_tls:1; /* handshake before the greeting */
+	unsigned announced:1;	 /* pop3d_connection was sent */
+	unsigned ungreeted:1;	 /* --no-greeting: no line written yet */
+	unsigned addr_counted:1; /* counted against max-per-address */
 	unsigned tls:1;
-	unsigned tls_closed:1;		/* close_notify sent */
-	unsigned responded:1;		/* a first response line was sent */
-	unsigned open:1;		/* ... with POP3D_SEND_MORE: data may follow */
-	unsigned sasl:1;		/* next line is SASL data, not a command */
-	unsigned processing:1;		/* session_process() is running */
-	unsigned process_again:1;	/* ...and was asked again meanwhile */
-	unsigned plugin_saw:1;		/* a plugin received it */
-	unsigned promoting:1;		/* reply_promote() is running */
-	unsigned stream_ready:1;	/* its status line is out: stream now */
-	unsigned hooking:1;		/* see output.c */
-	unsigned hook_auth:1;		/* ... it is the first answer to PASS etc. */
-	unsigned hook_cont:1;		/* ... it continues a response begun */
-	unsigned hook_dropped:1;	/* ... it was dropped meanwhile */
-	unsigned eof:1;			/* client closed its side */
-	unsigned closing:1;		/* close once output is flushed */
-	unsigned dead:1;		/* killed; freed from the defer queue */
+	unsigned tls_closed:1;	  /* close_notify sent */
+	unsigned responded:1;	  /* a first response line was sent */
+	unsigned open:1;	  /* ... with POP3D_SEND_MORE: data may follow */
+	unsigned sasl:1;	  /* next line is SASL data, not a command */
+	unsigned processing:1;	  /* session_process() is running */
+	unsigned process_again:1; /* ...and was asked again meanwhile */
+	unsigned plugin_saw:1;	  /* a plugin received it */
+	unsigned promoting:1;	  /* reply_promote() is running */
+	unsigned stream_ready:1;  /* its status line is out: stream now */
+	unsigned hooking:1;	  /* see output.c */
+	unsigned hook_auth:1;	  /* ... it is the first answer to PASS etc. */
+	unsigned hook_cont:1;	  /* ... it continues a response begun */
+	unsigned hook_dropped:1;  /* ... it was dropped meanwhile */
+	unsigned eof:1;		  /* client closed its side */
+	unsigned closing:1;	  /* close once output is flushed */
+	unsigned dead:1;	  /* killed; freed from the defer queue */
 	unsigned disconnected_sent:1;
 	enum client_phase phase;
 	enum pop3d_state state;
-	int lflags;			/* flags of the listener it came from */
-	char *peer;			/* numeric addresses, both in addrbuf */
-	char *local;			/* ... or in one allocation if longer */
-	char addrbuf[40];		/* "255.255.255.255\0255.255.255.255\0" */
+	int lflags;	  /* flags of the listener it came from */
+	char *peer;	  /* numeric addresses, both in addrbuf */
+	char *local;	  /* ... or in one allocation if longer */
+	char addrbuf[40]; /* "255.255.255.255\0255.255.255.255\0" */
 	int peer_port;
 	int local_port;
 	time_t connected;
-	int64_t last_active;		/* monotonic ms: the idle clock */
-	size_t last_outlen;		/* backlog at the last idle check */
+	int64_t last_active; /* monotonic ms: the idle clock */
+	size_t last_outlen;  /* backlog at the last idle check */
 	struct line_framer lf;
-	unsigned bad_lines;		/* bad lines in a row */
-	uint64_t ncmds;			/* command counter: the next tag - 1 */
-	uint64_t inflight;		/* tag awaiting a response, 0 if none */
-	char verb[LINE_VERB_MAX + 1];	/* its verb */
-	uint64_t *receivers;		/* consumers that received it */
+	unsigned bad_lines;	      /* bad lines in a row */
+	uint64_t ncmds;		      /* command counter: the next tag - 1 */
+	uint64_t inflight;	      /* tag awaiting a response, 0 if none */
+	char verb[LINE_VERB_MAX + 1]; /* its verb */
+	uint64_t *receivers;	      /* consumers that received it */
 	size_t nreceivers, receivers_cap;
-	struct client_ahead_list ahead;	/* dispatched after it, in order */
+	struct client_ahead_list ahead; /* dispatched after it, in order */
 	unsigned nahead;
 	/* File streaming (pop3d_send_file, stream.c). */
 	int stream_fd;
-	struct stuff *stream;		/* while streaming */
+	struct stuff *stream; /* while streaming */
 	/* POP3C hooks (output.c): a response line awaiting plugin verdicts
 	 * holds every later output of this client, in order. */
-	char *hook_line;		/* ... as the handler sent it */
+	char *hook_line; /* ... as the handler sent it */
 	size_t hook_len;
 	TAILQ_HEAD(, output_item) outq;
-	unsigned jobs;			/* suspended dispatches about this client */
+	unsigned jobs; /* suspended dispatches about this client */
 	/* A failed authentication answer is held back (anti guessing). */
 	unsigned auth_failures;
-	char *delayed;			/* the held -ERR line, or NULL */
+	char *delayed; /* the held -ERR line, or NULL */
 	size_t delayed_len;
-	struct event *ev_delay;		/* or NULL until first needed */
-	const char *reason;		/* why it is closing (static string) */
+	struct event *ev_delay; /* or NULL until first needed */
+	const char *reason;	/* why it is closing (static string) */
 };
 TAILQ_HEAD(client_list, client);
 
@@ -176,11 +176,11 @@ struct output_item;
 
 /* What conn.c reports to the owner of a connection (srv->conn_cb). */
 enum conn_what {
-	CONN_READ,		/* input is buffered (or spans srv->rbuf) */
-	CONN_DRAINED,		/* output drained below CLIENT_WRITE_LOW */
-	CONN_EOF,		/* the peer closed its side */
-	CONN_TLS_UP,		/* the TLS handshake is done */
-	CONN_FAILED		/* EOF or error before READY; detail says what */
+	CONN_READ,    /* input is buffered (or spans srv->rbuf) */
+	CONN_DRAINED, /* output drained below CLIENT_WRITE_LOW */
+	CONN_EOF,     /* the peer closed its side */
+	CONN_TLS_UP,  /* the TLS handshake is done */
+	CONN_FAILED   /* EOF or error before READY; detail says what */
 };
 
 struct pop3d {
@@ -192,42 +192,42 @@ struct pop3d {
 	struct pipeline *pipeline;
 	struct listener_list listeners;
 	struct client_list clients;
-	struct client **hash;		/* id -> client */
+	struct client **hash; /* id -> client */
 	size_t hash_size;
 	size_t nclients;
-	struct addrcount *addrs;	/* clients per peer address */
+	struct addrcount *addrs; /* clients per peer address */
 	uint64_t next_client;
 	uint64_t next_seq;
-	char *linebuf;			/* max_line octets, shared */
+	char *linebuf; /* max_line octets, shared */
 	int shutting_down;
-	struct event *ev_stop;		/* stopped callback / grace timer */
+	struct event *ev_stop; /* stopped callback / grace timer */
 	void (*stopped_cb)(struct pop3d *, void *);
 	void *stopped_arg;
-	struct event *ev_resume;	/* re-enable paused listeners */
-	struct timers_deferq flushq;	/* raw clients with output to write */
-	struct timers_deferq deferq;	/* clients to run (parse, or free) */
-	struct timers_queue idleq;	/* READY clients, by idle deadline */
-	struct timers_queue respq;	/* commands awaiting answers */
-	struct timers_queue phaseq;	/* PROXY/handshake deadlines, TLS close */
+	struct event *ev_resume;     /* re-enable paused listeners */
+	struct timers_deferq flushq; /* raw clients with output to write */
+	struct timers_deferq deferq; /* clients to run (parse, or free) */
+	struct timers_queue idleq;   /* READY clients, by idle deadline */
+	struct timers_queue respq;   /* commands awaiting answers */
+	struct timers_queue phaseq;  /* PROXY/handshake deadlines, TLS close */
 	/* Upcalls, set by pop3d_new: how lower files reach higher ones. */
 	void (*conn_cb)(struct client *, enum conn_what, const char *detail);
-	void (*complete_cb)(struct client *);	/* a streamed answer ended */
+	void (*complete_cb)(struct client *); /* a streamed answer ended */
 	void (*accept_cb)(struct pop3d *, int fd, struct sockaddr *, socklen_t, int lflags,
 	    const struct pop3d_sockname *);
-	char *rbuf;			/* raw reads, input_high octets, shared */
+	char *rbuf; /* raw reads, input_high octets, shared */
 	/* A raw client with no buffered input parses its lines straight from
 	 * rbuf: the rest of that read (see conn_raw_read). */
 	struct client *span_owner;
 	const char *span;
 	size_t spanlen;
-	struct evbuffer *sink;		/* written to when a buffer cannot be made */
-	struct client_slab *slabs;	/* client structures, see pool.c */
-	struct client *cfree;		/* free ones, linked through hnext */
+	struct evbuffer *sink;	   /* written to when a buffer cannot be made */
+	struct client_slab *slabs; /* client structures, see pool.c */
+	struct client *cfree;	   /* free ones, linked through hnext */
 #define SERVER_EVPOOL 64
-	struct evbuffer *evpool[SERVER_EVPOOL];	/* empty buffers for raw clients */
+	struct evbuffer *evpool[SERVER_EVPOOL]; /* empty buffers for raw clients */
 	size_t nevpool;
 	struct tls tls;
-	struct fileopen_root file_root;	/* --send-file-root, or fd -1 */
+	struct fileopen_root file_root; /* --send-file-root, or fd -1 */
 	struct lingerq lingerq;		/* sockets closing gracefully */
 	int freeing;			/* pop3d_free(): no lingering */
 	struct proxy_cidr *trusted;
@@ -335,8 +335,7 @@ void reply_arm(struct client *);
 void reply_complete(struct client *);
 int reply_first_line(struct client *);
 int reply_line(struct client *, uint64_t tag, const char *, size_t, int flags);
-int reply_lines(struct client *, uint64_t tag, const char *status, const struct iovec *,
-    size_t);
+int reply_lines(struct client *, uint64_t tag, const char *status, const struct iovec *, size_t);
 int reply_open(struct client *, uint64_t tag);
 int reply_file(struct client *, uint64_t tag, const char *status, const char *path, long top);
 int reply_fd(struct client *, uint64_t tag, const char *status, int fd, long top);

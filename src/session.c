@@ -54,8 +54,7 @@ session_touch_at(struct client *c, int64_t now)
 {
 	c->last_active = now;
 	if (c->tidle.queued)
-		timers_add(&c->srv->idleq, &c->tidle,
-		    now + (int64_t)c->srv->opts.timeout * 1000);
+		timers_add(&c->srv->idleq, &c->tidle, now + (int64_t)c->srv->opts.timeout * 1000);
 }
 
 /* Activity: the idle clock restarts. */
@@ -100,7 +99,8 @@ session_start(struct client *c)
 	 * no such handler at all the client is told at once.
 	 */
 	if (!c->srv->opts.handle_connects) {
-		if (!pipeline_has_handler(c->srv->pipeline, POP3D_PLUGIN_POP3D, "pop3d_connection")) {
+		if (!pipeline_has_handler(c->srv->pipeline, POP3D_PLUGIN_POP3D,
+			"pop3d_connection")) {
 			output_close(c, "no greeting handler",
 			    "-ERR [SYS/TEMP] server not ready, try again later");
 			return;
@@ -320,7 +320,8 @@ session_auth_data(struct client *c, const char *line, size_t len)
 
 	c->sasl = 0;
 	if (!pipeline_has_handler(srv->pipeline, POP3D_PLUGIN_POP3D, "pop3d_auth_data")) {
-		session_auth_answer(c, "-ERR [SYS/TEMP] authentication not available, try again later");
+		session_auth_answer(c,
+		    "-ERR [SYS/TEMP] authentication not available, try again later");
 		reply_complete(c);
 		return;
 	}
@@ -375,9 +376,9 @@ session_lines(struct client *c)
 
 		max = c->sasl ? srv->opts.max_auth_line : srv->opts.max_line;
 		if (srv->span_owner == c && srv->spanlen > 0)
-			st = line_extract_mem(&c->lf, &srv->span, &srv->spanlen, max,
-			    srv->linebuf, &len);
-		else if ((in = conn_peek_input(c)) != NULL)	/* STLS replaces it */
+			st = line_extract_mem(&c->lf, &srv->span, &srv->spanlen, max, srv->linebuf,
+			    &len);
+		else if ((in = conn_peek_input(c)) != NULL) /* STLS replaces it */
 			st = line_extract(&c->lf, in, max, srv->linebuf, &len);
 		else
 			break;
@@ -415,8 +416,8 @@ session_lines(struct client *c)
 		c->bad_lines = 0;
 		session_command(c, &cmd);
 	}
-	if (!c->dead && !c->closing && c->eof && (c->inflight == 0 || c->sasl) &&
-	    c->jobs == 0 && !output_busy(c) && c->phase == CLIENT_READY && c->stream_fd < 0)
+	if (!c->dead && !c->closing && c->eof && (c->inflight == 0 || c->sasl) && c->jobs == 0 &&
+	    !output_busy(c) && c->phase == CLIENT_READY && c->stream_fd < 0)
 		output_close(c, "client closed connection", NULL);
 }
 
@@ -548,7 +549,7 @@ session_defer_run(struct timers_entry *e, void *arg)
 		return;
 	}
 	if (c->jobs > 0)
-		return;		/* freed when its last job finishes */
+		return; /* freed when its last job finishes */
 	events_disconnected(c);
 	table_unlink(srv, c);
 	session_destroy(c);
@@ -585,7 +586,7 @@ session_idle_check(struct client *c)
 	else
 		output_close(c, "idle timeout", "-ERR autologout; idle for too long");
 	if (!c->dead)
-		session_idle_rearm(c);	/* another timeout to flush, then killed */
+		session_idle_rearm(c); /* another timeout to flush, then killed */
 }
 
 /* The idle queue's expiry: idle_check (the entry is off the queue). */
@@ -605,8 +606,8 @@ session_resp_expired(struct timers_entry *e, void *arg)
 	(void)arg;
 	if (c->inflight == 0)
 		return;
-	log_warnx("client=%llu event=response-timeout tag=%llu verb=%s",
-	    (unsigned long long)c->id, (unsigned long long)c->inflight, c->verb);
+	log_warnx("client=%llu event=response-timeout tag=%llu verb=%s", (unsigned long long)c->id,
+	    (unsigned long long)c->inflight, c->verb);
 	if (c->responded)
 		conn_kill(c, "response timeout");
 	else
@@ -641,4 +642,3 @@ session_timer_fire(struct client *c, int which)
 	event_active(ev, EV_TIMEOUT, 1);
 	return 1;
 }
-

@@ -43,7 +43,7 @@ void
 stream_fill(struct client *c)
 {
 	struct evbuffer *out = conn_output(c);
-	static char buf[CLIENT_STREAM_CHUNK];	/* one event loop: never reentered */
+	static char buf[CLIENT_STREAM_CHUNK]; /* one event loop: never reentered */
 	ssize_t n;
 
 	while (c->stream_fd >= 0 && c->stream_ready && !c->dead &&
@@ -76,4 +76,3 @@ stream_fill(struct client *c)
 		stuff_chunk(c->stream, buf, (size_t)n, out);
 	}
 }
-

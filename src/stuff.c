@@ -66,8 +66,8 @@ stuff_copy_plain(const char *in, size_t n, char *dst)
 
 	while (n - i >= 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
-		unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, vcr),
-		    _mm_cmpeq_epi8(v, vlf)));
+		unsigned m = (unsigned)_mm_movemask_epi8(
+		    _mm_or_si128(_mm_cmpeq_epi8(v, vcr), _mm_cmpeq_epi8(v, vlf)));
 
 		/* As below, the whole block may be stored. */
 		_mm_storeu_si128((__m128i *)(void *)(dst + i), v);

@@ -15,12 +15,12 @@
 struct evbuffer;
 
 struct stuff {
-	int bol;		/* output is at the beginning of a line */
-	int cr;			/* last input byte was CR, LF not yet seen */
-	int in_header;		/* still in the header block */
-	long top;		/* body lines still allowed, -1: no limit */
-	int stopped;		/* TOP limit reached: the rest is ignored */
-	unsigned long long octets;	/* normalised octets, stuffing excluded */
+	int bol;		   /* output is at the beginning of a line */
+	int cr;			   /* last input byte was CR, LF not yet seen */
+	int in_header;		   /* still in the header block */
+	long top;		   /* body lines still allowed, -1: no limit */
+	int stopped;		   /* TOP limit reached: the rest is ignored */
+	unsigned long long octets; /* normalised octets, stuffing excluded */
 };
 
 /* top_lines: -1 for the whole message, else body lines after the headers. */

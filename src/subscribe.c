@@ -98,8 +98,8 @@ subscribe_names_free(char **v, size_t n)
 /* Register entry e for names of plugin type; the POP3C type has one
  * event, "response". */
 static int
-subscribe_register(struct pop3d *srv, struct pipeline_entry *e, int type,
-    const char *const *names, size_t n, size_t *bad)
+subscribe_register(struct pop3d *srv, struct pipeline_entry *e, int type, const char *const *names,
+    size_t n, size_t *bad)
 {
 	char **v;
 	size_t i;
@@ -112,14 +112,17 @@ subscribe_register(struct pop3d *srv, struct pipeline_entry *e, int type,
 	if (type == POP3D_PLUGIN_POP3C) {
 		/* One event: "response" ("all" means the same). */
 		for (i = 0; i < n; i++)
-			if (names[i] == NULL || (strcmp(names[i], "response") != 0 &&
-			    strcmp(names[i], "all") != 0)) {
+			if (names[i] == NULL ||
+			    (strcmp(names[i], "response") != 0 && strcmp(names[i], "all") != 0)) {
 				if (bad != NULL)
 					*bad = i;
 				return -POP3D_ERR_UNKNOWN_EVENT;
 			}
-		return pipeline_register(e, type, n > 0 ? (const char *const[]){ "response" } :
-		    NULL, n > 0 ? 1 : 0) == -1 ? -POP3D_ERR_LIMIT : 0;
+		return pipeline_register(e, type,
+			   n > 0 ? (const char *const[]){ "response" } : NULL,
+			   n > 0 ? 1 : 0) == -1 ?
+		    -POP3D_ERR_LIMIT :
+		    0;
 	}
 	if ((rv = subscribe_names(srv, names, n, &v, bad)) != 0)
 		return rv;
@@ -164,8 +167,8 @@ pop3d_consumer_register(struct pop3d *srv, uint64_t id, const char *const *names
 {
 	struct pipeline_entry *e = pipeline_find(srv->pipeline, id);
 
-	return subscribe_register(srv, e != NULL && !e->is_plugin ? e : NULL,
-	    POP3D_PLUGIN_POP3D, names, n, bad);
+	return subscribe_register(srv, e != NULL && !e->is_plugin ? e : NULL, POP3D_PLUGIN_POP3D,
+	    names, n, bad);
 }
 
 /* A consumer unsubscribes. */
@@ -174,8 +177,8 @@ pop3d_consumer_unregister(struct pop3d *srv, uint64_t id, const char *const *nam
 {
 	struct pipeline_entry *e = pipeline_find(srv->pipeline, id);
 
-	return subscribe_unregister(srv, e != NULL && !e->is_plugin ? e : NULL,
-	    POP3D_PLUGIN_POP3D, names, n);
+	return subscribe_unregister(srv, e != NULL && !e->is_plugin ? e : NULL, POP3D_PLUGIN_POP3D,
+	    names, n);
 }
 
 /* A consumer's patterns (owned by the pipeline). */
@@ -194,8 +197,7 @@ pop3d_consumer_patterns(struct pop3d *srv, uint64_t id, const char ***out)
 
 /* A plugin by alias and priority; the number of plugins, or -1. */
 int
-pop3d_plugin_add(struct pop3d *srv, const char *alias, int priority, pop3d_plugin_cb cb,
-    void *arg)
+pop3d_plugin_add(struct pop3d *srv, const char *alias, int priority, pop3d_plugin_cb cb, void *arg)
 {
 	if (cb == NULL || pipeline_plugin_add(srv->pipeline, alias, priority, cb, arg) == -1)
 		return -1;
@@ -222,8 +224,8 @@ subscribe_remove(struct pop3d *srv, struct pipeline_entry *e)
 int
 pop3d_plugin_del(struct pop3d *srv, const char *alias)
 {
-	return subscribe_remove(srv, alias != NULL ? pipeline_find_plugin(srv->pipeline,
-	    alias) : NULL);
+	return subscribe_remove(srv,
+	    alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) : NULL);
 }
 
 /* Remove the plugin whose arg is arg. */
@@ -281,8 +283,7 @@ pop3d_plugin_register(struct pop3d *srv, const char *alias, const char *const *n
 
 /* A plugin unsubscribes from POP3D events. */
 int
-pop3d_plugin_unregister(struct pop3d *srv, const char *alias, const char *const *names,
-    size_t n)
+pop3d_plugin_unregister(struct pop3d *srv, const char *alias, const char *const *names, size_t n)
 {
 	return pop3d_plugin_unregister_type(srv, alias, POP3D_PLUGIN_POP3D, names, n);
 }
@@ -294,8 +295,9 @@ pop3d_plugin_register_type(struct pop3d *srv, const char *alias, enum pop3d_plug
 {
 	if (type != POP3D_PLUGIN_POP3D && type != POP3D_PLUGIN_POP3C)
 		return -POP3D_ERR_INVALID;
-	return subscribe_register(srv, alias != NULL ? pipeline_find_plugin(srv->pipeline,
-	    alias) : NULL, (int)type, names, n, bad);
+	return subscribe_register(srv,
+	    alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) : NULL, (int)type, names, n,
+	    bad);
 }
 
 /* A plugin unsubscribes from events of a type. */
@@ -305,8 +307,8 @@ pop3d_plugin_unregister_type(struct pop3d *srv, const char *alias, enum pop3d_pl
 {
 	if (type != POP3D_PLUGIN_POP3D && type != POP3D_PLUGIN_POP3C)
 		return -POP3D_ERR_INVALID;
-	return subscribe_unregister(srv, alias != NULL ? pipeline_find_plugin(srv->pipeline,
-	    alias) : NULL, (int)type, names, n);
+	return subscribe_unregister(srv,
+	    alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) : NULL, (int)type, names, n);
 }
 
 /* A plugin's patterns of a type. */
@@ -314,8 +316,8 @@ size_t
 pop3d_plugin_patterns(struct pop3d *srv, const char *alias, enum pop3d_plugin_type type,
     const char ***out)
 {
-	struct pipeline_entry *e = alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) :
-	    NULL;
+	struct pipeline_entry *e =
+	    alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) : NULL;
 
 	if (e == NULL || (type != POP3D_PLUGIN_POP3D && type != POP3D_PLUGIN_POP3C)) {
 		*out = NULL;
@@ -329,8 +331,8 @@ pop3d_plugin_patterns(struct pop3d *srv, const char *alias, enum pop3d_plugin_ty
 int
 pop3d_plugin_get(struct pop3d *srv, const char *alias, int *priority, void **arg)
 {
-	struct pipeline_entry *e = alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) :
-	    NULL;
+	struct pipeline_entry *e =
+	    alias != NULL ? pipeline_find_plugin(srv->pipeline, alias) : NULL;
 
 	if (e == NULL)
 		return -1;
@@ -376,4 +378,3 @@ pop3d_plugin_order(struct pop3d *srv, const char **aliases, size_t n)
 {
 	return pipeline_plugin_order(srv->pipeline, aliases, n);
 }
-

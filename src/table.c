@@ -25,7 +25,7 @@ int
 table_init(struct pop3d *srv)
 {
 	TAILQ_INIT(&srv->clients);
-	srv->hash_size = 256;		/* doubled at half full (table_link) */
+	srv->hash_size = 256; /* doubled at half full (table_link) */
 	srv->hash = calloc(srv->hash_size, sizeof(*srv->hash));
 	srv->addrs = calloc(1, sizeof(*srv->addrs));
 	return srv->hash != NULL && srv->addrs != NULL ? 0 : -1;
@@ -84,7 +84,7 @@ table_rehash(struct pop3d *srv)
 	free(srv->hash);
 	srv->hash = nh;
 	srv->hash_size = oldsize * 2;
-	TAILQ_FOREACH(c, &srv->clients, entry) {
+	TAILQ_FOREACH (c, &srv->clients, entry) {
 		size_t h = table_hash(srv, c->id);
 
 		c->hnext = srv->hash[h];
@@ -183,4 +183,3 @@ table_addr_release(struct pop3d *srv, const char *addr)
 			return;
 		}
 }
-

@@ -98,7 +98,7 @@ timers_add(struct timers_queue *tq, struct timers_entry *e, int64_t deadline)
 	e->queued = 1;
 	e->deadline = deadline;
 	for (p = TAILQ_LAST(&tq->q, timers_list); p != NULL && p->deadline > deadline;
-	    p = TAILQ_PREV(p, timers_list, entry))
+	     p = TAILQ_PREV(p, timers_list, entry))
 		;
 	if (p == NULL)
 		TAILQ_INSERT_HEAD(&tq->q, e, entry);
@@ -140,7 +140,7 @@ timers_defer_run(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while ((e = TAILQ_FIRST(&dq->q)) != NULL) {
 		TAILQ_REMOVE(&dq->q, e, entry);
-		e->queued = dq->sticky ? 2 : 0;	/* 2: running, off the list */
+		e->queued = dq->sticky ? 2 : 0; /* 2: running, off the list */
 		dq->run(e, dq->arg);
 		if (dq->sticky)
 			e->queued = 0;

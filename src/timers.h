@@ -14,7 +14,7 @@ struct event_base;
 /* A member of one queue: embedded in what it times (a client). */
 struct timers_entry {
 	TAILQ_ENTRY(timers_entry) entry;
-	int64_t deadline;		/* monotonic ms (deadline queues) */
+	int64_t deadline; /* monotonic ms (deadline queues) */
 	int queued;
 };
 TAILQ_HEAD(timers_list, timers_entry);
@@ -29,7 +29,7 @@ TAILQ_HEAD(timers_list, timers_entry);
 struct timers_queue {
 	struct timers_list q;
 	struct event *ev;
-	int64_t armed_at;		/* deadline ev is set for, -1: none */
+	int64_t armed_at; /* deadline ev is set for, -1: none */
 	void (*expire)(struct timers_entry *, void *);
 	void *arg;
 };
@@ -48,7 +48,7 @@ struct timers_deferq {
 };
 
 /* The member whose field f is entry e (type t). */
-#define TIMERS_OWNER(e, t, f) ((t *)(void *)((char *)(e) - offsetof(t, f)))
+#define TIMERS_OWNER(e, t, f) ((t *)(void *)((char *)(e)-offsetof(t, f)))
 
 int64_t timers_now(void);
 int timers_queue_init(struct timers_queue *, struct event_base *,

@@ -25,7 +25,7 @@ const struct verb verbs_table[] = {
 	{ "auth", VERB_AUTH | VERB_SASL, MASK_WORD },
 	{ "utf8", 0, MASK_NONE },
 	{ "lang", 0, MASK_NONE },
-	{ NULL, 0, MASK_NONE }
+	{ NULL, 0, MASK_NONE },
 };
 
 /* The row of verb, matched without regard to ASCII case. */

@@ -17,20 +17,20 @@
 #include <stddef.h>
 
 /* What a verb is (flags of a row). */
-#define VERB_AHEAD	0x01	/* may be dispatched before the answer in flight */
-#define VERB_AUTH	0x02	/* on the way to authentication (hook timeouts) */
-#define VERB_SASL	0x04	/* starts a SASL exchange (AUTH) */
-#define VERB_STLS	0x08	/* starts TLS (STLS) */
-#define VERB_QUIT	0x10	/* ends the session */
+#define VERB_AHEAD 0x01 /* may be dispatched before the answer in flight */
+#define VERB_AUTH 0x02	/* on the way to authentication (hook timeouts) */
+#define VERB_SASL 0x04	/* starts a SASL exchange (AUTH) */
+#define VERB_STLS 0x08	/* starts TLS (STLS) */
+#define VERB_QUIT 0x10	/* ends the session */
 
 /* Longest verb the framer accepts, built-in or extra (RFC 2449: four
  * characters today; room for the extensions a controller may add). */
-#define VERBS_MAX	16
+#define VERBS_MAX 16
 
 struct verb {
-	const char *name;	/* lower case */
-	int flags;		/* VERB_* */
-	int mask;		/* enum mask_rule of its argument */
+	const char *name; /* lower case */
+	int flags;	  /* VERB_* */
+	int mask;	  /* enum mask_rule of its argument */
 };
 
 /* The built-in verbs, in RFC order, ended by a row with a NULL name. */

@@ -5,9 +5,8 @@
 
 #include "pop3d.h"
 
-static const struct pop3d_plugin_def badabi_def = {
-	POP3D_ABI_VERSION + 998, "badabi", 0, NULL, NULL, NULL
-};
+static const struct pop3d_plugin_def badabi_def = { POP3D_ABI_VERSION + 998, "badabi", 0, NULL,
+	NULL, NULL };
 
 const struct pop3d_plugin_def *pop3d_plugin_entry(void);
 

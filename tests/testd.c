@@ -78,8 +78,9 @@ testd_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 		snprintf(buf, sizeof(buf), "+OK user %s", a1 ? a1 : "");
 		testd_send(srv, ev, buf);
 	} else if (strcmp(cmd, "pass") == 0)
-		testd_send(srv, ev, a1 && strcmp(a1, "secret") == 0 ? "+OK logged in" :
-		    "-ERR [AUTH] invalid password");
+		testd_send(srv, ev,
+		    a1 && strcmp(a1, "secret") == 0 ? "+OK logged in" :
+						      "-ERR [AUTH] invalid password");
 	else if (strcmp(cmd, "stat") == 0)
 		testd_send(srv, ev, "+OK 2 320");
 	else if (strcmp(cmd, "noop") == 0)
@@ -170,8 +171,8 @@ testd_setup(struct pop3d *srv)
 		int prio = 0, verdict = 1;
 
 		if (sscanf(cp, "%d:%d", &prio, &verdict) != 2 ||
-		    pop3d_plugin_add(srv, "cplug", prio, testd_cplugin,
-		    (void *)(intptr_t)verdict) < 0 ||
+		    pop3d_plugin_add(srv, "cplug", prio, testd_cplugin, (void *)(intptr_t)verdict) <
+			0 ||
 		    pop3d_plugin_register(srv, "cplug", ev, 1, NULL) != 0) {
 			fprintf(stderr, "testd: bad TESTD_CPLUGIN\n");
 			exit(1);
@@ -179,9 +180,9 @@ testd_setup(struct pop3d *srv)
 	}
 	if (getenv("TESTD_NO_CONSUMER") != NULL)
 		return;
-	static const char *names[] = { "cmd_user", "cmd_pass", "cmd_stat", "cmd_noop",
-	    "cmd_list", "cmd_retr", "cmd_top", "cmd_capa", "cmd_uidl", "cmd_rset",
-	    "cmd_auth", "auth_data", "cmd_quit" };
+	static const char *names[] = { "cmd_user", "cmd_pass", "cmd_stat", "cmd_noop", "cmd_list",
+		"cmd_retr", "cmd_top", "cmd_capa", "cmd_uidl", "cmd_rset", "cmd_auth", "auth_data",
+		"cmd_quit" };
 	uint64_t id = pop3d_consumer_add(srv, "testd", testd_event, NULL);
 	size_t n = sizeof(names) / sizeof(names[0]);
 

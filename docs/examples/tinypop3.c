@@ -91,7 +91,7 @@ on_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 		s->logged_in = s->user_ok && ev->argc > 1 && strcmp(ev->argv[1].s, "demo") == 0;
 		reply(srv, ev, s->logged_in ? "+OK welcome" : "-ERR [AUTH] invalid login");
 	} else if (strcmp(verb, "quit") == 0) {
-		reply(srv, ev, "+OK bye");	/* a real server applies deletions here */
+		reply(srv, ev, "+OK bye"); /* a real server applies deletions here */
 	} else if (!s->logged_in) {
 		reply(srv, ev, "-ERR log in first");
 	} else if (strcmp(verb, "stat") == 0) {
@@ -154,7 +154,7 @@ main(int argc, char **argv)
 	struct pop3d *srv;
 	uint64_t me;
 
-	signal(SIGPIPE, SIG_IGN);	/* a peer closing mid-write must not kill us */
+	signal(SIGPIPE, SIG_IGN); /* a peer closing mid-write must not kill us */
 	pop3d_options_init(&opts);
 	opts.hostname = "tinypop3.example";
 	if (base == NULL || (srv = pop3d_new(base, &opts)) == NULL ||

@@ -58,7 +58,8 @@ bench_put(struct bench_buf *b, const char *s, size_t n)
 static char *
 bench_text(unsigned which, size_t target, size_t *len, size_t *lines)
 {
-	static const char alpha[] = "abcdefghijklmnopqrstuvwxyz etaoin shrdlu ETAOIN,;:-!?0123456789";
+	static const char alpha[] =
+	    "abcdefghijklmnopqrstuvwxyz etaoin shrdlu ETAOIN,;:-!?0123456789";
 	struct bench_buf b = { NULL, 0, 0 };
 	uint32_t seed = 0x9e3779b9u * (which + 1);
 	char line[128];
@@ -76,8 +77,10 @@ bench_text(unsigned which, size_t target, size_t *len, size_t *lines)
 	if (bench_put(&b, line, (size_t)n) == -1)
 		goto fail;
 	nl += 2;
-	n = snprintf(line, sizeof(line), "Message-ID: <bench-%u@example.org>\n"
-	    "Date: Thu, 26 Nov 2026 12:00:00 +0000\n\n", which);
+	n = snprintf(line, sizeof(line),
+	    "Message-ID: <bench-%u@example.org>\n"
+	    "Date: Thu, 26 Nov 2026 12:00:00 +0000\n\n",
+	    which);
 	if (bench_put(&b, line, (size_t)n) == -1)
 		goto fail;
 	nl += 3;
@@ -105,7 +108,7 @@ bench_text(unsigned which, size_t target, size_t *len, size_t *lines)
 			}
 			break;
 		case 3:
-			line[ll++] = '\n';	/* empty line */
+			line[ll++] = '\n'; /* empty line */
 			goto done;
 		default:
 			break;
@@ -163,7 +166,8 @@ bench_msg_make(struct bench_msg *m, unsigned which, int with_wire, int with_iov)
 			const char *e = memchr(p, '\n', (size_t)(end - p));
 
 			if ((*p == '.' && bench_put(&b, ".", 1) == -1) ||
-			    bench_put(&b, p, (size_t)(e - p)) == -1 || bench_put(&b, "\r\n", 2) == -1) {
+			    bench_put(&b, p, (size_t)(e - p)) == -1 ||
+			    bench_put(&b, "\r\n", 2) == -1) {
 				free(b.p);
 				goto fail;
 			}
@@ -200,7 +204,7 @@ bench_mailbox_make(struct bench_mailbox *mb, enum bench_box box, int with_wire, 
 	mb->n = box == BENCH_BOX_BIG ? 1 : BENCH_SMALL_MSGS;
 	for (i = 0; i < mb->n; i++) {
 		if (bench_msg_make(&mb->msg[i], box == BENCH_BOX_BIG ? 4u : (unsigned)i + 1,
-		    with_wire, with_iov) == -1) {
+			with_wire, with_iov) == -1) {
 			bench_mailbox_free(mb);
 			return -1;
 		}

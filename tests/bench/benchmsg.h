@@ -24,20 +24,20 @@
 enum bench_box { BENCH_BOX_NONE = 0, BENCH_BOX_SMALL = 1, BENCH_BOX_BIG = 2 };
 
 struct bench_msg {
-	char *text;		/* LF line ends, as stored */
-	size_t len;		/* octets of text */
-	size_t lines;		/* number of lines (each ends with LF) */
-	size_t octets;		/* POP3 size: len + lines */
-	char uid[32];		/* UIDL */
-	struct iovec *iov;	/* the lines without line ends (for send_lines) */
-	char *wire;		/* "+OK ..." CRLF, stuffed body, ".\r\n" */
+	char *text;	   /* LF line ends, as stored */
+	size_t len;	   /* octets of text */
+	size_t lines;	   /* number of lines (each ends with LF) */
+	size_t octets;	   /* POP3 size: len + lines */
+	char uid[32];	   /* UIDL */
+	struct iovec *iov; /* the lines without line ends (for send_lines) */
+	char *wire;	   /* "+OK ..." CRLF, stuffed body, ".\r\n" */
 	size_t wirelen;
 };
 
 struct bench_mailbox {
 	int n;
 	struct bench_msg msg[BENCH_SMALL_MSGS];
-	size_t total;		/* sum of octets */
+	size_t total; /* sum of octets */
 };
 
 /* Make message `which` (1-3 small, 4 big).  with_wire/with_iov: also the
@@ -55,8 +55,8 @@ enum bench_box bench_user_box(const char *user, size_t len);
 /* Client id -> state, open addressing (ids are never 0). */
 struct bench_client {
 	uint64_t id;
-	int box;		/* from USER */
-	int logged_in;		/* after a good PASS: the mailbox is box */
+	int box;       /* from USER */
+	int logged_in; /* after a good PASS: the mailbox is box */
 };
 struct bench_table {
 	struct bench_client *slot;

@@ -220,10 +220,8 @@ benchplugin_unregister(struct pop3d *srv, const char *alias, void *state)
 	benchplugin_free(state);
 }
 
-static const struct pop3d_plugin_def benchplugin_def = {
-	POP3D_ABI_VERSION, "benchplugin", 500, benchplugin_register, benchplugin_unregister,
-	benchplugin_handler
-};
+static const struct pop3d_plugin_def benchplugin_def = { POP3D_ABI_VERSION, "benchplugin", 500,
+	benchplugin_register, benchplugin_unregister, benchplugin_handler };
 
 const struct pop3d_plugin_def *pop3d_plugin_entry(void);
 

@@ -49,7 +49,8 @@ add_text(struct evbuffer *out, uint64_t client, uint64_t tag, const char *text)
 	char buf[512];
 	int n = snprintf(buf, sizeof(buf),
 	    "{\"cmd\":\"send_to_client\",\"client\":%" PRIu64 ",\"tag\":%" PRIu64
-	    ",\"text\":\"%s\"}\n", client, tag, text);
+	    ",\"text\":\"%s\"}\n",
+	    client, tag, text);
 
 	evbuffer_add(out, buf, (size_t)n);
 }
@@ -60,19 +61,20 @@ add_lines(struct evbuffer *out, uint64_t client, uint64_t tag, const char *lines
 	char buf[1024];
 	int n = snprintf(buf, sizeof(buf),
 	    "{\"cmd\":\"send_to_client\",\"client\":%" PRIu64 ",\"tag\":%" PRIu64
-	    ",\"lines\":%s}\n", client, tag, lines);
+	    ",\"lines\":%s}\n",
+	    client, tag, lines);
 
 	evbuffer_add(out, buf, (size_t)n);
 }
 
 static void
-add_file(struct evbuffer *out, uint64_t client, uint64_t tag, const char *status,
-    const char *file)
+add_file(struct evbuffer *out, uint64_t client, uint64_t tag, const char *status, const char *file)
 {
 	char buf[1024];
 	int n = snprintf(buf, sizeof(buf),
 	    "{\"cmd\":\"send_file\",\"client\":%" PRIu64 ",\"tag\":%" PRIu64
-	    ",\"path\":\"%s\",\"status\":\"%s\"}\n", client, tag, file, status);
+	    ",\"path\":\"%s\",\"status\":\"%s\"}\n",
+	    client, tag, file, status);
 
 	evbuffer_add(out, buf, (size_t)n);
 }
@@ -185,7 +187,8 @@ on_line(struct evbuffer *out, const char *line, size_t len)
 		if (json_is_string(v))
 			on_event(out, json_string_value(v),
 			    (uint64_t)json_integer_value(json_object_get(root, "client")),
-			    (uint64_t)json_integer_value(json_object_get(root, "tag")), arg, arglen);
+			    (uint64_t)json_integer_value(json_object_get(root, "tag")), arg,
+			    arglen);
 	} else if (type != NULL && strcmp(type, "reply") == 0) {
 		nerrors++;
 		if (nerrors <= 10)
@@ -273,8 +276,8 @@ prepare(enum bench_box box)
 	list_lines[box] = json_lines(mb, 0);
 	uidl_lines[box] = json_lines(mb, 1);
 	for (i = 0; i < mb->n; i++) {
-		snprintf(buf, sizeof(buf), "%s/%s%d.eml", tmpdir, box == BENCH_BOX_BIG ? "big" :
-		    "small", i + 1);
+		snprintf(buf, sizeof(buf), "%s/%s%d.eml", tmpdir,
+		    box == BENCH_BOX_BIG ? "big" : "small", i + 1);
 		if ((path[box][i + 1] = strdup(buf)) == NULL || (f = fopen(buf, "w")) == NULL ||
 		    fwrite(mb->msg[i].text, 1, mb->msg[i].len, f) != mb->msg[i].len ||
 		    fclose(f) != 0) {
@@ -304,7 +307,7 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "name", required_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 }
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *sock = NULL, *name = "ctlbench";
 	struct sockaddr_un sun;
@@ -365,9 +368,11 @@ main(int argc, char **argv)
 	}
 	bufferevent_setcb(bev, read_cb, NULL, event_cb, NULL);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	snprintf(hello, sizeof(hello), "{\"cmd\":\"hello\",\"name\":\"%s\"}\n"
-	    "{\"cmd\":\"register\",\"events\":[\"cmd_*\",\"disconnected\"]}\n", name);
-	registered = -1;	/* the hello reply is not the registration */
+	snprintf(hello, sizeof(hello),
+	    "{\"cmd\":\"hello\",\"name\":\"%s\"}\n"
+	    "{\"cmd\":\"register\",\"events\":[\"cmd_*\",\"disconnected\"]}\n",
+	    name);
+	registered = -1; /* the hello reply is not the registration */
 	bufferevent_write(bev, hello, strlen(hello));
 	sigs[0] = evsignal_new(base, SIGTERM, stop_cb, NULL);
 	sigs[1] = evsignal_new(base, SIGINT, stop_cb, NULL);

@@ -48,7 +48,10 @@ static struct {
 } R;
 static struct bench_mailbox boxes[3];
 
-#define S(s) { s, sizeof(s) - 1 }
+#define S(s) \
+	{ \
+		s, sizeof(s) - 1 \
+	}
 static const struct resp r_greeting = S("+OK floor POP3 server ready\r\n");
 static const struct resp r_ok = S("+OK\r\n");
 static const struct resp r_user = S("+OK send PASS\r\n");
@@ -67,7 +70,7 @@ struct conn {
 	int fd;
 	unsigned char userbox, box, closing, writing;
 	unsigned short inlen;
-	struct iovec *pend;	/* what a partial write left */
+	struct iovec *pend; /* what a partial write left */
 	int npend, ipend;
 	char in[FLOOR_LINE];
 };
@@ -240,7 +243,7 @@ conn_process(struct conn *c)
 		return 0;
 	}
 	if (c->closing)
-		return -1;	/* everything is out: close */
+		return -1; /* everything is out: close */
 	conn_want(c, 0);
 	return 0;
 }
@@ -362,7 +365,7 @@ main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "address", required_argument, NULL, 'a' },
 		{ "max-clients", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 }
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *address = "127.0.0.1";
 	struct sockaddr_in sin;
@@ -381,7 +384,8 @@ main(int argc, char **argv)
 			max_clients = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		default:
-			fprintf(stderr, "usage: floor [--port N] [--address A] [--max-clients N]\n");
+			fprintf(stderr,
+			    "usage: floor [--port N] [--address A] [--max-clients N]\n");
 			return 2;
 		}
 	}

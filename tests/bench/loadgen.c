@@ -55,13 +55,23 @@ enum mode { M_SESSION, M_NOOP, M_RETR, M_IDLE };
 static const char *const mode_names[] = { "session", "noop", "retr", "idle" };
 
 enum state {
-	S_CONNECT, S_GREET, S_USER, S_PASS, S_STAT, S_LIST, S_UIDL, S_RETR, S_QUIT, S_EOF,
-	S_NOOP, S_IDLE, S_VERIFY, S_DONE
+	S_CONNECT,
+	S_GREET,
+	S_USER,
+	S_PASS,
+	S_STAT,
+	S_LIST,
+	S_UIDL,
+	S_RETR,
+	S_QUIT,
+	S_EOF,
+	S_NOOP,
+	S_IDLE,
+	S_VERIFY,
+	S_DONE
 };
-static const char *const state_names[] = {
-	"connect", "greeting", "USER", "PASS", "STAT", "LIST", "UIDL", "RETR", "QUIT", "close",
-	"NOOP", "idle", "verify-NOOP", "done"
-};
+static const char *const state_names[] = { "connect", "greeting", "USER", "PASS", "STAT", "LIST",
+	"UIDL", "RETR", "QUIT", "close", "NOOP", "idle", "verify-NOOP", "done" };
 
 /* What the bytes that arrive are. */
 enum expect { X_LINE, X_MULTI, X_BODY, X_EOF };
@@ -75,16 +85,16 @@ struct conn {
 	int idx;
 	enum state st;
 	enum expect x;
-	int evflags;		/* current event flags */
-	int status_seen;	/* multi-line: the status line was read */
-	int mlines;		/* multi-line: lines read */
-	int bol, dots;		/* body scanner: at line start; ".", ".\r" seen */
-	int lastcr;		/* body scanner: the previous octet was CR */
-	unsigned gen;		/* bumped by each connect */
-	size_t octets;		/* body scanner: unstuffed octets */
-	uint64_t t0;		/* session or command start */
-	uint64_t last;		/* last progress (stall detection) */
-	uint64_t sent[MAX_PIPELINE];	/* NOOP send times, a ring */
+	int evflags;		     /* current event flags */
+	int status_seen;	     /* multi-line: the status line was read */
+	int mlines;		     /* multi-line: lines read */
+	int bol, dots;		     /* body scanner: at line start; ".", ".\r" seen */
+	int lastcr;		     /* body scanner: the previous octet was CR */
+	unsigned gen;		     /* bumped by each connect */
+	size_t octets;		     /* body scanner: unstuffed octets */
+	uint64_t t0;		     /* session or command start */
+	uint64_t last;		     /* last progress (stall detection) */
+	uint64_t sent[MAX_PIPELINE]; /* NOOP send times, a ring */
 	int shead, stail, inflight;
 	size_t llen;
 	size_t olen, ooff;
@@ -120,7 +130,7 @@ static struct rusage ru0;
 static uint64_t wait0;
 static uint64_t ops, bytes, errors, reconnects;
 static char first_error[512];
-static uint64_t *lat;		/* nanoseconds */
+static uint64_t *lat; /* nanoseconds */
 static size_t nlat, caplat;
 
 /* Idle mode. */
@@ -184,7 +194,8 @@ err_at(struct conn *c, const char *fmt, ...)
 	if (!finished) {
 		errors++;
 		if (errors <= 5)
-			fprintf(stderr, "loadgen: conn %d, %s: %s\n", c->idx, state_names[c->st], msg);
+			fprintf(stderr, "loadgen: conn %d, %s: %s\n", c->idx, state_names[c->st],
+			    msg);
 		if (first_error[0] == '\0')
 			snprintf(first_error, sizeof(first_error), "conn %d, %s: %s", c->idx,
 			    state_names[c->st], msg);
@@ -406,8 +417,9 @@ multi_line(struct conn *c, const char *line, size_t len)
 		err_at(c, "bad listing line \"%.*s\"", (int)len, line);
 		return -1;
 	}
-	if (c->st == S_LIST && (c->mlines > small.n ||
-	    strtoul(end + 1, NULL, 10) != small.msg[c->mlines - 1].octets)) {
+	if (c->st == S_LIST &&
+	    (c->mlines > small.n ||
+		strtoul(end + 1, NULL, 10) != small.msg[c->mlines - 1].octets)) {
 		err_at(c, "LIST line \"%.*s\": wrong size", (int)len, line);
 		return -1;
 	}
@@ -756,14 +768,13 @@ report(void)
 	printf("{\"mode\":\"%s\",\"label\":", mode_names[opt.mode]);
 	json_str(stdout, opt.label);
 	printf(",\"conns\":%d,\"pipeline\":%d,\"duration_s\":%.3f,\"ops\":%" PRIu64
-	    ",\"rate\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"bytes\":%" PRIu64
-	    ",\"mb_s\":%.2f,\"errors\":%" PRIu64 ",\"reconnects\":%" PRIu64
-	    ",\"loadgen_cpu_s\":%.3f,\"loadgen_sys_s\":%.3f,\"loadgen_util\":%.3f"
-	    ",\"loadgen_wait\":%.3f,\"first_error\":",
-	    opt.conns, opt.pipeline, secs, ops,
-	    secs > 0 ? (double)ops / secs : 0.0, pct(0.50), pct(0.99), bytes,
-	    secs > 0 ? (double)bytes / secs / 1e6 : 0.0, errors, reconnects, cpu, sys,
-	    secs > 0 ? cpu / secs : 0.0, secs > 0 ? wait / secs : 0.0);
+	       ",\"rate\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"bytes\":%" PRIu64
+	       ",\"mb_s\":%.2f,\"errors\":%" PRIu64 ",\"reconnects\":%" PRIu64
+	       ",\"loadgen_cpu_s\":%.3f,\"loadgen_sys_s\":%.3f,\"loadgen_util\":%.3f"
+	       ",\"loadgen_wait\":%.3f,\"first_error\":",
+	    opt.conns, opt.pipeline, secs, ops, secs > 0 ? (double)ops / secs : 0.0, pct(0.50),
+	    pct(0.99), bytes, secs > 0 ? (double)bytes / secs / 1e6 : 0.0, errors, reconnects, cpu,
+	    sys, secs > 0 ? cpu / secs : 0.0, secs > 0 ? wait / secs : 0.0);
 	json_str(stdout, first_error);
 	printf("}\n");
 	fflush(stdout);
@@ -804,8 +815,8 @@ idle_report(void)
 	printf("{\"mode\":\"idle\",\"label\":");
 	json_str(stdout, opt.label);
 	printf(",\"conns\":%d,\"logged_in\":%d,\"alive\":%d,\"setup_s\":%.3f,\"errors\":%" PRIu64
-	    ",\"reconnects\":%" PRIu64 ",\"first_error\":", opt.conns, logged_in, alive,
-	    (double)(t_measure0 - t_start) / 1e9, errors, reconnects);
+	       ",\"reconnects\":%" PRIu64 ",\"first_error\":",
+	    opt.conns, logged_in, alive, (double)(t_measure0 - t_start) / 1e9, errors, reconnects);
 	json_str(stdout, first_error);
 	printf("}\n");
 	fflush(stdout);
@@ -934,9 +945,8 @@ write_messages(const char *dir)
 	}
 	if (write_file(dir, "big1.eml", &big.msg[0]) == -1)
 		return 1;
-	printf("{\"small\":[%zu,%zu,%zu],\"small_total\":%zu,\"big\":[%zu]}\n",
-	    small.msg[0].octets, small.msg[1].octets, small.msg[2].octets, small.total,
-	    big.msg[0].octets);
+	printf("{\"small\":[%zu,%zu,%zu],\"small_total\":%zu,\"big\":[%zu]}\n", small.msg[0].octets,
+	    small.msg[1].octets, small.msg[2].octets, small.total, big.msg[0].octets);
 	return 0;
 }
 
@@ -944,12 +954,12 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-"usage: loadgen session|noop|retr|idle [--host A] [--port N] [--conns C]\n"
-"               [--pipeline K] [--duration S] [--warmup S] [--timeout S]\n"
-"               [--user-prefix P] [--user-base N] [--hold] [--linger]\n"
-"               [--connect-batch N]\n"
-"               [--label TEXT]\n"
-"       loadgen write-messages DIR\n");
+	    "usage: loadgen session|noop|retr|idle [--host A] [--port N] [--conns C]\n"
+	    "               [--pipeline K] [--duration S] [--warmup S] [--timeout S]\n"
+	    "               [--user-prefix P] [--user-base N] [--hold] [--linger]\n"
+	    "               [--connect-batch N]\n"
+	    "               [--label TEXT]\n"
+	    "       loadgen write-messages DIR\n");
 	exit(2);
 }
 
@@ -970,7 +980,7 @@ main(int argc, char **argv)
 		{ "linger", no_argument, NULL, 'L' },
 		{ "connect-batch", required_argument, NULL, 'B' },
 		{ "label", required_argument, NULL, 'l' },
-		{ NULL, 0, NULL, 0 }
+		{ NULL, 0, NULL, 0 },
 	};
 	struct rlimit rl;
 	struct event *ev_stall;
@@ -1040,8 +1050,8 @@ main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (opt.conns < 1 || opt.pipeline < 1 || opt.pipeline > MAX_PIPELINE ||
-	    opt.duration <= 0 || opt.connect_batch < 1)
+	if (opt.conns < 1 || opt.pipeline < 1 || opt.pipeline > MAX_PIPELINE || opt.duration <= 0 ||
+	    opt.connect_batch < 1)
 		usage();
 	if (opt.prefix == NULL)
 		opt.prefix = opt.mode == M_RETR ? "big" : "bench";
@@ -1057,8 +1067,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "loadgen: %s: not an IPv4 address\n", opt.host);
 		return 2;
 	}
-	if ((base = event_base_new()) == NULL || (conns = calloc((size_t)opt.conns,
-	    sizeof(*conns))) == NULL)
+	if ((base = event_base_new()) == NULL ||
+	    (conns = calloc((size_t)opt.conns, sizeof(*conns))) == NULL)
 		return 1;
 	for (i = 0; i < opt.conns; i++) {
 		conns[i].idx = i;

@@ -33,12 +33,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_control: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-		abort();						\
-	}								\
-} while (0)
+#define CHECK(cond) \
+	do { \
+		if (!(cond)) { \
+			fprintf(stderr, "fuzz_control: check failed at %s:%d: %s\n", __FILE__, \
+			    __LINE__, #cond); \
+			abort(); \
+		} \
+	} while (0)
 
 #define MAXARGS 70
 
@@ -316,9 +318,10 @@ check_same_text(const char *what, char *s, size_t len, char *ref, size_t reflen)
 	CHECK(ref != NULL);
 	CHECK(s != NULL);
 	if (len != reflen || memcmp(s, ref, len) != 0) {
-		fprintf(stderr, "fuzz_control: %s differs from its reference\n"
-		    "  direct    (%zu) %.*s\n  reference (%zu) %.*s\n", what, len, (int)len, s,
-		    reflen, (int)reflen, ref);
+		fprintf(stderr,
+		    "fuzz_control: %s differs from its reference\n"
+		    "  direct    (%zu) %.*s\n  reference (%zu) %.*s\n",
+		    what, len, (int)len, s, reflen, (int)reflen, ref);
 		abort();
 	}
 	CHECK(s[len] == '\0');
@@ -359,8 +362,8 @@ expect_json_arg(const char *s, size_t n)
 
 struct argdesc {
 	struct pop3d_arg a;
-	json_t *expect;		/* ARG_JSON: the value expected back */
-	int owned;		/* a.s is malloc'd */
+	json_t *expect; /* ARG_JSON: the value expected back */
+	int owned;	/* a.s is malloc'd */
 };
 
 static void
@@ -378,7 +381,8 @@ check_event(struct codec_cmd *cmd, const unsigned char *line, size_t linelen, ui
 	memset(ad, 0, sizeof(ad));
 	/* "args" as command_send_event() maps them. */
 	if (json_is_array(args))
-		json_array_foreach(args, i, v) {
+		json_array_foreach(args, i, v)
+		{
 			if (n == 64)
 				break;
 			if (json_is_integer(v)) {
@@ -423,7 +427,7 @@ check_event(struct codec_cmd *cmd, const unsigned char *line, size_t linelen, ui
 			n++;
 		}
 	}
-	ad[n].a.type = POP3D_ARG_STR;	/* NULL string: null */
+	ad[n].a.type = POP3D_ARG_STR; /* NULL string: null */
 	ad[n].a.s = NULL;
 	n++;
 	CHECK(n <= MAXARGS);

@@ -109,46 +109,49 @@ static FILE *errf;
 static char sock_dir[64], sock_path[128];
 static int trace_ops;
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(errf, "fuzz_lifecycle: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-		fflush(errf);						\
-		abort();						\
-	}								\
-} while (0)
+#define CHECK(cond) \
+	do { \
+		if (!(cond)) { \
+			fprintf(errf, "fuzz_lifecycle: check failed at %s:%d: %s\n", __FILE__, \
+			    __LINE__, #cond); \
+			fflush(errf); \
+			abort(); \
+		} \
+	} while (0)
 
-#define TRACE(...) do {							\
-	if (trace_ops) {						\
-		fprintf(errf, __VA_ARGS__);				\
-		fflush(errf);						\
-	}								\
-} while (0)
+#define TRACE(...) \
+	do { \
+		if (trace_ops) { \
+			fprintf(errf, __VA_ARGS__); \
+			fflush(errf); \
+		} \
+	} while (0)
 
 /* A hook or a command a controller received, for a later answer. */
 struct rec {
-	uint64_t id;		/* hook id (hooks) */
+	uint64_t id; /* hook id (hooks) */
 	uint64_t client;
 	uint64_t tag;
 };
 
 struct kctl {
-	int fd;			/* -1: not connected */
+	int fd; /* -1: not connected */
 	int reading, auto_hooks, auto_cmds, wr_shut;
-	char *in;		/* a partial line */
+	char *in; /* a partial line */
 	size_t inlen;
-	char *out;		/* commands not written yet */
+	char *out; /* commands not written yet */
 	size_t outlen;
-	struct rec hooks[NREC];	/* ring */
+	struct rec hooks[NREC]; /* ring */
 	size_t nhooks;
-	uint64_t stale[NREC];	/* hooks answered, timed out or cancelled */
+	uint64_t stale[NREC]; /* hooks answered, timed out or cancelled */
 	size_t nstale;
-	struct rec cmds[NREC];	/* ring */
+	struct rec cmds[NREC]; /* ring */
 	size_t ncmds;
-	unsigned nid;		/* command ids */
+	unsigned nid; /* command ids */
 };
 
 struct kcli {
-	int fd;			/* -1: free slot */
+	int fd; /* -1: free slot */
 	uint64_t id;
 };
 
@@ -159,16 +162,16 @@ struct lf {
 	uint64_t observer;
 	const uint8_t *tape;
 	size_t tp;
-	const uint8_t *p, *end;	/* the operations */
+	const uint8_t *p, *end; /* the operations */
 	int realtime, sndbuf_small;
-	uint64_t sndbuf_done;	/* controllers up to this id have it */
+	uint64_t sndbuf_done; /* controllers up to this id have it */
 	unsigned turns;
 	struct kctl k[NCTL];
 	struct kcli c[NCLI];
-	unsigned nclients;	/* clients made */
-	uint64_t max_hook;	/* highest hook id a controller was sent */
-	unsigned char conn[MAX_IDS], disc[MAX_IDS];	/* the observer consumer saw */
-	unsigned char pconn[MAX_IDS], pdisc[MAX_IDS];	/* the first plugin saw */
+	unsigned nclients;			      /* clients made */
+	uint64_t max_hook;			      /* highest hook id a controller was sent */
+	unsigned char conn[MAX_IDS], disc[MAX_IDS];   /* the observer consumer saw */
+	unsigned char pconn[MAX_IDS], pdisc[MAX_IDS]; /* the first plugin saw */
 };
 
 /* Remove the socket directory at exit. */
@@ -338,9 +341,10 @@ verdict(struct lf *f, int k, const struct rec *r, unsigned char v)
 	switch (v % 8) {
 	case 5:
 		/* Rewrite the arguments for everyone after the plugin. */
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"verdict\",\"hook\":%llu,\"eat\":\"none\","
-		    "\"args\":[%llu,\"rewritten\"]}", id, (unsigned long long)r->id,
-		    (unsigned long long)r->client);
+		ctl_sendf(f, k,
+		    "{\"id\":%u,\"cmd\":\"verdict\",\"hook\":%llu,\"eat\":\"none\","
+		    "\"args\":[%llu,\"rewritten\"]}",
+		    id, (unsigned long long)r->id, (unsigned long long)r->client);
 		break;
 	case 6:
 		/* A bad verdict: invalid_argument, the hook stays pending. */
@@ -392,15 +396,15 @@ answer(struct lf *f, int k, const struct rec *r, unsigned char v)
 	char tagbuf[48] = "";
 
 	if (i >= sizeof(answers) / sizeof(answers[0]))
-		return;		/* never answered */
+		return; /* never answered */
 	if (answers[i].tagged)
 		snprintf(tagbuf, sizeof(tagbuf), "\"tag\":%llu,",
 		    answers[i].tagged == 2 ? tag + 1 : tag);
 	ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"%s\",\"client\":%llu,%s%s}", ++f->k[k].nid,
 	    answers[i].cmd, cl, tagbuf, answers[i].rest);
 	if (answers[i].then != NULL)
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"%s\",\"client\":%llu,%s%s}",
-		    ++f->k[k].nid, answers[i].cmd, cl, tagbuf, answers[i].then);
+		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"%s\",\"client\":%llu,%s%s}", ++f->k[k].nid,
+		    answers[i].cmd, cl, tagbuf, answers[i].then);
 }
 
 /* A controller answering hooks by itself: verdict now, or leave it. */
@@ -410,7 +414,7 @@ auto_verdict(struct lf *f, int k, const struct rec *r)
 	unsigned char v = tape_next(f);
 
 	if ((v & 0xC0) == 0xC0)
-		return;		/* left pending: a deadline or a departure ends it */
+		return; /* left pending: a deadline or a departure ends it */
 	verdict(f, k, r, v);
 }
 
@@ -484,7 +488,7 @@ ctl_read(struct lf *f, int k)
 		if (n <= 0)
 			break;
 		if (q->inlen + (size_t)n > CTL_IN_CAP)
-			q->inlen = 0;	/* a line longer than we keep: drop it */
+			q->inlen = 0; /* a line longer than we keep: drop it */
 		memcpy(q->in + q->inlen, buf, (size_t)n);
 		q->inlen += (size_t)n;
 		while ((lf = memchr(q->in + start, '\n', q->inlen - start)) != NULL) {
@@ -523,7 +527,7 @@ sndbuf_shrink(struct lf *f)
 
 	if (!f->sndbuf_small || f->ctl == NULL)
 		return;
-	TAILQ_FOREACH(c, &f->ctl->controllers, entry)
+	TAILQ_FOREACH (c, &f->ctl->controllers, entry)
 		if (c->id > f->sndbuf_done && !c->dead) {
 			(void)setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_SNDBUF, &one,
 			    sizeof(one));
@@ -609,7 +613,7 @@ static const char *const reg_events[] = {
 	"[\"all\"]",
 	"[\"cmd_*\",\"auth_data\"]",
 	("[\"connection\",\"disconnected\",\"cmd_user\",\"cmd_pass\",\"cmd_auth\",\"auth_data\","
-	    "\"cmd_quit\"]"),
+	 "\"cmd_quit\"]"),
 	"[\"disconnected\",\"cmd_noop\",\"cmd_stat\",\"cmd_list\",\"cmd_uidl\",\"cmd_retr\"]",
 };
 static const char *const plug_events[] = {
@@ -632,8 +636,8 @@ cmd_line(struct lf *f, int k, unsigned char s, unsigned char x, unsigned char y)
 
 	switch (s % 16) {
 	case 0:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"hello\",\"name\":\"k%d\",\"lossy\":%s}", id, k,
-		    (x & 1) ? "true" : "false");
+		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"hello\",\"name\":\"k%d\",\"lossy\":%s}", id,
+		    k, (x & 1) ? "true" : "false");
 		break;
 	case 1:
 		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"register\",\"events\":%s}", id,
@@ -644,8 +648,10 @@ cmd_line(struct lf *f, int k, unsigned char s, unsigned char x, unsigned char y)
 		    reg_events[x % 4]);
 		break;
 	case 3:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"plugin_add\",\"alias\":\"p%d_%d\","
-		    "\"priority\":%d}", id, k, (x & 3) % 3, (int)(y % 5) - 2);
+		ctl_sendf(f, k,
+		    "{\"id\":%u,\"cmd\":\"plugin_add\",\"alias\":\"p%d_%d\","
+		    "\"priority\":%d}",
+		    id, k, (x & 3) % 3, (int)(y % 5) - 2);
 		break;
 	case 4:
 	case 5:
@@ -655,18 +661,21 @@ cmd_line(struct lf *f, int k, unsigned char s, unsigned char x, unsigned char y)
 		o = (y >> 2) % 7;
 		if (o < 5)
 			snprintf(ont, sizeof(ont), ",\"on_timeout\":\"%s\"", eats[o]);
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"plugin_register\",\"alias\":\"p%d_%d\","
-		    "\"type\":\"%s\",\"events\":%s,\"timeout_ms\":%u%s}", id, k, (x & 3) % 3,
-		    s % 16 == 4 ? "POP3D" : "POP3C", s % 16 == 4 ? plug_events[(x >> 2) % 4] :
-		    "[\"response\"]", tmo, ont);
+		ctl_sendf(f, k,
+		    "{\"id\":%u,\"cmd\":\"plugin_register\",\"alias\":\"p%d_%d\","
+		    "\"type\":\"%s\",\"events\":%s,\"timeout_ms\":%u%s}",
+		    id, k, (x & 3) % 3, s % 16 == 4 ? "POP3D" : "POP3C",
+		    s % 16 == 4 ? plug_events[(x >> 2) % 4] : "[\"response\"]", tmo, ont);
 		break;
 	case 6:
 		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"plugin_del\",\"alias\":\"p%d_%d\"}", id,
 		    (x & 0x80) ? (k + 1) % NCTL : k, (x & 3) % 3);
 		break;
 	case 7:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"plugin_unregister\",\"alias\":\"p%d_%d\","
-		    "\"type\":\"%s\",\"events\":%s}", id, k, (x & 3) % 3, (y & 1) ? "POP3C" : "POP3D",
+		ctl_sendf(f, k,
+		    "{\"id\":%u,\"cmd\":\"plugin_unregister\",\"alias\":\"p%d_%d\","
+		    "\"type\":\"%s\",\"events\":%s}",
+		    id, k, (x & 3) % 3, (y & 1) ? "POP3C" : "POP3D",
 		    (y & 1) ? "[\"response\"]" : plug_events[(x >> 2) % 4]);
 		break;
 	case 8:
@@ -676,14 +685,18 @@ cmd_line(struct lf *f, int k, unsigned char s, unsigned char x, unsigned char y)
 	case 9:
 		/* Stale: answered, timed out or cancelled before, or never. */
 		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"verdict\",\"hook\":%llu,\"eat\":\"%s\"}", id,
-		    q->nstale > 0 ? (unsigned long long)q->stale[x % (q->nstale < NREC ?
-		    q->nstale : NREC)] : 999999ULL, eats[y % 5]);
+		    q->nstale > 0 ?
+			(unsigned long long)q->stale[x % (q->nstale < NREC ? q->nstale : NREC)] :
+			999999ULL,
+		    eats[y % 5]);
 		break;
 	case 10:
 		/* Another controller's hook: invalid_argument. */
 		if ((r = pick_hook(&f->k[(k + 1 + (x & 1)) % NCTL], y)) != NULL)
-			ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"verdict\",\"hook\":%llu,"
-			    "\"eat\":\"all\"}", id, (unsigned long long)r->id);
+			ctl_sendf(f, k,
+			    "{\"id\":%u,\"cmd\":\"verdict\",\"hook\":%llu,"
+			    "\"eat\":\"all\"}",
+			    id, (unsigned long long)r->id);
 		break;
 	case 11:
 		n = q->ncmds < NREC ? (int)q->ncmds : NREC;
@@ -696,8 +709,9 @@ cmd_line(struct lf *f, int k, unsigned char s, unsigned char x, unsigned char y)
 		    (y & 1) ? ",\"text\":\"-ERR go\"" : "");
 		break;
 	case 13:
-		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"%s\"}", id, (const char *const[]){ "ping",
-		    "list_clients", "plugin_list", "plugin_order" }[x % 4]);
+		ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"%s\"}", id,
+		    (const char *const[]){ "ping", "list_clients", "plugin_list",
+			"plugin_order" }[x % 4]);
 		break;
 	case 14:
 		/* A raw line: x octets of the input (may be anything). */
@@ -711,21 +725,35 @@ cmd_line(struct lf *f, int k, unsigned char s, unsigned char x, unsigned char y)
 		}
 		break;
 	default:
-		if (x == 0x5A)	/* rarely: stop the server */
+		if (x == 0x5A) /* rarely: stop the server */
 			ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"shutdown\"}", id);
 		else
-			ctl_sendf(f, k, "{\"id\":%u,\"cmd\":\"send_event\",\"event\":\"x_fuzz\","
-			    "\"args\":[%u]}", id, y);
+			ctl_sendf(f, k,
+			    "{\"id\":%u,\"cmd\":\"send_event\",\"event\":\"x_fuzz\","
+			    "\"args\":[%u]}",
+			    id, y);
 		break;
 	}
 }
 
 /* Canned client input: lines, pipelined runs, a partial line. */
 static const char *const lines[] = {
-	"USER alice\r\n", "PASS secret\r\n", "AUTH PLAIN\r\n", "AGFsaWNlAHNlY3JldA==\r\n",
-	"*\r\n", "NOOP\r\n", ("STAT\r\nLIST\r\nUIDL\r\n"), "QUIT\r\n", "RETR 1\r\n", "CAPA\r\n",
-	"APOP alice c4c9334bac560ecc979e58001b3e22fb\r\n", ("RSET\r\nNOOP\r\nDELE 1\r\n"),
-	"TOP 1 0\r\n", "XYZZY\r\n", ("USER a\r\nPASS b\r\nSTAT\r\nQUIT\r\n"), "NOO",
+	"USER alice\r\n",
+	"PASS secret\r\n",
+	"AUTH PLAIN\r\n",
+	"AGFsaWNlAHNlY3JldA==\r\n",
+	"*\r\n",
+	"NOOP\r\n",
+	("STAT\r\nLIST\r\nUIDL\r\n"),
+	"QUIT\r\n",
+	"RETR 1\r\n",
+	"CAPA\r\n",
+	"APOP alice c4c9334bac560ecc979e58001b3e22fb\r\n",
+	("RSET\r\nNOOP\r\nDELE 1\r\n"),
+	"TOP 1 0\r\n",
+	"XYZZY\r\n",
+	("USER a\r\nPASS b\r\nSTAT\r\nQUIT\r\n"),
+	"NOO",
 };
 
 /* Client i connects (a socketpair and admit_new/admit_begin). */
@@ -743,7 +771,7 @@ cli_connect(struct lf *f, int i)
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)(40000 + i));
-	sin.sin_addr.s_addr = htonl(0xC0000201);	/* 192.0.2.1 */
+	sin.sin_addr.s_addr = htonl(0xC0000201); /* 192.0.2.1 */
 	if ((c = admit_new(f->srv, fds[0], (struct sockaddr *)&sin, sizeof(sin), 0, NULL)) ==
 	    NULL) {
 		/* Refused (shutting down): admit_new closed its end. */
@@ -791,11 +819,11 @@ fire_hooks(struct lf *f, unsigned char i, int all)
 
 	if (f->ctl == NULL)
 		return;
-	TAILQ_FOREACH(hp, &f->ctl->pending, entry)
+	TAILQ_FOREACH (hp, &f->ctl->pending, entry)
 		n++;
 	if (n == 0)
 		return;
-	TAILQ_FOREACH(hp, &f->ctl->pending, entry) {
+	TAILQ_FOREACH (hp, &f->ctl->pending, entry) {
 		if (all || j == i % n) {
 			TRACE("  hook %llu: deadline\n", (unsigned long long)hp->hook);
 			event_active(hp->timer, EV_TIMEOUT, 1);
@@ -903,7 +931,7 @@ fire_all_clients(struct lf *f)
 	size_t n = 0, i;
 	int w;
 
-	TAILQ_FOREACH(c, &f->srv->clients, entry)
+	TAILQ_FOREACH (c, &f->srv->clients, entry)
 		if (!c->dead && n < MAX_IDS)
 			ids[n++] = c->id;
 	for (i = 0; i < n; i++)
@@ -919,16 +947,17 @@ report_left(struct lf *f)
 	struct controller *k;
 	struct hook_pending *hp;
 
-	TAILQ_FOREACH(c, &f->srv->clients, entry)
-		fprintf(errf, "fuzz_lifecycle: left: client %llu dead=%d closing=%d jobs=%u "
-		    "inflight=%llu announced=%d disconnected_sent=%d\n", (unsigned long long)c->id,
-		    c->dead, c->closing, c->jobs, (unsigned long long)c->inflight, c->announced,
-		    c->disconnected_sent);
+	TAILQ_FOREACH (c, &f->srv->clients, entry)
+		fprintf(errf,
+		    "fuzz_lifecycle: left: client %llu dead=%d closing=%d jobs=%u "
+		    "inflight=%llu announced=%d disconnected_sent=%d\n",
+		    (unsigned long long)c->id, c->dead, c->closing, c->jobs,
+		    (unsigned long long)c->inflight, c->announced, c->disconnected_sent);
 	if (f->ctl != NULL) {
-		TAILQ_FOREACH(k, &f->ctl->controllers, entry)
+		TAILQ_FOREACH (k, &f->ctl->controllers, entry)
 			fprintf(errf, "fuzz_lifecycle: left: controller %llu dead=%d closing=%d\n",
 			    (unsigned long long)k->id, k->dead, k->closing);
-		TAILQ_FOREACH(hp, &f->ctl->pending, entry)
+		TAILQ_FOREACH (hp, &f->ctl->pending, entry)
 			fprintf(errf, "fuzz_lifecycle: left: hook %llu client %llu\n",
 			    (unsigned long long)hp->hook, (unsigned long long)hp->client);
 	}
@@ -980,7 +1009,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK((f.srv = pop3d_new(f.base, &o)) != NULL);
 	CHECK((f.observer = pop3d_consumer_add(f.srv, "observer", observer_cb, &f)) != 0);
 	CHECK(pop3d_consumer_register(f.srv, f.observer, (data[1] & 0x04) ? ev_all : ev_observe,
-	    (data[1] & 0x04) ? 1 : 2, NULL) == 0);
+		  (data[1] & 0x04) ? 1 : 2, NULL) == 0);
 	CHECK(pop3d_plugin_add(f.srv, "observer", -2000000000, first_cb, &f) > 0);
 	CHECK(pop3d_plugin_register(f.srv, "observer", ev_observe, 2, NULL) == 0);
 	control_options_init(&co);
@@ -1037,8 +1066,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* What the core emitted: one pop3d_disconnected for each
 		 * pop3d_connection (consumers may miss either: eaten). */
 		if (f.pconn[i] && !f.pdisc[i]) {
-			fprintf(errf, "fuzz_lifecycle: client %d: pop3d_connection without "
-			    "pop3d_disconnected\n", i);
+			fprintf(errf,
+			    "fuzz_lifecycle: client %d: pop3d_connection without "
+			    "pop3d_disconnected\n",
+			    i);
 			bad = 1;
 		}
 	}

@@ -35,16 +35,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define TAPE 4
 
 /* Like assert(), but never compiled out. */
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_line: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-		abort();						\
-	}								\
-} while (0)
+#define CHECK(cond) \
+	do { \
+		if (!(cond)) { \
+			fprintf(stderr, "fuzz_line: check failed at %s:%d: %s\n", __FILE__, \
+			    __LINE__, #cond); \
+			abort(); \
+		} \
+	} while (0)
 
 struct expect {
 	enum line_status st;
-	size_t off, len;	/* LINE_OK: the line without its terminator */
+	size_t off, len; /* LINE_OK: the line without its terminator */
 };
 
 static int
@@ -101,7 +103,8 @@ model_parse(const char *line, size_t len, char *verb, size_t *argoff, size_t *ar
 	while (b < e && !ws((unsigned char)line[b])) {
 		if (v == LINE_VERB_MAX)
 			return -1;
-		verb[v++] = line[b] >= 'A' && line[b] <= 'Z' ? (char)(line[b] - 'A' + 'a') : line[b];
+		verb[v++] =
+		    line[b] >= 'A' && line[b] <= 'Z' ? (char)(line[b] - 'A' + 'a') : line[b];
 		b++;
 	}
 	verb[v] = '\0';
@@ -195,7 +198,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			left = 0;
 		}
 		while ((st = left > 0 ? line_extract_mem(&lf, &p, &left, max, buf, &len) :
-		    line_extract(&lf, in, max, buf, &len)) != LINE_AGAIN) {
+					line_extract(&lf, in, max, buf, &len)) != LINE_AGAIN) {
 			CHECK(got < nwant);
 			CHECK(st == want[got].st);
 			if (st == LINE_OK) {

@@ -30,19 +30,20 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_proxy: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-		abort();						\
-	}								\
-} while (0)
+#define CHECK(cond) \
+	do { \
+		if (!(cond)) { \
+			fprintf(stderr, "fuzz_proxy: check failed at %s:%d: %s\n", __FILE__, \
+			    __LINE__, #cond); \
+			abort(); \
+		} \
+	} while (0)
 
 /* Beyond this the parser must have decided anyway. */
 #define MAX_INPUT 1024
 
-static const unsigned char v2sig[12] = {
-	0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A
-};
+static const unsigned char v2sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49,
+	0x54, 0x0A };
 
 static int
 same_result(const struct proxy_result *a, const struct proxy_result *b)
@@ -52,8 +53,7 @@ same_result(const struct proxy_result *a, const struct proxy_result *b)
 	if (a->local)
 		return 1;
 	return a->family == b->family && strcmp(a->src, b->src) == 0 &&
-	    strcmp(a->dst, b->dst) == 0 && a->src_port == b->src_port &&
-	    a->dst_port == b->dst_port;
+	    strcmp(a->dst, b->dst) == 0 && a->src_port == b->src_port && a->dst_port == b->dst_port;
 }
 
 /* The same address, whatever its spelling ("::FFFF:1.2.3.4", "::1"). */
@@ -129,7 +129,7 @@ check_parse(const uint8_t *data, size_t size)
 {
 	struct proxy_result r, first;
 	size_t l;
-	int n, settled = 0;	/* 0 need more, else the final answer */
+	int n, settled = 0; /* 0 need more, else the final answer */
 
 	memset(&first, 0, sizeof(first));
 	for (l = 0; l <= size; l++) {
@@ -269,8 +269,8 @@ check_cidr(const uint8_t *data, size_t size)
 
 		memset(&sin, 0, sizeof(sin));
 		sin.sin_family = AF_INET;
-		CHECK(proxy_cidr_match(two, 2, (struct sockaddr *)&sin) == 1 ||
-		    c.family == AF_INET);
+		CHECK(
+		    proxy_cidr_match(two, 2, (struct sockaddr *)&sin) == 1 || c.family == AF_INET);
 	}
 	/* A Unix-domain peer matches nothing. */
 	memset(&un, 0, sizeof(un));

@@ -89,13 +89,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 /* Our own messages: stderr itself is pointed at /dev/null (see below). */
 static FILE *errf;
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(errf, "fuzz_session: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-		fflush(errf);						\
-		abort();						\
-	}								\
-} while (0)
+#define CHECK(cond) \
+	do { \
+		if (!(cond)) { \
+			fprintf(errf, "fuzz_session: check failed at %s:%d: %s\n", __FILE__, \
+			    __LINE__, #cond); \
+			fflush(errf); \
+			abort(); \
+		} \
+	} while (0)
 
 /* Files for pop3d_send_file(), in file_dir (made at start-up). */
 static char file_dir[32];
@@ -111,16 +113,14 @@ static int skip_known;
 /* FUZZ_SESSION_DUMP set: print every session's output (for reading seeds). */
 static int dump_all;
 
-enum answer {
-	A_OK, A_ERR, A_MORE, A_LINES, A_FILE, A_CONT, A_DISC, A_DISC_NULL, A_NONE
-};
+enum answer { A_OK, A_ERR, A_MORE, A_LINES, A_FILE, A_CONT, A_DISC, A_DISC_NULL, A_NONE };
 
 struct fz {
 	struct event_base *base;
 	struct pop3d *srv;
 	uint64_t consumer;
 	uint64_t client;
-	int fd;				/* our end of the socketpair */
+	int fd; /* our end of the socketpair */
 	const uint8_t *tape;
 	size_t tp;
 	/* One deferred answer: at most one command is in flight. */
@@ -129,24 +129,24 @@ struct fz {
 	uint64_t ptag;
 	unsigned pdelay;
 	unsigned char pbyte;
-	int del_pending;		/* remove the consumer at the next turn */
-	int greeter;			/* no core greeting: the consumer greets */
-	int greet_later;		/* ... at the next turn */
+	int del_pending; /* remove the consumer at the next turn */
+	int greeter;	 /* no core greeting: the consumer greets */
+	int greet_later; /* ... at the next turn */
 	/* Held plugin verdicts, resolved at a later turn. */
 	struct {
 		uint64_t hook;
 		unsigned delay;
 		unsigned char v;
-		int safe;		/* POP3C: a line that may be swallowed */
-		int conn;		/* pop3d_connection: TEMPFAIL answers no line */
+		int safe; /* POP3C: a line that may be swallowed */
+		int conn; /* pop3d_connection: TEMPFAIL answers no line */
 	} hooks[MAX_HOOKS];
 	size_t nhooks;
-	int unsolicited;		/* responses that answer no line */
+	int unsolicited; /* responses that answer no line */
 	/* The client side of TLS: 0 plain, 1 handshaking, 2 up, -1 failed. */
 	SSL *ssl;
 	int tls;
-	unsigned stls_wait;		/* turns to wait for the STLS answer */
-	size_t stls_seen;		/* output already searched for it */
+	unsigned stls_wait; /* turns to wait for the STLS answer */
+	size_t stls_seen;   /* output already searched for it */
 	/* Output from the server. */
 	char *out;
 	size_t outlen, outcap;
@@ -255,7 +255,7 @@ pem_file(const char *name, X509 *x, EVP_PKEY *k, char *path, size_t plen)
 	if (b == NULL)
 		return;
 	if ((x != NULL ? PEM_write_bio_X509(b, x) :
-	    PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL)) == 1 &&
+			 PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL)) == 1 &&
 	    (n = BIO_get_mem_data(b, &p)) > 0)
 		make_file(name, p, (size_t)n, path, plen);
 	BIO_free(b);
@@ -274,8 +274,8 @@ make_tls(void)
 	    X509_gmtime_adj(X509_getm_notBefore(x), 0) != NULL &&
 	    X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 3650) != NULL &&
 	    X509_set_pubkey(x, k) == 1 && (nm = X509_get_subject_name(x)) != NULL &&
-	    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"localhost", -1, -1, 0) == 1 &&
+	    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"localhost",
+		-1, -1, 0) == 1 &&
 	    X509_set_issuer_name(x, nm) == 1 && X509_sign(x, k, EVP_sha256()) > 0) {
 		pem_file("fuzz_cert", x, NULL, cert_path, sizeof(cert_path));
 		pem_file("fuzz_key", NULL, k, key_path, sizeof(key_path));
@@ -284,8 +284,8 @@ make_tls(void)
 	EVP_PKEY_free(k);
 	if ((client_ctx = SSL_CTX_new(TLS_client_method())) != NULL) {
 		SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, NULL);
-		SSL_CTX_set_mode(client_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		SSL_CTX_set_mode(client_ctx,
+		    SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	}
 	if (cert_path[0] == '\0' || key_path[0] == '\0' || client_ctx == NULL) {
 		cert_path[0] = '\0';
@@ -331,11 +331,10 @@ answer(struct fz *f, uint64_t tag, enum answer k, unsigned char b)
 			rv = pop3d_send_to_client(f->srv, f->client, tag, "1 120", 5,
 			    POP3D_SEND_MORE);
 		if (rv == 0 && (b & 0x40))
-			rv = pop3d_send_to_client(f->srv, f->client, tag, "", 0,
-			    POP3D_SEND_MORE);
+			rv = pop3d_send_to_client(f->srv, f->client, tag, "", 0, POP3D_SEND_MORE);
 		if (rv == 0)
-			rv = pop3d_send_to_client(f->srv, f->client, tag, "..x", 3,
-			    POP3D_SEND_MORE);
+			rv =
+			    pop3d_send_to_client(f->srv, f->client, tag, "..x", 3, POP3D_SEND_MORE);
 		if (rv == 0)
 			rv = pop3d_send_to_client(f->srv, f->client, tag, ".", 1, 0);
 		break;
@@ -460,7 +459,7 @@ answer_cmd(struct fz *f, const struct pop3d_event *ev, const char *verb)
 			answer(f, ev->tag, A_DISC_NULL, d);
 			break;
 		case 2:
-			break;	/* never answered */
+			break; /* never answered */
 		default:
 			if ((d >> 5) == 7 && f->consumer != 0) {
 				uint64_t id = f->consumer;
@@ -668,7 +667,7 @@ static void
 resolve_hooks(struct fz *f, int all)
 {
 	static const int verdicts[] = { POP3D_EAT_NONE, POP3D_EAT_CLIENT, POP3D_EAT_PLUGIN,
-	    POP3D_EAT_ALL, POP3D_HOOK_TEMPFAIL };
+		POP3D_EAT_ALL, POP3D_HOOK_TEMPFAIL };
 	size_t i = 0;
 	int rv, v;
 
@@ -686,8 +685,7 @@ resolve_hooks(struct fz *f, int all)
 		rv = pop3d_hook_resolve(f->srv, f->hooks[i].hook, v, NULL, 0);
 		CHECK(rv == 0 || rv == -POP3D_ERR_STALE);
 		CHECK(pop3d_hook_pending(f->srv, f->hooks[i].hook) == 0);
-		CHECK(pop3d_hook_resolve(f->srv, f->hooks[i].hook, v, NULL, 0) ==
-		    -POP3D_ERR_STALE);
+		CHECK(pop3d_hook_resolve(f->srv, f->hooks[i].hook, v, NULL, 0) == -POP3D_ERR_STALE);
 		f->hooks[i] = f->hooks[--f->nhooks];
 	}
 }
@@ -779,7 +777,7 @@ put(struct fz *f, const uint8_t *p, size_t n)
 	if (f->tls == 0)
 		return send(f->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (f->tls != 2)
-		return 0;	/* handshaking: later; failed: never */
+		return 0; /* handshaking: later; failed: never */
 	if ((r = SSL_write(f->ssl, p, (int)n)) > 0)
 		return r;
 	if (SSL_get_error(f->ssl, r) == SSL_ERROR_WANT_WRITE ||
@@ -864,7 +862,7 @@ check_output(const char *o, size_t len, int greeting)
 		while (i < len && o[i] != '\r' && o[i] != '\n')
 			i++;
 		if (i == len)
-			break;		/* a last partial line (cut by pop3d_free) */
+			break; /* a last partial line (cut by pop3d_free) */
 		if (i + 1 == len && o[i] == '\r')
 			break;
 		CHECK(o[i] == '\r' && o[i + 1] == '\n');
@@ -914,10 +912,10 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const xtnd[] = { "XTND", NULL };
-	static const char *const some[] = { "cmd_user", "cmd_pass", "cmd_auth",
-	    "cmd_list", "cmd_retr", "cmd_top", "cmd_capa", "pop3d_auth_data" };
+	static const char *const some[] = { "cmd_user", "cmd_pass", "cmd_auth", "cmd_list",
+		"cmd_retr", "cmd_top", "cmd_capa", "pop3d_auth_data" };
 	static const char *const plug[] = { "cmd_noop", "cmd_rset", "cmd_uidl", "connection",
-	    "cmd_auth", "cmd_pass", "auth_data" };
+		"cmd_auth", "cmd_pass", "auth_data" };
 	static const char *const resp[] = { "response" };
 	static const char *const all[] = { "all" };
 	struct pop3d_options o;
@@ -976,12 +974,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(pop3d_consumer_register(f.srv, f.consumer, all, 1, NULL) == 0);
 	if (o1 & 0x01) {
 		CHECK(pop3d_plugin_add(f.srv, "fuzzplug", 5, plugin_cb, &f) > 0);
-		CHECK(pop3d_plugin_register(f.srv, "fuzzplug", plug, (o2 & 0x10) ? 7 : 3, NULL) == 0);
+		CHECK(
+		    pop3d_plugin_register(f.srv, "fuzzplug", plug, (o2 & 0x10) ? 7 : 3, NULL) == 0);
 	}
 	if (o2 & 0x01) {
 		CHECK(pop3d_plugin_add(f.srv, "fuzzpop3c", 7, pop3c_cb, &f) > 0);
 		CHECK(pop3d_plugin_register_type(f.srv, "fuzzpop3c", POP3D_PLUGIN_POP3C, resp, 1,
-		    NULL) == 0);
+			  NULL) == 0);
 	}
 
 	if ((o2 & 0x20) && cert_path[0] != '\0') {
@@ -989,11 +988,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tls_ctx = 1;
 	}
 	if (o2 & 0x40)
-		lflags |= POP3D_LISTEN_TLS;	/* without a context: refused */
+		lflags |= POP3D_LISTEN_TLS; /* without a context: refused */
 	/* A PROXY listener: the stream starts with the header. */
 	if (o1 & 0x10) {
-		CHECK(pop3d_proxy_trust(f.srv, (o1 & 0x20) ? "198.51.100.0/24" :
-		    "192.0.2.0/24") == 0);
+		CHECK(pop3d_proxy_trust(f.srv, (o1 & 0x20) ? "198.51.100.0/24" : "192.0.2.0/24") ==
+		    0);
 		lflags |= POP3D_LISTEN_PROXY;
 		refused = (o1 & 0x20) != 0;
 	}
@@ -1004,15 +1003,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sin6.sin6_family = AF_INET6;
 		sin6.sin6_port = htons(40000);
 		inet_pton(AF_INET6, "::ffff:192.0.2.1", &sin6.sin6_addr);
-		c = admit_new(f.srv, fds[0], (struct sockaddr *)&sin6, sizeof(sin6), lflags,
-		    NULL);
+		c = admit_new(f.srv, fds[0], (struct sockaddr *)&sin6, sizeof(sin6), lflags, NULL);
 	} else {
 		memset(&sin, 0, sizeof(sin));
 		sin.sin_family = AF_INET;
 		sin.sin_port = htons(40000);
-		sin.sin_addr.s_addr = htonl(0xC0000201);	/* 192.0.2.1 */
-		c = admit_new(f.srv, fds[0], (struct sockaddr *)&sin, sizeof(sin), lflags,
-		    NULL);
+		sin.sin_addr.s_addr = htonl(0xC0000201); /* 192.0.2.1 */
+		c = admit_new(f.srv, fds[0], (struct sockaddr *)&sin, sizeof(sin), lflags, NULL);
 	}
 	if (refused) {
 		/* An untrusted peer on a PROXY listener: no client at all. */
@@ -1036,7 +1033,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ssize_t w;
 
 		if (pumps >= MAX_PUMPS)
-			chunk = n - off;	/* bounded work per input */
+			chunk = n - off; /* bounded work per input */
 		if (chunk > n - off)
 			chunk = n - off;
 		if (f.stls_wait > 0) {
@@ -1059,7 +1056,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				f.stls_wait = 4;
 			off += (size_t)w;
 		} else if (w == -1 && errno != EAGAIN && errno != EINTR)
-			break;		/* the server closed the connection */
+			break; /* the server closed the connection */
 		pump(&f);
 		if (++pumps >= 2 * MAX_PUMPS)
 			break;
@@ -1117,7 +1114,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * "server not ready" when nobody greets. */
 	lines += f.unsolicited + 1;
 	if (responses > lines) {
-		fprintf(errf, "fuzz_session: %zu responses to %zu lines; output:\n", responses, lines);
+		fprintf(errf, "fuzz_session: %zu responses to %zu lines; output:\n", responses,
+		    lines);
 		dump(f.out, f.outlen);
 		CHECK(responses <= lines);
 	}

@@ -37,12 +37,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define HDR 5
 #define TAPE 4
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_stuff: check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-		abort();						\
-	}								\
-} while (0)
+#define CHECK(cond) \
+	do { \
+		if (!(cond)) { \
+			fprintf(stderr, "fuzz_stuff: check failed at %s:%d: %s\n", __FILE__, \
+			    __LINE__, #cond); \
+			abort(); \
+		} \
+	} while (0)
 
 /* A memory file for pop3d_file_octets(), reached as /proc/self/fd/N. */
 static int memfd = -1;

@@ -30,8 +30,8 @@
 void *__real_malloc(size_t);
 int __real_close(int);
 
-static size_t fail_size;	/* fail the next malloc of this size, 0: none */
-static unsigned bad_closes;	/* close() of a descriptor already closed */
+static size_t fail_size;    /* fail the next malloc of this size, 0: none */
+static unsigned bad_closes; /* close() of a descriptor already closed */
 
 void *__wrap_malloc(size_t n);
 int __wrap_close(int fd);
@@ -62,7 +62,7 @@ static int pop = -1;
 static char buf[1 << 16];
 static size_t blen;
 static char path[64];
-static uint64_t retr_tag[3];	/* tags of RETR 1 and RETR 2 */
+static uint64_t retr_tag[3]; /* tags of RETR 1 and RETR 2 */
 static uint64_t client_id;
 
 /* The consumer: log in anybody; RETR 2 is answered with a file at once
@@ -80,8 +80,8 @@ consumer(struct pop3d *s, const struct pop3d_event *ev, void *arg)
 		if (n == 1 || n == 2)
 			retr_tag[n] = ev->tag;
 		if (n == 2)
-			ck_assert_int_eq(pop3d_send_file(s, ev->client, ev->tag, "+OK file", path,
-			    -1), 0);
+			ck_assert_int_eq(
+			    pop3d_send_file(s, ev->client, ev->tag, "+OK file", path, -1), 0);
 	}
 }
 
@@ -151,7 +151,7 @@ setup(void)
 	ck_assert_int_eq(connect(pop, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	blen = 0;
 	memset(retr_tag, 0, sizeof(retr_tag));
-	read_lines(1);				/* greeting */
+	read_lines(1); /* greeting */
 	ck_assert_int_eq(send(pop, "USER a\r\nPASS b\r\n", 16, 0), 16);
 	read_lines(3);
 	blen = 0;

@@ -52,18 +52,23 @@ static const struct bad {
 	const char *in;
 	size_t len;
 } bads[] = {
-	{ "Zm9", 3 },		/* not a multiple of four */
+	/* Not a multiple of four. */
+	{ "Zm9", 3 },
 	{ "Zm9vY", 5 },
-	{ "Zm!v", 4 },		/* outside the alphabet */
+	/* Outside the alphabet (the URL-safe one is another encoding). */
+	{ "Zm!v", 4 },
 	{ "Zm9v\n", 5 },
 	{ "Zm 9", 4 },
-	{ "Zh==", 4 },		/* pad bits not zero */
+	{ "-_8=", 4 },
+	/* Pad bits not zero. */
+	{ "Zh==", 4 },
 	{ "Zm9=", 4 },
-	{ "Z===", 4 },		/* three pad characters */
-	{ "Zg==Zm8=", 8 },	/* padding in the middle */
+	/* Three pad characters; padding anywhere but the end. */
+	{ "Z===", 4 },
+	{ "Zg==Zm8=", 8 },
 	{ "=Zm9", 4 },
-	{ "Zm\0v", 4 },		/* NUL inside */
-	{ "-_8=", 4 },		/* the URL-safe alphabet is another encoding */
+	/* NUL inside. */
+	{ "Zm\0v", 4 },
 };
 
 START_TEST(test_bad)

@@ -45,10 +45,10 @@ arg_str(const char *s, size_t len)
 START_TEST(test_event_shapes)
 {
 	struct pop3d_arg conn[5] = { arg_int(7), arg_str("127.0.0.1", 9), arg_int(40000),
-	    arg_str("127.0.0.1", 9), arg_int(110) };
+		arg_str("127.0.0.1", 9), arg_int(110) };
 	struct pop3d_arg cmd[2] = { arg_int(7), arg_str("bob", 3) };
 	struct pop3d_arg fail[3] = { arg_str("accept", 6), arg_int(24),
-	    arg_str("Too many open files", 19) };
+		arg_str("Too many open files", 19) };
 	struct pop3d_event ev;
 	json_t *j;
 
@@ -150,9 +150,16 @@ struct utf8_case {
 };
 
 static const struct utf8_case utf8_cases[] = {
-	{ "plain", 1 }, { "w\xc3\xb6rd", 1 }, { "\xe2\x82\xac", 1 }, { "\xf0\x9f\x98\x80", 1 },
-	{ "\xff", 0 }, { "\xc3", 0 }, { "\xc0\xaf", 0 }, { "\xed\xa0\x80", 0 },
-	{ "\xf4\x90\x80\x80", 0 }, { "\xe0\x80\xaf", 0 },
+	{ "plain", 1 },
+	{ "w\xc3\xb6rd", 1 },
+	{ "\xe2\x82\xac", 1 },
+	{ "\xf0\x9f\x98\x80", 1 },
+	{ "\xff", 0 },
+	{ "\xc3", 0 },
+	{ "\xc0\xaf", 0 },
+	{ "\xed\xa0\x80", 0 },
+	{ "\xf4\x90\x80\x80", 0 },
+	{ "\xe0\x80\xaf", 0 },
 };
 
 START_TEST(test_utf8)
@@ -165,8 +172,8 @@ END_TEST
 START_TEST(test_b64)
 {
 	static const char *const plain[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
-	static const char *const enc[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-	    "Zm9vYmFy" };
+	static const char *const enc[] = { "", "Zg==", "Zm8=", "Zm9v",
+		"Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
 	size_t i;
 	char *s;
 
@@ -186,9 +193,9 @@ END_TEST
 
 struct decode_case {
 	const char *line;
-	const char *code;	/* NULL: decodes */
+	const char *code; /* NULL: decodes */
 	const char *name;
-	const char *id;		/* expected id, JSON text; NULL: absent */
+	const char *id; /* expected id, JSON text; NULL: absent */
 };
 
 static const struct decode_case decode_cases[] = {
@@ -265,11 +272,21 @@ END_TEST
 START_TEST(test_reply_bytes)
 {
 	json_t *ids[] = {
-		NULL, json_null(), json_integer(0), json_integer(-1), json_integer(LLONG_MAX),
-		json_integer(LLONG_MIN), json_string(""), json_string("abc"),
+		NULL,
+		json_null(),
+		json_integer(0),
+		json_integer(-1),
+		json_integer(LLONG_MAX),
+		json_integer(LLONG_MIN),
+		json_string(""),
+		json_string("abc"),
 		json_string("q\"b\\s/\n\t\x01\x1f\x7f \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
-		json_stringn("a\0b", 3), json_real(1.5), json_true(), json_false(),
-		json_pack("[i,s]", 1, "x"), json_pack("{s:i}", "k", 1),
+		json_stringn("a\0b", 3),
+		json_real(1.5),
+		json_true(),
+		json_false(),
+		json_pack("[i,s]", 1, "x"),
+		json_pack("{s:i}", "k", 1),
 	};
 	size_t i, len;
 
@@ -288,7 +305,8 @@ START_TEST(test_reply_bytes)
 		ck_assert_ptr_nonnull(got);
 		ck_assert_uint_eq(len, strlen(want) + 1);
 		ck_assert_msg(strncmp(got, want, len - 1) == 0 && got[len - 1] == '\n' &&
-		    got[len] == '\0', "id %zu: got %s want %s", i, got, want);
+			got[len] == '\0',
+		    "id %zu: got %s want %s", i, got, want);
 		free(want);
 		free(got);
 		json_decref(ids[i]);
@@ -334,8 +352,7 @@ same_text(const char *what, char *s, size_t len, char *ref, size_t reflen)
 	ck_assert_msg(ref != NULL, "%s: reference failed", what);
 	ck_assert_msg(s != NULL, "%s: encoder failed", what);
 	ck_assert_msg(len == reflen && memcmp(s, ref, len) == 0,
-	    "%s differs:\n  direct    %.*s\n  reference %.*s", what, (int)len, s, (int)reflen,
-	    ref);
+	    "%s differs:\n  direct    %.*s\n  reference %.*s", what, (int)len, s, (int)reflen, ref);
 	ck_assert(s[len] == '\0');
 	ck_assert(len > 0 && s[len - 1] == '\n');
 	free(s);
@@ -367,29 +384,75 @@ struct bytes {
 	size_t len;
 };
 
-#define BYTES(lit)	{ lit, sizeof(lit) - 1 }
+#define BYTES(lit) \
+	{ \
+		lit, sizeof(lit) - 1 \
+	}
 
 /* Strings: plain, escapes, UTF-8 of every length, and every kind of bad
  * UTF-8 (stray continuations, C0/C1 and other overlongs, surrogates, past
  * U+10FFFF, F5-FF, truncated sequences, NULs inside). */
 static const struct bytes str_cases[] = {
-	BYTES(""), BYTES("NOOP"), BYTES("1"), BYTES("say \"hi\""), BYTES("C:\\dir\\"),
-	BYTES("\"\\\"\\"), BYTES("a/b</c>"), BYTES("\x7f"), BYTES("del\x7f" "del"),
-	BYTES("\b\f\n\r\t"), BYTES("line\r\n"), BYTES("\x01\x1f\x1b[0m"),
-	BYTES("w\xc3\xb6rd"), BYTES("\xc2\x80\xdf\xbf"), BYTES("\xe2\x82\xac"),
-	BYTES("\xe0\xa0\x80\xef\xbf\xbf"), BYTES("\xef\xbb\xbf" "bom"), BYTES("\xef\xbf\xbd"),
-	BYTES("\xf0\x9f\x98\x80"), BYTES("\xf0\x90\x80\x80\xf4\x8f\xbf\xbf"),
-	BYTES("\xe2\x80\xa8\xe2\x80\xa9"), BYTES("\xc2\x85"),
-	BYTES("\x80"), BYTES("\xbf"), BYTES("\x80\x80\x80"), BYTES("\xff"), BYTES("\xfe\xff"),
-	BYTES("\xc0\x80"), BYTES("\xc0\xaf"), BYTES("\xc1\xbf"), BYTES("\xe0\x80\xaf"),
-	BYTES("\xe0\x9f\xbf"), BYTES("\xf0\x80\x80\xaf"), BYTES("\xf0\x8f\xbf\xbf"),
-	BYTES("\xed\xa0\x80"), BYTES("\xed\xbf\xbf"), BYTES("\xed\xa0\xbd\xed\xb8\x80"),
-	BYTES("\xf4\x90\x80\x80"), BYTES("\xf5\x80\x80\x80"), BYTES("\xf8\x88\x80\x80\x80"),
-	BYTES("\xfc\x84\x80\x80\x80\x80"), BYTES("\xc3"), BYTES("\xe2\x82"), BYTES("\xf0\x9f\x98"),
-	BYTES("\xf0\x9f"), BYTES("ab\xe2\x82"), BYTES("\xe2\x82" "ab"), BYTES("\xc3\x28"),
-	BYTES("\xe2\x28\xa1"), BYTES("\xf0\x28\x8c\x28"), BYTES("p\xe4ss\xff w\xc3\xb6rd"),
-	BYTES("\xff\"\\\n\x01"), BYTES("\0"), BYTES("a\0b"), BYTES("\0\0\xc3\xb6\0"),
-	BYTES("\xe2\0\xac"), BYTES("tail\0"),
+	BYTES(""),
+	BYTES("NOOP"),
+	BYTES("1"),
+	BYTES("say \"hi\""),
+	BYTES("C:\\dir\\"),
+	BYTES("\"\\\"\\"),
+	BYTES("a/b</c>"),
+	BYTES("\x7f"),
+	BYTES("del\x7f"
+	      "del"),
+	BYTES("\b\f\n\r\t"),
+	BYTES("line\r\n"),
+	BYTES("\x01\x1f\x1b[0m"),
+	BYTES("w\xc3\xb6rd"),
+	BYTES("\xc2\x80\xdf\xbf"),
+	BYTES("\xe2\x82\xac"),
+	BYTES("\xe0\xa0\x80\xef\xbf\xbf"),
+	BYTES("\xef\xbb\xbf"
+	      "bom"),
+	BYTES("\xef\xbf\xbd"),
+	BYTES("\xf0\x9f\x98\x80"),
+	BYTES("\xf0\x90\x80\x80\xf4\x8f\xbf\xbf"),
+	BYTES("\xe2\x80\xa8\xe2\x80\xa9"),
+	BYTES("\xc2\x85"),
+	BYTES("\x80"),
+	BYTES("\xbf"),
+	BYTES("\x80\x80\x80"),
+	BYTES("\xff"),
+	BYTES("\xfe\xff"),
+	BYTES("\xc0\x80"),
+	BYTES("\xc0\xaf"),
+	BYTES("\xc1\xbf"),
+	BYTES("\xe0\x80\xaf"),
+	BYTES("\xe0\x9f\xbf"),
+	BYTES("\xf0\x80\x80\xaf"),
+	BYTES("\xf0\x8f\xbf\xbf"),
+	BYTES("\xed\xa0\x80"),
+	BYTES("\xed\xbf\xbf"),
+	BYTES("\xed\xa0\xbd\xed\xb8\x80"),
+	BYTES("\xf4\x90\x80\x80"),
+	BYTES("\xf5\x80\x80\x80"),
+	BYTES("\xf8\x88\x80\x80\x80"),
+	BYTES("\xfc\x84\x80\x80\x80\x80"),
+	BYTES("\xc3"),
+	BYTES("\xe2\x82"),
+	BYTES("\xf0\x9f\x98"),
+	BYTES("\xf0\x9f"),
+	BYTES("ab\xe2\x82"),
+	BYTES("\xe2\x82"
+	      "ab"),
+	BYTES("\xc3\x28"),
+	BYTES("\xe2\x28\xa1"),
+	BYTES("\xf0\x28\x8c\x28"),
+	BYTES("p\xe4ss\xff w\xc3\xb6rd"),
+	BYTES("\xff\"\\\n\x01"),
+	BYTES("\0"),
+	BYTES("a\0b"),
+	BYTES("\0\0\xc3\xb6\0"),
+	BYTES("\xe2\0\xac"),
+	BYTES("tail\0"),
 };
 
 /* Every control character, each alone and in a string. */
@@ -477,12 +540,44 @@ END_TEST
 
 /* JSON arguments: dumped by jansson as before, null when not JSON. */
 static const char *const json_cases[] = {
-	"{}", "[]", "null", "true", "false", "0", "-0", "42", "-9223372036854775808",
-	"9223372036854775807", "3.5", "-1.25e-7", "1e300", "1E+2", "2.0", "\"\"", "\"x\"",
-	"  [1 , 2]  ", "{\"b\":1,\"a\":[true,null,{\"c\":\"d\"}]}", "[\"\\u0001\\u001f\\u007f\"]",
-	"\"\\ud83d\\ude00\"", "\"\\u00e9\\/\\\"\\\\\"", "\"\xc3\xb6\"", "[[[[[[[[[[1]]]]]]]]]]",
-	"", " ", "{", "[1,]", "{\"a\":1,\"a\":2}", "\"\\u0000\"", "\"\xff\"", "[1] [2]",
-	"nul", "1e999", "99999999999999999999", "'x'", "\"\\ud800\"", "\"a\nb\"",
+	"{}",
+	"[]",
+	"null",
+	"true",
+	"false",
+	"0",
+	"-0",
+	"42",
+	"-9223372036854775808",
+	"9223372036854775807",
+	"3.5",
+	"-1.25e-7",
+	"1e300",
+	"1E+2",
+	"2.0",
+	"\"\"",
+	"\"x\"",
+	"  [1 , 2]  ",
+	"{\"b\":1,\"a\":[true,null,{\"c\":\"d\"}]}",
+	"[\"\\u0001\\u001f\\u007f\"]",
+	"\"\\ud83d\\ude00\"",
+	"\"\\u00e9\\/\\\"\\\\\"",
+	"\"\xc3\xb6\"",
+	"[[[[[[[[[[1]]]]]]]]]]",
+	"",
+	" ",
+	"{",
+	"[1,]",
+	"{\"a\":1,\"a\":2}",
+	"\"\\u0000\"",
+	"\"\xff\"",
+	"[1] [2]",
+	"nul",
+	"1e999",
+	"99999999999999999999",
+	"'x'",
+	"\"\\ud800\"",
+	"\"a\nb\"",
 };
 
 START_TEST(test_encode_json)
@@ -513,9 +608,9 @@ END_TEST
 START_TEST(test_encode_shapes)
 {
 	static const uint64_t ids[] = { 0, 1, 9, 10, 4096, (uint64_t)LLONG_MAX,
-	    (uint64_t)LLONG_MAX + 1, UINT64_MAX };
+		(uint64_t)LLONG_MAX + 1, UINT64_MAX };
 	static const long long ints[] = { 0, 1, -1, 9, 10, -10, 99, 100, LLONG_MAX, LLONG_MIN,
-	    LLONG_MIN + 1 };
+		LLONG_MIN + 1 };
 	struct pop3d_arg av[16];
 	struct pop3d_event ev;
 	size_t i, k;
@@ -537,8 +632,8 @@ START_TEST(test_encode_shapes)
 			ev.name = (shape & 32) ? NULL : "pop3d_cmd_retr";
 			ev.seq = ids[k];
 			ev.client = (shape & 1) ? ids[(k + 1) % 8] : 0;
-			ev.state = (shape & 2) ? POP3D_STATE_TRANSACTION :
-			    POP3D_STATE_AUTHORIZATION;
+			ev.state =
+			    (shape & 2) ? POP3D_STATE_TRANSACTION : POP3D_STATE_AUTHORIZATION;
 			ev.tls = (shape & 4) ? 1 + (int)k : 0;
 			ev.tag = (shape & 8) ? ids[(k + 2) % 8] : 0;
 			ev.origin = (shape & 16) ? ids[(k + 3) % 8] : 0;
@@ -564,7 +659,8 @@ START_TEST(test_encode_large)
 	big = malloc(n);
 	ck_assert_ptr_nonnull(big);
 	for (i = 0; i < n; i++)
-		big[i] = "\"\\\x01\xff\n\xc3\xb6" "a"[i % 8];
+		big[i] = "\"\\\x01\xff\n\xc3\xb6"
+			 "a"[i % 8];
 	memset(&ev, 0, sizeof(ev));
 	ev.name = "pop3d_cmd_pass";
 	ev.seq = 3;
@@ -574,7 +670,7 @@ START_TEST(test_encode_large)
 	same_event(&ev, "ctl");
 	for (i = 0; i < 300; i++)
 		av[i] = (i % 3 == 0) ? arg_int((long long)i * 1000003) :
-		    arg_str(big + i, i % 3 == 1 ? 7 : 2);
+				       arg_str(big + i, i % 3 == 1 ? 7 : 2);
 	ev.argc = 300;
 	same_event(&ev, "ctl");
 	free(big);
@@ -587,7 +683,8 @@ START_TEST(test_encode_literal)
 	struct pop3d_arg noop[1] = { arg_str("NOOP", 4) };
 	struct pop3d_arg retr[2] = { arg_str("RETR", 4), arg_str("1", 1) };
 	struct pop3d_arg odd[4] = { arg_int(-7), arg_str("a\"\\\x01\x1f\x7f\t", 7),
-	    arg_str("\xff\xc3\xb6", 3), { POP3D_ARG_JSON, 0, (char *)"{\"k\": [1, 2.5]}", 15 } };
+		arg_str("\xff\xc3\xb6", 3),
+		{ POP3D_ARG_JSON, 0, (char *)"{\"k\": [1, 2.5]}", 15 } };
 	struct pop3d_event ev;
 	size_t len;
 	char *s;
@@ -603,7 +700,8 @@ START_TEST(test_encode_literal)
 	ev.argc = 1;
 	ev.argv = noop;
 	s = codec_event(&ev, &len);
-	ck_assert_str_eq(s, "{\"type\":\"event\",\"event\":\"pop3d_cmd_noop\",\"seq\":1234,"
+	ck_assert_str_eq(s,
+	    "{\"type\":\"event\",\"event\":\"pop3d_cmd_noop\",\"seq\":1234,"
 	    "\"client\":17,\"state\":\"transaction\",\"tls\":true,\"tag\":5,"
 	    "\"command\":\"NOOP\",\"args\":[\"NOOP\"]}\n");
 	ck_assert_uint_eq(len, strlen(s));
@@ -617,7 +715,8 @@ START_TEST(test_encode_literal)
 	ev.argv = retr;
 	ev.type = POP3D_PLUGIN_POP3D;
 	s = codec_hook(&ev, "filter", &len);
-	ck_assert_str_eq(s, "{\"type\":\"hook\",\"event\":\"pop3d_cmd_retr\",\"seq\":1234,"
+	ck_assert_str_eq(s,
+	    "{\"type\":\"hook\",\"event\":\"pop3d_cmd_retr\",\"seq\":1234,"
 	    "\"client\":17,\"state\":\"transaction\",\"tls\":false,\"tag\":5,"
 	    "\"args\":[\"RETR\",\"1\"],\"hook\":99,\"plugin\":\"filter\","
 	    "\"plugin_type\":\"POP3D\"}\n");
@@ -631,7 +730,8 @@ START_TEST(test_encode_literal)
 	ev.argc = 4;
 	ev.argv = odd;
 	s = codec_event(&ev, &len);
-	ck_assert_str_eq(s, "{\"type\":\"event\",\"event\":\"pop3d_x\",\"seq\":-1,\"origin\":2,"
+	ck_assert_str_eq(s,
+	    "{\"type\":\"event\",\"event\":\"pop3d_x\",\"seq\":-1,\"origin\":2,"
 	    "\"args\":[-7,\"a\\\"\\\\\\u0001\\u001F\x7f\\t\",\"\xef\xbf\xbd\xc3\xb6\","
 	    "{\"k\":[1,2.5]}],\"args_b64\":[null,null,\"/8O2\",null]}\n");
 	ck_assert_uint_eq(len, strlen(s));
@@ -642,7 +742,8 @@ START_TEST(test_encode_literal)
 	ev.argc = 0;
 	ev.type = POP3D_PLUGIN_POP3C;
 	s = codec_hook(&ev, "\xe2\x82", &len);
-	ck_assert_str_eq(s, "{\"type\":\"hook\",\"seq\":-1,\"origin\":2,\"args\":[],\"hook\":0,"
+	ck_assert_str_eq(s,
+	    "{\"type\":\"hook\",\"seq\":-1,\"origin\":2,\"args\":[],\"hook\":0,"
 	    "\"plugin_type\":\"POP3C\"}\n");
 	free(s);
 }

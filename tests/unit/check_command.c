@@ -123,12 +123,12 @@ teardown(void)
 	control_free(ctl);
 	pop3d_free(srv);
 	event_base_free(base);
-	ck_assert_int_ne(access(path, F_OK), 0);	/* socket file removed */
+	ck_assert_int_ne(access(path, F_OK), 0); /* socket file removed */
 }
 
 struct cmd_case {
 	const char *line;
-	const char *code;	/* NULL: ok */
+	const char *code; /* NULL: ok */
 };
 
 static const struct cmd_case cmd_cases[] = {
@@ -159,7 +159,8 @@ static const struct cmd_case cmd_cases[] = {
 	{ "{\"cmd\":\"send_file\",\"client\":5,\"path\":\"/x\",\"status\":\"+OK\"}\n",
 	    "unknown_client" },
 	{ "{\"cmd\":\"send_file\",\"client\":5,\"path\":\"/x\",\"status\":\"+OK\","
-	    "\"top_lines\":-2}\n", "invalid_argument" },
+	  "\"top_lines\":-2}\n",
+	    "invalid_argument" },
 	{ "{\"cmd\":\"disconnect\",\"client\":123}\n", "unknown_client" },
 	{ "{\"cmd\":\"disconnect\",\"client\":\"1\"}\n", "invalid_argument" },
 	{ "{\"cmd\":\"send_event\",\"event\":\"x_hello\",\"args\":[1,\"a\",{\"b\":[]}]}\n", NULL },
@@ -181,7 +182,8 @@ static const struct cmd_case cmd_cases[] = {
 	{ "{\"cmd\":\"send_file\",\"client\":5,\"path\":\"/x\\u0000\",\"status\":\"+OK\"}\n",
 	    "invalid_argument" },
 	{ "{\"cmd\":\"disconnect\",\"client\":1,\"text\":\"\\u0000\"}\n", "invalid_argument" },
-	{ "{\"cmd\":\"send_event\",\"event\":\"x_a\",\"args\":[\"\\u0000\"]}\n", "invalid_argument" },
+	{ "{\"cmd\":\"send_event\",\"event\":\"x_a\",\"args\":[\"\\u0000\"]}\n",
+	    "invalid_argument" },
 	{ "{\"cmd\":\"register\",\"events\":[\"cmd_user\\u0000\"]}\n", "invalid_argument" },
 	{ "{\"cmd\":\"ping\",\"id\":\"\\u0000\"}\n", NULL },
 	/* Octets with NUL go as base64; a status line still may not hold one. */
@@ -200,8 +202,9 @@ START_TEST(test_commands)
 		ck_assert_msg(json_is_true(json_object_get(r, "ok")), "%s", cc->line);
 	else {
 		ck_assert_msg(json_is_false(json_object_get(r, "ok")), "%s", cc->line);
-		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r, "error"),
-		    "code")), cc->code);
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(json_object_get(r, "error"), "code")),
+		    cc->code);
 	}
 	json_decref(r);
 	/* The connection stays usable after every error. */

@@ -176,8 +176,9 @@ setup(void)
 	g = next_line(2000);
 	ck_assert_ptr_nonnull(g);
 	ck_assert_str_eq(json_string_value(json_object_get(g, "type")), "greeting");
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(g, "limits"),
-	    "control_max_line")), MAX_LINE);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(g, "limits"), "control_max_line")),
+	    MAX_LINE);
 	json_decref(g);
 }
 
@@ -188,7 +189,7 @@ teardown(void)
 	control_free(ctl);
 	pop3d_free(srv);
 	event_base_free(base);
-	ck_assert_int_ne(access(path, F_OK), 0);	/* socket file removed */
+	ck_assert_int_ne(access(path, F_OK), 0); /* socket file removed */
 }
 
 /* Several lines in one write, a CR before the LF, trailing blanks, a
@@ -197,7 +198,7 @@ teardown(void)
 START_TEST(test_framing)
 {
 	const char *batch = "{\"cmd\":\"ping\",\"id\":1}\r\n\n   \n{\"cmd\":\"ping\",\"id\":2} \t\n"
-	    "{\"cmd\":\"ping\",";
+			    "{\"cmd\":\"ping\",";
 	json_t *r;
 	int i;
 
@@ -209,7 +210,7 @@ START_TEST(test_framing)
 		ck_assert(json_is_true(json_object_get(r, "ok")));
 		json_decref(r);
 	}
-	ck_assert_ptr_null(next_line(50));	/* half a line: nothing yet */
+	ck_assert_ptr_null(next_line(50)); /* half a line: nothing yet */
 	send_str("\"id\":3}\n");
 	r = next_of("reply", 2000);
 	ck_assert_int_eq(json_integer_value(json_object_get(r, "id")), 3);
@@ -226,17 +227,17 @@ START_TEST(test_line_over_cap_before_newline)
 	json_t *r;
 
 	memset(big, 'x', 3 * MAX_LINE);
-	send_all(big, MAX_LINE + 100);		/* no LF yet */
+	send_all(big, MAX_LINE + 100); /* no LF yet */
 	r = next_of("reply", 2000);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(code_of(r), "limit_exceeded");
 	ck_assert(json_is_null(json_object_get(r, "id")));
 	json_decref(r);
-	send_all(big, 2 * MAX_LINE);		/* more of the same line */
+	send_all(big, 2 * MAX_LINE); /* more of the same line */
 	send_str("x\n{\"cmd\":\"ping\",\"id\":7}\n");
 	r = next_of("reply", 2000);
 	ck_assert_ptr_nonnull(r);
-	ck_assert_int_eq(json_integer_value(json_object_get(r, "id")), 7);	/* one error only */
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "id")), 7); /* one error only */
 	json_decref(r);
 	/* Exactly max_line octets is fine: a JSON string padded with blanks. */
 	memset(big, ' ', MAX_LINE);
@@ -261,17 +262,17 @@ START_TEST(test_deferred_drop)
 	peer_drop(c, "test drop");
 	ck_assert_str_eq(c->drop_reason, "test drop");
 	ck_assert(!c->dead);
-	ck_assert_ptr_eq(TAILQ_FIRST(&ctl->controllers), c);	/* still listed */
+	ck_assert_ptr_eq(TAILQ_FIRST(&ctl->controllers), c); /* still listed */
 	ck_assert_uint_eq(ctl->ncontrollers, 1);
-	peer_write(c, "{}\n", 3);				/* a no-op now */
+	peer_write(c, "{}\n", 3); /* a no-op now */
 	ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_output(c->bev)), 0);
-	peer_drop(c, "second reason");				/* the first one stays */
+	peer_drop(c, "second reason"); /* the first one stays */
 	ck_assert_str_eq(c->drop_reason, "test drop");
 	send_str("{\"cmd\":\"ping\",\"id\":1}\n");
 	until_gone();
 	ck_assert(TAILQ_EMPTY(&ctl->controllers));
 	r = next_line(500);
-	ck_assert_ptr_null(r);					/* no reply: closed */
+	ck_assert_ptr_null(r); /* no reply: closed */
 	ck_assert(peer_eof);
 }
 END_TEST
@@ -290,7 +291,7 @@ START_TEST(test_output_cap_drops_slow_consumer)
 	/* Within one loop iteration nothing is flushed: the backlog grows. */
 	for (i = 0; i < 4; i++)
 		peer_write(c, line, chunk);
-	ck_assert_ptr_null(c->drop_reason);			/* at the cap: kept */
+	ck_assert_ptr_null(c->drop_reason); /* at the cap: kept */
 	peer_write(c, "y\n", 2);
 	ck_assert_ptr_nonnull(c->drop_reason);
 	ck_assert_str_eq(c->drop_reason, "output backlog over the cap");
@@ -320,7 +321,7 @@ START_TEST(test_lossy_counting)
 	r = next_of("reply", 2000);
 	ck_assert(json_is_true(json_object_get(r, "ok")));
 	json_decref(r);
-	r = next_of("event", 2000);				/* the seed */
+	r = next_of("event", 2000); /* the seed */
 	ck_assert_str_eq(json_string_value(json_object_get(r, "event")), "pop3d_registered");
 	json_decref(r);
 	c = the_controller();
@@ -338,7 +339,7 @@ START_TEST(test_lossy_counting)
 	ck_assert(c->behind);
 	ck_assert_uint_gt(c->dropped, 0);
 	ck_assert_uint_lt(c->dropped, (uint64_t)sent);
-	ck_assert_ptr_null(c->drop_reason);			/* lossy: never dropped */
+	ck_assert_ptr_null(c->drop_reason); /* lossy: never dropped */
 	/* Read everything: the delivered events, then the count. */
 	while ((e = next_line(2000)) != NULL) {
 		const char *ev = json_string_value(json_object_get(e, "event"));
@@ -350,8 +351,8 @@ START_TEST(test_lossy_counting)
 			continue;
 		}
 		ck_assert_str_eq(ev, "pop3d_events_dropped");
-		ck_assert_int_eq(json_integer_value(json_array_get(json_object_get(e, "args"),
-		    0)), sent - seen);
+		ck_assert_int_eq(json_integer_value(json_array_get(json_object_get(e, "args"), 0)),
+		    sent - seen);
 		json_decref(e);
 		break;
 	}
@@ -359,7 +360,7 @@ START_TEST(test_lossy_counting)
 	ck_assert_int_gt(seen, 0);
 	ck_assert(!c->behind);
 	ck_assert_uint_eq(c->dropped, 0);
-	ck_assert_int_eq(pop3d_send_event(srv, "x_big", &a, 1, 0), 0);	/* flows again */
+	ck_assert_int_eq(pop3d_send_event(srv, "x_big", &a, 1, 0), 0); /* flows again */
 	e = next_of("event", 2000);
 	ck_assert_ptr_nonnull(e);
 	ck_assert_str_eq(json_string_value(json_object_get(e, "event")), "pop3d_x_big");
@@ -376,12 +377,12 @@ START_TEST(test_stall)
 
 	c->last_progress -= 3600;
 	peer_tick(ctl);
-	ck_assert(!c->dead);					/* nothing owed */
+	ck_assert(!c->dead); /* nothing owed */
 	evbuffer_add(bufferevent_get_output(c->bev), "z\n", 2);
 	peer_tick(ctl);
 	ck_assert(c->dead);
 	ck_assert_uint_eq(ctl->ncontrollers, 0);
-	ck_assert_ptr_eq(TAILQ_FIRST(&ctl->dead), c);		/* freed from its event */
+	ck_assert_ptr_eq(TAILQ_FIRST(&ctl->dead), c); /* freed from its event */
 	until_gone();
 }
 END_TEST
@@ -399,7 +400,7 @@ START_TEST(test_half_close)
 	r = next_of("reply", 2000);
 	ck_assert_int_eq(json_integer_value(json_object_get(r, "id")), 2);
 	json_decref(r);
-	ck_assert_ptr_null(next_line(500));			/* the partial line: dropped */
+	ck_assert_ptr_null(next_line(500)); /* the partial line: dropped */
 	until_gone();
 }
 END_TEST

@@ -68,9 +68,9 @@ teardown(void)
 }
 
 struct open_case {
-	int rooted;		/* beneath top/root */
-	const char *path;	/* a leading "%s" is top; a leading '=' means as is */
-	int err;		/* 0: opens */
+	int rooted;	  /* beneath top/root */
+	const char *path; /* a leading "%s" is top; a leading '=' means as is */
+	int err;	  /* 0: opens */
 };
 
 static const struct open_case open_cases[] = {
@@ -82,7 +82,7 @@ static const struct open_case open_cases[] = {
 	{ 0, "%s/root", EINVAL },
 	{ 0, "%s/root/link-in", ELOOP },
 	{ 0, "%s/root/link-out", ELOOP },
-	{ 0, "%s/root/sublink/msg", 0 },	/* without a root, directories may be links */
+	{ 0, "%s/root/sublink/msg", 0 }, /* without a root, directories may be links */
 	{ 0, "%s/root/nope", ENOENT },
 	{ 0, "=", EINVAL },
 	{ 1, "%s/root/msg", 0 },
@@ -151,10 +151,10 @@ START_TEST(test_root_set)
 	ck_assert_int_eq(fileopen_root_set(&r, p), 0);
 	snprintf(p, sizeof(p), "%s/root", top);
 	ck_assert_str_eq(r.path, p);
-	ck_assert_int_eq(fileopen_root_set(&r, "/"), 0);	/* replaces it */
+	ck_assert_int_eq(fileopen_root_set(&r, "/"), 0); /* replaces it */
 	ck_assert_str_eq(r.path, "/");
 	snprintf(p, sizeof(p), "%s/root/msg", top);
-	fd = fileopen_read(&r, p);	/* beneath "/": any path without symlinks */
+	fd = fileopen_read(&r, p); /* beneath "/": any path without symlinks */
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 	fileopen_root_clear(&r);

@@ -57,7 +57,7 @@ clients_held(void)
 	struct client *c;
 	size_t n = 0;
 
-	TAILQ_FOREACH(c, &srv->clients, entry)
+	TAILQ_FOREACH (c, &srv->clients, entry)
 		n++;
 	return n;
 }
@@ -302,13 +302,13 @@ START_TEST(test_timeout_write_over_cap)
 	json_t *h;
 
 	ctl_ok("{\"cmd\":\"plugin_register\",\"alias\":\"P\",\"events\":[\"cmd_noop\"],"
-	    "\"timeout_ms\":100,\"on_timeout\":\"none\"}\n");
+	       "\"timeout_ms\":100,\"on_timeout\":\"none\"}\n");
 	greeted();
 	peer_send(&pop, "NOOP\r\n");
 	h = ctl_next("hook", 2000);
 	ck_assert_ptr_nonnull(h);
 	json_decref(h);
-	ctl->opts.max_output = 1;	/* the timeout event is the write over it */
+	ctl->opts.max_output = 1; /* the timeout event is the write over it */
 	ck_assert_msg(peer_line(&pop, line, sizeof(line), 3000), "NOOP not answered");
 	ck_assert_str_eq(line, "+OK noop");
 	controller_gone();
@@ -329,9 +329,9 @@ START_TEST(test_hook_write_over_cap)
 	char line[512];
 
 	ctl_ok("{\"cmd\":\"plugin_register\",\"alias\":\"P\",\"events\":[\"cmd_noop\"],"
-	    "\"timeout_ms\":60000,\"on_timeout\":\"none\"}\n");
+	       "\"timeout_ms\":60000,\"on_timeout\":\"none\"}\n");
 	greeted();
-	ctl->opts.max_output = 1;	/* the hook is the write over it */
+	ctl->opts.max_output = 1; /* the hook is the write over it */
 	peer_send(&pop, "NOOP\r\n");
 	ck_assert_msg(peer_line(&pop, line, sizeof(line), 3000), "NOOP not answered");
 	ck_assert_str_eq(line, "+OK noop");
@@ -347,7 +347,7 @@ START_TEST(test_hook_write_over_cap_auth)
 	char line[512];
 
 	ctl_ok("{\"cmd\":\"plugin_register\",\"alias\":\"P\",\"events\":[\"cmd_pass\"],"
-	    "\"timeout_ms\":60000}\n");
+	       "\"timeout_ms\":60000}\n");
 	greeted();
 	ctl->opts.max_output = 1;
 	peer_send(&pop, "PASS secret\r\n");
@@ -370,7 +370,7 @@ START_TEST(test_client_gone_during_hook)
 	json_int_t hook;
 
 	ctl_ok("{\"cmd\":\"plugin_register\",\"alias\":\"P\",\"events\":[\"cmd_noop\"],"
-	    "\"timeout_ms\":60000,\"on_timeout\":\"none\"}\n");
+	       "\"timeout_ms\":60000,\"on_timeout\":\"none\"}\n");
 	greeted();
 	peer_send(&pop, "NOOP\r\n");
 	h = ctl_next("hook", 2000);
@@ -386,7 +386,8 @@ START_TEST(test_client_gone_during_hook)
 	ck_assert_int_eq(json_integer_value(json_array_get(args, 0)), hook);
 	ck_assert_str_eq(json_string_value(json_array_get(args, 1)), "P");
 	ck_assert_str_eq(json_string_value(json_array_get(args, 2)), "pop3d_cmd_noop");
-	ck_assert_int_eq(json_integer_value(json_array_get(args, 3)), (json_int_t)last_disconnected);
+	ck_assert_int_eq(json_integer_value(json_array_get(args, 3)),
+	    (json_int_t)last_disconnected);
 	json_decref(e);
 	snprintf(cmd, sizeof(cmd), "{\"cmd\":\"verdict\",\"hook\":%lld,\"eat\":\"none\"}\n",
 	    (long long)hook);
@@ -405,7 +406,7 @@ START_TEST(test_client_gone_during_connection_hook)
 	json_t *h;
 
 	ctl_ok("{\"cmd\":\"plugin_register\",\"alias\":\"P\",\"events\":[\"connection\"],"
-	    "\"timeout_ms\":60000,\"on_timeout\":\"none\"}\n");
+	       "\"timeout_ms\":60000,\"on_timeout\":\"none\"}\n");
 	pop_connect();
 	h = ctl_next("hook", 2000);
 	ck_assert_ptr_nonnull(h);

@@ -15,9 +15,9 @@
 struct frame_case {
 	const char *name;
 	const char *input;
-	size_t inlen;		/* 0: strlen */
+	size_t inlen; /* 0: strlen */
 	size_t max;
-	const char *expect;	/* results joined: "OK:text|LONG|NUL|" */
+	const char *expect; /* results joined: "OK:text|LONG|NUL|" */
 };
 
 static const struct frame_case frame_cases[] = {
@@ -114,7 +114,7 @@ struct parse_case {
 	const char *line;
 	int rv;
 	const char *verb;
-	const char *arg;	/* NULL: absent */
+	const char *arg; /* NULL: absent */
 };
 
 static const struct parse_case parse_cases[] = {
@@ -180,14 +180,13 @@ static const struct clean_case {
 	{ "nul\0here", 8, 0 },
 	{ "\r", 1, 0 },
 	{ "end\n", 4, 0 },
-	{ "past\0", 4, 1 },	/* only len octets are looked at */
+	{ "past\0", 4, 1 }, /* only len octets are looked at */
 	{ NULL, 0, 0 },
 };
 
 START_TEST(test_clean)
 {
-	ck_assert_int_eq(line_clean(clean_cases[_i].s, clean_cases[_i].len),
-	    clean_cases[_i].clean);
+	ck_assert_int_eq(line_clean(clean_cases[_i].s, clean_cases[_i].len), clean_cases[_i].clean);
 }
 END_TEST
 

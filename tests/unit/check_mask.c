@@ -12,8 +12,8 @@
 struct line_case {
 	const char *name;
 	const char *line;
-	size_t len;		/* 0: strlen */
-	size_t size;		/* the buffer given; 0: 256 */
+	size_t len;  /* 0: strlen */
+	size_t size; /* the buffer given; 0: 256 */
 	const char *expect;
 };
 
@@ -49,7 +49,10 @@ static const struct line_case line_cases[] = {
 	{ "quotes escaped", "USER \"a\\b\"", 0, 0, "USER \\x22a\\x5cb\\x22" },
 	{ "escape in user", "USER \x1b[31mred", 0, 0, "USER \\x1b[31mred" },
 	{ "escape in apop user", "APOP \x1b[2J s3cret", 0, 0, "APOP \\x1b[2J ****" },
-	{ "8-bit escaped", "USER b\xf6" "b", 0, 0, "USER b\\xf6b" },
+	{ "8-bit escaped",
+	    "USER b\xf6"
+	    "b",
+	    0, 0, "USER b\\xf6b" },
 	{ "nul in user", "USER a\0b", 8, 0, "USER a\\x00b" },
 	{ "long user cut", "USER abcdefghijklmnopqrstuvwxyz", 0, 16, "USER abcdefg..." },
 	{ "long apop user cut, marker kept", "APOP abcdefghijklmnopqrstuvwxyz s3cret", 0, 20,
@@ -126,7 +129,7 @@ START_TEST(test_verbs)
 	ck_assert_int_eq(mask_verb_secret("PaSs", 4), MASK_ALL);
 	ck_assert_int_eq(mask_verb_secret("APOP", 4), MASK_WORD);
 	ck_assert_int_eq(mask_verb_secret("auth", 4), MASK_WORD);
-	ck_assert_int_eq(mask_verb_secret("passx", 4), MASK_ALL);	/* len decides */
+	ck_assert_int_eq(mask_verb_secret("passx", 4), MASK_ALL); /* len decides */
 	ck_assert_int_eq(mask_verb_secret("passx", 5), MASK_NONE);
 	ck_assert_int_eq(mask_verb_secret("user", 4), MASK_NONE);
 	ck_assert_int_eq(mask_verb_secret("", 0), MASK_NONE);
@@ -144,7 +147,7 @@ struct escape_case {
 	const char *name;
 	int style;
 	const char *in;
-	size_t len;		/* 0: strlen */
+	size_t len; /* 0: strlen */
 	const char *expect;
 };
 
@@ -156,8 +159,16 @@ static const struct escape_case escape_cases[] = {
 	{ "log nul", MASK_LOG, "a\0b", 3, "a\\x00b" },
 	{ "quoted", MASK_QUOTED, "a\"b\\c\x1b", 0, "a\\\"b\\\\c\\x1b" },
 	{ "quoted utf-8 kept", MASK_QUOTED, "b\xc3\xa9", 0, "b\xc3\xa9" },
-	{ "quoted latin-1 kept", MASK_QUOTED, "b\xf6" "b", 0, "b\xf6" "b" },
-	{ "quoted c1 csi", MASK_QUOTED, "\xc2\x9b" "2J", 0, "\\xc2\\x9b2J" },
+	{ "quoted latin-1 kept", MASK_QUOTED,
+	    "b\xf6"
+	    "b",
+	    0,
+	    "b\xf6"
+	    "b" },
+	{ "quoted c1 csi", MASK_QUOTED,
+	    "\xc2\x9b"
+	    "2J",
+	    0, "\\xc2\\x9b2J" },
 	{ "quoted nbsp kept", MASK_QUOTED, "\xc2\xa0", 0, "\xc2\xa0" },
 	{ "quoted c2 at end", MASK_QUOTED, "a\xc2", 0, "a\xc2" },
 	{ "text short forms", MASK_TEXT, "a\tb\nc\\d\re", 0, "a\\tb\\nc\\\\d\\re" },
@@ -165,7 +176,12 @@ static const struct escape_case escape_cases[] = {
 	{ "text esc", MASK_TEXT, "\x1b[31mred\x1b[0m", 0, "\\x1b[31mred\\x1b[0m" },
 	{ "text bel del", MASK_TEXT, "\a\x7f", 0, "\\x07\\x7f" },
 	{ "text quote kept", MASK_TEXT, "\"q\"", 0, "\"q\"" },
-	{ "text 8-bit kept", MASK_TEXT, "b\xf6" "b", 0, "b\xf6" "b" },
+	{ "text 8-bit kept", MASK_TEXT,
+	    "b\xf6"
+	    "b",
+	    0,
+	    "b\xf6"
+	    "b" },
 	{ "text c1 escaped", MASK_TEXT, "x\xc2\x85y", 0, "x\\xc2\\x85y" },
 };
 
@@ -185,7 +201,8 @@ END_TEST
  * chunks written one after the other give the whole. */
 START_TEST(test_escape_bounds)
 {
-	static const char in[] = "ab\x1b\x1b" "cd";
+	static const char in[] = "ab\x1b\x1b"
+				 "cd";
 	char buf[16], whole[64] = "";
 	size_t used, off;
 

@@ -28,8 +28,8 @@ static struct pop3d *srv;
 static int pop = -1;
 static char buf[1 << 14];
 static size_t blen;
-static uint64_t held_hook;	/* the pending verdict, 0: none */
-static unsigned nhooked;	/* response lines the plugin saw */
+static uint64_t held_hook; /* the pending verdict, 0: none */
+static unsigned nhooked;   /* response lines the plugin saw */
 
 /* The POP3C plugin: holds "+OK hold" (pending), lets the rest through. */
 static int
@@ -119,8 +119,8 @@ start(unsigned delay, int hold)
 	ck_assert_int_eq(pop3d_consumer_register(srv, id, all, 1, NULL), 0);
 	if (hold) {
 		ck_assert_int_ge(pop3d_plugin_add(srv, "hold", 10, hold_plugin, NULL), 0);
-		ck_assert_int_eq(pop3d_plugin_register_type(srv, "hold", POP3D_PLUGIN_POP3C, resp,
-		    1, NULL), 0);
+		ck_assert_int_eq(
+		    pop3d_plugin_register_type(srv, "hold", POP3D_PLUGIN_POP3C, resp, 1, NULL), 0);
 	}
 	pop = socket(AF_INET, SOCK_STREAM, 0);
 	memset(&sin, 0, sizeof(sin));
@@ -130,7 +130,7 @@ start(unsigned delay, int hold)
 	ck_assert_int_eq(connect(pop, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	blen = 0;
 	held_hook = 0;
-	read_lines(1);				/* greeting */
+	read_lines(1); /* greeting */
 	blen = 0;
 	nhooked = 0;
 }
@@ -152,7 +152,7 @@ static const struct hold_case {
 	const char *expect;
 } hold_cases[] = {
 	{ POP3D_EAT_NONE, "+OK hold\r\n* one\r\n* two\r\n+OK noop\r\n" },
-	{ POP3D_EAT_ALL, "* one\r\n* two\r\n+OK noop\r\n" },	/* swallowed */
+	{ POP3D_EAT_ALL, "* one\r\n* two\r\n+OK noop\r\n" }, /* swallowed */
 };
 
 /* A pending verdict holds the later lines, and the next command, in order. */
@@ -189,7 +189,7 @@ START_TEST(test_login_delay)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ck_assert_int_eq(send(pop, "PASS x\r\nNOOP\r\n", 14, 0), 14);
 	spin(100);
-	ck_assert_uint_eq(blen, 0);		/* held */
+	ck_assert_uint_eq(blen, 0); /* held */
 	read_lines(3);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;

@@ -78,7 +78,7 @@ emit(const char *name, const char *arg1)
 struct name_case {
 	const char *pattern;
 	int known;
-	const char *event;	/* an event to emit */
+	const char *event; /* an event to emit */
 	int receives;
 };
 
@@ -137,9 +137,10 @@ START_TEST(test_register_atomic)
 	ck_assert(!pop3d_has_handler(srv, "cmd_user"));
 	names[1] = "cmd_user";
 	ck_assert_int_eq(pop3d_consumer_register(srv, id, names, 3, &bad), 0);
-	ck_assert_uint_eq(pop3d_consumer_patterns(srv, id, &pats), 2);	/* deduplicated */
-	ck_assert_int_eq(pop3d_consumer_unregister(srv, id, (const char *[]){ "pop3d_cmd_user",
-	    "cmd_stat" }, 2), 0);
+	ck_assert_uint_eq(pop3d_consumer_patterns(srv, id, &pats), 2); /* deduplicated */
+	ck_assert_int_eq(
+	    pop3d_consumer_unregister(srv, id, (const char *[]){ "pop3d_cmd_user", "cmd_stat" }, 2),
+	    0);
 	ck_assert_uint_eq(pop3d_consumer_patterns(srv, id, &pats), 1);
 	ck_assert_str_eq(pats[0], "pop3d_cmd_pass");
 }
@@ -269,8 +270,8 @@ START_TEST(test_pattern_cap)
 
 	for (i = 0; i <= PIPELINE_MAX_PATTERNS; i++)
 		names[i] = "cmd_user";
-	ck_assert_int_eq(pop3d_consumer_register(srv, id, names, PIPELINE_MAX_PATTERNS + 1,
-	    NULL), -POP3D_ERR_LIMIT);
+	ck_assert_int_eq(pop3d_consumer_register(srv, id, names, PIPELINE_MAX_PATTERNS + 1, NULL),
+	    -POP3D_ERR_LIMIT);
 	free(names);
 }
 END_TEST

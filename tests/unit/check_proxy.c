@@ -11,7 +11,7 @@
 
 struct v1_case {
 	const char *in;
-	int rv;			/* -2: header length = strlen(in) */
+	int rv; /* -2: header length = strlen(in) */
 	const char *src;
 	int sport;
 };
@@ -54,8 +54,8 @@ END_TEST
 static size_t
 v2(unsigned char *b, int cmd, int fam, const unsigned char *addrs, size_t alen)
 {
-	static const unsigned char sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51,
-	    0x55, 0x49, 0x54, 0x0A };
+	static const unsigned char sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55,
+		0x49, 0x54, 0x0A };
 
 	memcpy(b, sig, 12);
 	b[12] = (unsigned char)(0x20 | cmd);
@@ -106,7 +106,7 @@ START_TEST(test_v2)
 	n = v2(b, 1, 0x12, a, 12);
 	ck_assert_int_eq(proxy_parse(b, n, &r), -1);
 	n = v2(b, 1, 0x11, a, 12);
-	b[14] = 0x02;	/* length 512 + 12 > PROXY_MAX_HEADER - 16 */
+	b[14] = 0x02; /* length 512 + 12 > PROXY_MAX_HEADER - 16 */
 	ck_assert_int_eq(proxy_parse(b, n, &r), -1);
 }
 END_TEST

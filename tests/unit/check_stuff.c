@@ -17,8 +17,8 @@ struct stuff_case {
 	const char *name;
 	const char *in;
 	long top;
-	const char *out;	/* wire output including the terminator */
-	long long octets;	/* what pop3d_file_octets reports */
+	const char *out;  /* wire output including the terminator */
+	long long octets; /* what pop3d_file_octets reports */
 };
 
 static const struct stuff_case stuff_cases[] = {
@@ -133,7 +133,7 @@ START_TEST(test_roundtrip)
 		if (o[i] == '\r')
 			ck_assert(o[i + 1] == '\n');
 		if (bol && o[i] == '.') {
-			ck_assert(o[i + 1] == '.');	/* every dot line is stuffed */
+			ck_assert(o[i + 1] == '.'); /* every dot line is stuffed */
 			i++;
 		}
 		ck_assert_msg(j < k && o[i] == (unsigned char)norm[j], "mismatch at %zu", j);

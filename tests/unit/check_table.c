@@ -33,16 +33,16 @@ teardown(void)
 /* A sequence of acquire (+) and release (-) of addresses, and what each
  * acquire returns under a limit. */
 static const struct addr_case {
-	unsigned max;		/* --max-per-address, 0: none */
-	const char *ops;	/* "+a" acquire a, "-a" release a, ... */
-	const char *expect;	/* per acquire: '0' ok, 'x' refused */
+	unsigned max;	    /* --max-per-address, 0: none */
+	const char *ops;    /* "+a" acquire a, "-a" release a, ... */
+	const char *expect; /* per acquire: '0' ok, 'x' refused */
 } addr_cases[] = {
-	{ 2, "+a+a+a", "00x" },			/* the limit */
-	{ 2, "+a+a-a+a+a", "000x" },		/* a release makes room */
-	{ 1, "+a+b+a+b", "00xx" },		/* per address */
-	{ 0, "+a+a+a+a+a", "00000" },		/* no limit */
-	{ 1, "+a-a-a+a+a", "00x" },		/* extra release: no credit */
-	{ 1, "-z+z+z", "0x" },			/* release of unknown: nothing */
+	{ 2, "+a+a+a", "00x" },	      /* the limit */
+	{ 2, "+a+a-a+a+a", "000x" },  /* a release makes room */
+	{ 1, "+a+b+a+b", "00xx" },    /* per address */
+	{ 0, "+a+a+a+a+a", "00000" }, /* no limit */
+	{ 1, "+a-a-a+a+a", "00x" },   /* extra release: no credit */
+	{ 1, "-z+z+z", "0x" },	      /* release of unknown: nothing */
 };
 
 START_TEST(test_addr_counts)
@@ -113,7 +113,7 @@ START_TEST(test_retire)
 	a.addr_counted = 1;
 	table_link(&srv, &a);
 	b.id = 2;
-	b.peer = addr1;		/* a PROXY client not yet counted */
+	b.peer = addr1; /* a PROXY client not yet counted */
 	table_link(&srv, &b);
 	ck_assert_uint_eq(srv.nclients, 2);
 	ck_assert_int_eq(table_addr_acquire(&srv, "192.0.2.1"), -1);

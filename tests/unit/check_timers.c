@@ -22,11 +22,11 @@ static struct event_base *base;
 static struct timers_queue tq;
 static struct timers_deferq dq;
 static struct timers_entry ent[NENT];
-static int order[64];		/* indexes of entries as they expired or ran */
+static int order[64]; /* indexes of entries as they expired or ran */
 static size_t norder;
-static int remove_on_expire = -1;	/* expiring entry 0 removes this one */
-static int rearm_once = -1;		/* this entry re-arms itself once */
-static int defer_on_run = -1;		/* running entry 0 defers this one */
+static int remove_on_expire = -1; /* expiring entry 0 removes this one */
+static int rearm_once = -1;	  /* this entry re-arms itself once */
+static int defer_on_run = -1;	  /* running entry 0 defers this one */
 
 /* Which of ent[] e is. */
 static int
@@ -40,7 +40,7 @@ static void
 expire(struct timers_entry *e, void *arg)
 {
 	ck_assert_ptr_eq(arg, &tq);
-	ck_assert_int_eq(e->queued, 0);	/* off the queue while it runs */
+	ck_assert_int_eq(e->queued, 0); /* off the queue while it runs */
 	order[norder++] = idx(e);
 	if (idx(e) == 0 && remove_on_expire >= 0)
 		timers_del(&tq, &ent[remove_on_expire]);
@@ -98,12 +98,12 @@ teardown(void)
 
 /* Deadlines (ms from now) added in this order expire in deadline order. */
 static const struct order_case {
-	int ms[NENT];		/* -1 ends */
-	int expect[NENT];	/* entry indexes, -1 ends */
+	int ms[NENT];	  /* -1 ends */
+	int expect[NENT]; /* entry indexes, -1 ends */
 } order_cases[] = {
-	{ { 10, 20, 30, -1 }, { 0, 1, 2, -1 } },		/* appended */
-	{ { 30, 20, 10, -1 }, { 2, 1, 0, -1 } },		/* each a new head */
-	{ { 20, 40, 10, 30, -1 }, { 2, 0, 3, 1, -1 } },	/* into the middle */
+	{ { 10, 20, 30, -1 }, { 0, 1, 2, -1 } },	/* appended */
+	{ { 30, 20, 10, -1 }, { 2, 1, 0, -1 } },	/* each a new head */
+	{ { 20, 40, 10, 30, -1 }, { 2, 0, 3, 1, -1 } }, /* into the middle */
 	{ { 15, 15, 5, 15, -1 }, { 2, 0, 1, 3, -1 } },	/* ties keep their order */
 };
 
@@ -117,7 +117,7 @@ START_TEST(test_order)
 	for (i = 0; oc->ms[i] >= 0; i++)
 		timers_add(&tq, &ent[i], now + oc->ms[i]);
 	/* The list is in deadline order at once... */
-	TAILQ_FOREACH(e, &tq.q, entry) {
+	TAILQ_FOREACH (e, &tq.q, entry) {
 		ck_assert_int_ge(e->deadline, prev);
 		prev = (int)e->deadline;
 	}
@@ -140,9 +140,9 @@ START_TEST(test_rearm_and_del)
 	timers_add(&tq, &ent[0], now + 10);
 	timers_add(&tq, &ent[1], now + 20);
 	timers_add(&tq, &ent[2], now + 30);
-	timers_add(&tq, &ent[0], now + 40);	/* 0 now last */
+	timers_add(&tq, &ent[0], now + 40); /* 0 now last */
 	timers_del(&tq, &ent[2]);
-	timers_del(&tq, &ent[2]);		/* twice: harmless */
+	timers_del(&tq, &ent[2]); /* twice: harmless */
 	ck_assert_int_eq(ent[2].queued, 0);
 	ck_assert_ptr_eq(TAILQ_FIRST(&tq.q), &ent[1]);
 	drain();
@@ -242,8 +242,7 @@ main(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_loop_test(tc, test_order, 0,
-	    (int)(sizeof(order_cases) / sizeof(order_cases[0])));
+	tcase_add_loop_test(tc, test_order, 0, (int)(sizeof(order_cases) / sizeof(order_cases[0])));
 	tcase_add_test(tc, test_rearm_and_del);
 	tcase_add_test(tc, test_remove_during_run);
 	tcase_add_test(tc, test_fire);

@@ -12,7 +12,7 @@
 /* What each verb is, as the framer, read-ahead, the masks and the hook
  * timeouts rely on. */
 static const struct verb_case {
-	const char *verb;	/* as a client may type it */
+	const char *verb; /* as a client may type it */
 	int known;
 	int flags;
 	int mask;
@@ -91,7 +91,7 @@ END_TEST
 
 static const struct event_case {
 	const char *name;
-	const char *verb;	/* NULL: not a command event */
+	const char *verb; /* NULL: not a command event */
 } event_cases[] = {
 	{ "pop3d_cmd_pass", "pass" },
 	{ "pop3d_cmd_xtnd", "xtnd" },
