@@ -365,8 +365,17 @@ class Pop3dSetup(Setup):
             deadline = time.monotonic() + 10
             while not os.path.exists(sock) and time.monotonic() < deadline:
                 time.sleep(0.05)
+            # POP3D_BENCH_PROFILE=FILE: run the service under cProfile; the
+            # stats land in FILE (then FILE.2, ... per start) at SIGTERM.
+            prof = []
+            if os.environ.get("POP3D_BENCH_PROFILE"):
+                out = os.environ["POP3D_BENCH_PROFILE"]
+                n = 1
+                while os.path.exists(out if n == 1 else "%s.%d" % (out, n)):
+                    n += 1
+                prof = ["-m", "cProfile", "-o", out if n == 1 else "%s.%d" % (out, n)]
             self.controller = self.spawn(
-                [sys.executable, "-m", "pop3d.maildir", "--socket", sock, "--users",
+                [sys.executable] + prof + ["-m", "pop3d.maildir", "--socket", sock, "--users",
                  self.h.py_users, "--root", self.h.py_root], "maildir.log", env=env)
         try:
             probe(self.port)

@@ -2,14 +2,30 @@
 from __future__ import annotations
 
 import collections
+import logging
 import socket
 import time
-from typing import Any, Deque, Iterator, List, Optional
+from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Union
 
 from .base import ClientCore, default_path, run_steps
-from .protocol import Event, Pending, PluginSpec, Pop3dError, Protocol
+from .protocol import (Event, Pending, PluginSpec, Pop3dError, Protocol,
+                       send_to_client_args)
+
+Text = Union[str, bytes]
 
 __all__ = ["Client", "default_path"]
+
+log = logging.getLogger("pop3d")
+
+
+def _log_error(p: Pending) -> None:
+    """The default for a posted command's reply: log an error."""
+    r = p.reply or {}
+    if not r.get("ok"):
+        err = r.get("error") or {}
+        level = logging.DEBUG if err.get("code") in ("unknown_client", "stale") \
+            else logging.ERROR
+        log.log(level, "%s: %s: %s", p.cmd, err.get("code"), err.get("message", ""))
 
 
 class Client(ClientCore):
@@ -36,6 +52,10 @@ class Client(ClientCore):
         super().__init__(path, timeout)
         self._sock: Optional[socket.socket] = None
         self._queue: Deque[Event] = collections.deque()
+        #: Commands posted (:meth:`post`) and not yet written: sent with
+        #: one write before the next read, or by :meth:`flush`.
+        self._out: List[bytes] = []
+        self._sock_timeout: Any = ()        # the timeout last set on the socket
         if connect:
             self.connect(name=name, lossy=lossy)
 
@@ -50,6 +70,7 @@ class Client(ClientCore):
             s.close()
             raise
         self._sock = s
+        self._sock_timeout = self.timeout
         deadline = time.monotonic() + self.timeout
         while self._proto.greeting is None:
             for msg in self._read(deadline):
@@ -70,8 +91,14 @@ class Client(ClientCore):
 
         May be called from another thread to stop a blocked :meth:`events`.
         """
+        if self._out and self._sock is not None:
+            try:
+                self.flush()
+            except Pop3dError:
+                pass
         s, self._sock = self._sock, None
         self.closed = True
+        self._out = []
         if s is not None:
             try:
                 # shutdown() also wakes a recv() blocked in another thread.
@@ -101,14 +128,21 @@ class Client(ClientCore):
         s = self._sock
         if s is None:
             raise Pop3dError("connection_closed", "not connected")
+        if self._out:
+            self.flush()
         try:
             if deadline is None:
-                s.settimeout(None)
+                if self._sock_timeout is not None:
+                    s.settimeout(None)
+                    self._sock_timeout = None
             else:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise Pop3dError("timeout", "no answer from pop3d in time")
                 s.settimeout(left)
+                self._sock_timeout = left
+            # Everything the socket has (up to 1 MiB): every complete line
+            # of it is decoded and dispatched before the next read.
             data = s.recv(1 << 20)
         except socket.timeout:
             raise Pop3dError("timeout", "no answer from pop3d in time")
@@ -122,7 +156,9 @@ class Client(ClientCore):
 
     def _dispatch(self, msg: dict) -> None:
         if msg.get("type") == "reply":
-            self._proto.match_reply(msg)
+            p = self._proto.match_reply(msg)
+            if p.on_reply is not None:
+                p.on_reply(p)
             return
         ev = self._event_of(msg)
         if ev is not None:
@@ -136,12 +172,75 @@ class Client(ClientCore):
         if self._sock is None:
             raise Pop3dError("connection_closed", "not connected")
         p, line = self._proto.encode(_cmd, keys)
+        self._out.append(line)
+        self.flush()
+        return p
+
+    # -- posting: commands written in batches -------------------------------------
+    def flush(self) -> None:
+        """Write every posted command not yet written, with one send."""
+        out = self._out
+        if not out:
+            return
+        if self._sock is None:
+            raise Pop3dError("connection_closed", "not connected")
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self._out = []
         try:
-            self._sock.sendall(line)
+            self._sock.sendall(data)
         except OSError as e:
             self.close()
             raise Pop3dError("connection_closed", str(e))
+
+    def post(self, _cmd: str, _on_reply: Optional[Callable[[Pending], None]] = None,
+             **keys: Any) -> Pending:
+        """Queue a command without writing it or waiting for its reply.
+
+        Posted commands are written together, with one send, before the
+        client next reads from the socket (so before :meth:`next_event`
+        blocks, and before any :meth:`call`), or by :meth:`flush`; their
+        order with every other command is kept.  When the reply arrives,
+        ``_on_reply(pending)`` is called with its Pending (``pending.reply``
+        holds it; :meth:`Protocol.result` raises its error); without
+        ``_on_reply`` an error reply is logged (logger ``pop3d``).
+        """
+        if self._sock is None:
+            raise Pop3dError("connection_closed", "not connected")
+        p, line = self._proto.encode(_cmd, keys)
+        p.on_reply = _on_reply or _log_error
+        self._out.append(line)
         return p
+
+    def post_to_client(self, client: int, text: Optional[Text] = None,
+                       lines: Optional[Iterable[Text]] = None, tag: Optional[int] = None,
+                       more: bool = False,
+                       on_reply: Optional[Callable[[Pending], None]] = None) -> Pending:
+        """:meth:`send_to_client`, posted (see :meth:`post`): the same line
+        on the wire; a one-line text is encoded from a fixed template."""
+        if self._sock is None:
+            raise Pop3dError("connection_closed", "not connected")
+        proto = self._proto
+        if text is not None and lines is None and not more:
+            r = proto.encode_text(client, tag, text, on_reply or _log_error)  # type: ignore
+            if r is not None:
+                if text[:2] != "+ " and text != "+":
+                    proto.answered(client, tag)
+                self._out.append(r[1])
+                return r[0]
+        keys = send_to_client_args(client, text=text, lines=lines, tag=tag, more=more)
+        continuation = isinstance(text, (str, bytes)) and (
+            text[:2] in ("+ ", b"+ ") or text in ("+", b"+"))
+        if not more and not continuation:
+            proto.answered(client, tag)
+        return self.post("send_to_client", on_reply, **keys)
+
+    def post_file(self, client: int, path: str, status: str, top_lines: Optional[int] = None,
+                  tag: Optional[int] = None,
+                  on_reply: Optional[Callable[[Pending], None]] = None) -> Pending:
+        """:meth:`send_file`, posted (see :meth:`post`)."""
+        self._proto.answered(client, tag)
+        return self.post("send_file", on_reply, client=client, path=path, status=status,
+                         top_lines=top_lines, tag=tag or None)
 
     def wait(self, pending: Pending, timeout: Optional[float] = None) -> Any:
         """The result of a command sent with :meth:`send_nowait`."""

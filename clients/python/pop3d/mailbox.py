@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .client import Client
-from .protocol import Event, Pop3dError
+from .protocol import Event, Pending, Pop3dError
 
 __all__ = ["Backend", "Message", "MailboxServer", "Session", "OctetCounter", "octets",
            "octets_of", "octets_fd", "open_message_file", "normalize", "safe_uid",
@@ -320,6 +320,21 @@ _AUTH_FAILED = "-ERR [AUTH] invalid user name or password"
 _NOT_A_REFUSAL = {"unknown_client", "stale", "connection_closed", "timeout", "protocol_error"}
 
 
+def _log_reply_error(p: Pending, ev: Event) -> None:
+    """Log the error reply of an answer posted for ``ev``, as
+    :meth:`MailboxServer.handle` logs errors (a gone client: debug)."""
+    r = p.reply or {}
+    if r.get("ok"):
+        return
+    err = r.get("error") or {}
+    if err.get("code") in ("unknown_client", "stale"):
+        log.debug("client=%s gone or answered: %s: %s", ev.client, err.get("code"),
+                  err.get("message", ""))
+    else:
+        log.error("client=%s %s: %s: %s", ev.client, ev.name, err.get("code"),
+                  err.get("message", ""))
+
+
 class MailboxServer:
     """Serve POP3 mailboxes of a :class:`Backend` through a pop3d Client.
 
@@ -343,6 +358,9 @@ class MailboxServer:
         #: The core does STLS itself when it has a certificate; its control
         #: greeting says so ("stls": true).  Then CAPA offers STLS.
         self.stls = bool((client.greeting or {}).get("stls"))
+        #: Answers are posted and written in batches (a pop3d.Client); a
+        #: client without post_to_client gets each answer sent and waited for.
+        self._posting = hasattr(client, "post_to_client")
         self.sessions: Dict[int, Session] = {}
         self.sizes = _SizeCache()
         self._dummy_apop = os.urandom(16)
@@ -413,14 +431,18 @@ class MailboxServer:
             s.sasl = None
         if s.lost and verb != "capa":
             if verb == "quit":
-                ev.reply("-ERR [SYS/TEMP] session state lost; nothing deleted")
+                self._say(ev, "-ERR [SYS/TEMP] session state lost; nothing deleted")
             else:
-                ev.reply("-ERR [SYS/TEMP] session state lost, please reconnect")
-                ev.disconnect()
+                self._say(ev, "-ERR [SYS/TEMP] session state lost, please reconnect")
+                if self._posting:
+                    self.client.post("disconnect", lambda p: _log_reply_error(p, ev),
+                                     client=ev.client)
+                else:
+                    ev.disconnect()
             return
         h = self._handlers.get(verb)
         if h is None:
-            ev.reply("-ERR command not supported")
+            self._say(ev, "-ERR command not supported")
             return
         h(s, ev)
 
@@ -431,7 +453,11 @@ class MailboxServer:
         if self.greeting:
             s.timestamp = "<%d.%d.%d@%s>" % (os.getpid(), time.time_ns(), ev.client,
                                              self.hostname)
-            self.client.send_to_client(ev.client, text="+OK POP3 server ready " + s.timestamp)
+            text = "+OK POP3 server ready " + s.timestamp
+            if self._posting:
+                self.client.post_to_client(ev.client, text=text)
+            else:
+                self.client.send_to_client(ev.client, text=text)
 
     def _disconnected(self, ev: Event) -> None:
         s = self.sessions.pop(ev.client, None)
@@ -446,10 +472,37 @@ class MailboxServer:
             finally:
                 s.login = None
 
+    # -- answering -----------------------------------------------------------------
+    # Answers are posted (Client.post_to_client): written with the other
+    # answers of the batch of events being handled, in one send, and not
+    # waited for; an error reply is logged (a gone client at debug level).
+    def _say(self, ev: Event, text: str,
+             on_reply: Optional[Callable[[Pending], None]] = None) -> None:
+        """Answer ``ev``'s command (by its tag) with one line."""
+        if self._posting:
+            self.client.post_to_client(ev.client, text=text, tag=ev.tag or None,
+                                       on_reply=on_reply or (lambda p: _log_reply_error(p, ev)))
+            return
+        try:
+            ev.reply(text)
+        except Pop3dError as e:
+            if on_reply is None:
+                raise
+            on_reply(Pending(0, "send_to_client", reply=e.reply or {"ok": False, "error": {
+                "code": e.code, "message": e.message}}))
+
+    def _say_lines(self, ev: Event, lines: List[str], status: Optional[str] = None) -> None:
+        """Answer ``ev``'s command with a multi-line response."""
+        if self._posting:
+            body = lines if status is None else [status] + lines
+            self.client.post_to_client(ev.client, lines=body, tag=ev.tag or None,
+                                       on_reply=lambda p: _log_reply_error(p, ev))
+        else:
+            ev.reply_lines(lines, status=status)
+
     # -- helpers -------------------------------------------------------------------
-    @staticmethod
-    def _wrong_state(ev: Event, state: str) -> None:
-        ev.reply("-ERR command not valid in %s state" % state.upper())
+    def _wrong_state(self, ev: Event, state: str) -> None:
+        self._say(ev, "-ERR command not valid in %s state" % state.upper())
 
     def _need(self, s: Session, ev: Event, state: str) -> bool:
         if s.state != state:
@@ -460,14 +513,14 @@ class MailboxServer:
     def _msg(self, s: Session, ev: Event, arg: Optional[str]) -> Optional[int]:
         """Index of message number ``arg``, or None after answering -ERR."""
         if arg is None or not arg.isdigit() or not arg.isascii():
-            ev.reply("-ERR invalid message number")
+            self._say(ev, "-ERR invalid message number")
             return None
         n = int(arg)
         if n < 1 or n > len(s.messages):
-            ev.reply("-ERR no such message, only %d messages in maildrop" % len(s.messages))
+            self._say(ev, "-ERR no such message, only %d messages in maildrop" % len(s.messages))
             return None
         if n - 1 in s.deleted:
-            ev.reply("-ERR message %d already deleted" % n)
+            self._say(ev, "-ERR message %d already deleted" % n)
             return None
         return n - 1
 
@@ -486,16 +539,16 @@ class MailboxServer:
             return
         name = ev.arg(1)
         if not name:
-            ev.reply("-ERR USER needs a mailbox name")
+            self._say(ev, "-ERR USER needs a mailbox name")
             return
         s.user = name
-        ev.reply("+OK send PASS")
+        self._say(ev, "+OK send PASS")
 
     def _pass(self, s: Session, ev: Event) -> None:
         if not self._need(s, ev, AUTHORIZATION):
             return
         if s.user is None:
-            ev.reply("-ERR send USER first")
+            self._say(ev, "-ERR send USER first")
             return
         user, s.user = s.user, None
         password = ev.arg_bytes(1, b"")
@@ -507,11 +560,11 @@ class MailboxServer:
             return
         s.user = None
         if s.timestamp is None:
-            ev.reply("-ERR APOP not available")
+            self._say(ev, "-ERR APOP not available")
             return
         a = self._args(ev)
         if len(a) != 2:
-            ev.reply("-ERR usage: APOP name digest")
+            self._say(ev, "-ERR usage: APOP name digest")
             return
         user, digest = a
         secret = self.backend.apop_secret(user)
@@ -523,16 +576,16 @@ class MailboxServer:
 
     def _login(self, s: Session, ev: Event, user: str, ok: bool) -> None:
         if not ok:
-            ev.reply(_AUTH_FAILED)
+            self._say(ev, _AUTH_FAILED)
             return
         try:
             locked = self.backend.lock(user)
         except OSError as e:
             log.error("user=%s cannot lock maildrop: %s", user, e)
-            ev.reply("-ERR [SYS/TEMP] cannot lock maildrop, try again later")
+            self._say(ev, "-ERR [SYS/TEMP] cannot lock maildrop, try again later")
             return
         if not locked:
-            ev.reply("-ERR [IN-USE] maildrop already locked by another session")
+            self._say(ev, "-ERR [IN-USE] maildrop already locked by another session")
             return
         try:
             msgs = []
@@ -553,20 +606,23 @@ class MailboxServer:
         except Exception as e:          # the maildrop cannot be read now
             log.error("user=%s cannot open maildrop: %s", user, e)
             self.backend.unlock(user)
-            ev.reply("-ERR [SYS/TEMP] cannot open maildrop, try again later")
+            self._say(ev, "-ERR [SYS/TEMP] cannot open maildrop, try again later")
             return
         s.login = user
         s.messages = msgs
         s.deleted = set()
         s.state = TRANSACTION
         n, size = self._totals(s)
-        try:
-            ev.reply("+OK maildrop has %d messages (%d octets)" % (n, size))
-        except Pop3dError:
-            # The client is gone: no session, no lock.
-            self.sessions.pop(s.client, None)
-            self._release(s)
-            raise
+
+        def gone(p: Pending) -> None:
+            if not (p.reply or {}).get("ok"):
+                # The client is gone: no session, no lock (unless its
+                # pop3d_disconnected came first and did that already).
+                _log_reply_error(p, ev)
+                if self.sessions.get(s.client) is s:
+                    self.sessions.pop(s.client, None)
+                    self._release(s)
+        self._say(ev, "+OK maildrop has %d messages (%d octets)" % (n, size), gone)
 
     def _auth(self, s: Session, ev: Event) -> None:
         if not self._need(s, ev, AUTHORIZATION):
@@ -574,31 +630,31 @@ class MailboxServer:
         s.user = None
         a = self._args(ev)
         if not self.sasl:
-            ev.reply("-ERR AUTH not available")
+            self._say(ev, "-ERR AUTH not available")
             return
         if not a:
-            ev.reply_lines(["+OK SASL mechanisms follow", "PLAIN"])
+            self._say_lines(ev, ["+OK SASL mechanisms follow", "PLAIN"])
             return
         if a[0].upper() != "PLAIN":
-            ev.reply("-ERR unsupported authentication mechanism")
+            self._say(ev, "-ERR unsupported authentication mechanism")
             return
         if len(a) > 2:
-            ev.reply("-ERR usage: AUTH PLAIN [initial-response]")
+            self._say(ev, "-ERR usage: AUTH PLAIN [initial-response]")
             return
         if len(a) == 2:
             self._plain(s, ev, "" if a[1] == "=" else a[1])
             return
         s.sasl = "PLAIN"
-        ev.reply("+ ")
+        self._say(ev, "+ ")
 
     def _auth_data(self, s: Session, ev: Event) -> None:
         mech, s.sasl = s.sasl, None
         line = ev.arg(1, "")
         if mech is None:
-            ev.reply("-ERR no authentication in progress")
+            self._say(ev, "-ERR no authentication in progress")
             return
         if line.strip() == "*":
-            ev.reply("-ERR authentication cancelled")
+            self._say(ev, "-ERR authentication cancelled")
             return
         self._plain(s, ev, line.strip())
 
@@ -606,18 +662,18 @@ class MailboxServer:
         try:
             raw = base64.b64decode(data.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError, ValueError):
-            ev.reply("-ERR invalid base64 data")
+            self._say(ev, "-ERR invalid base64 data")
             return
         parts = raw.split(b"\0")
         if len(parts) != 3 or not parts[1]:
-            ev.reply("-ERR [AUTH] malformed PLAIN response")
+            self._say(ev, "-ERR [AUTH] malformed PLAIN response")
             return
         authz, authc, password = parts
         try:
             user = authc.decode("utf-8")
             authz_s = authz.decode("utf-8")
         except UnicodeDecodeError:
-            ev.reply(_AUTH_FAILED)
+            self._say(ev, _AUTH_FAILED)
             return
         ok = self.backend.authenticate(user, password)
         if authz_s and authz_s != user:
@@ -645,34 +701,34 @@ class MailboxServer:
 
     def _capa(self, s: Session, ev: Event) -> None:
         if ev.arg(1):
-            ev.reply("-ERR CAPA takes no argument")
+            self._say(ev, "-ERR CAPA takes no argument")
             return
-        ev.reply_lines(self.capabilities(s.state, ev.tls), status="+OK capability list follows")
+        self._say_lines(ev, self.capabilities(s.state, ev.tls), status="+OK capability list follows")
 
     # -- TRANSACTION ----------------------------------------------------------------
     def _stat(self, s: Session, ev: Event) -> None:
         if not self._need(s, ev, TRANSACTION):
             return
         if ev.arg(1):
-            ev.reply("-ERR STAT takes no argument")
+            self._say(ev, "-ERR STAT takes no argument")
             return
         n, size = self._totals(s)
-        ev.reply("+OK %d %d" % (n, size))
+        self._say(ev, "+OK %d %d" % (n, size))
 
     def _listing(self, s: Session, ev: Event, what: Callable[[Message], Any]) -> None:
         if not self._need(s, ev, TRANSACTION):
             return
         a = self._args(ev)
         if len(a) > 1:
-            ev.reply("-ERR too many arguments")
+            self._say(ev, "-ERR too many arguments")
             return
         if a:
             i = self._msg(s, ev, a[0])
             if i is not None:
-                ev.reply("+OK %d %s" % (i + 1, what(s.messages[i])))
+                self._say(ev, "+OK %d %s" % (i + 1, what(s.messages[i])))
             return
         n, size = self._totals(s)
-        ev.reply_lines(["%d %s" % (k, what(m)) for k, m in s.visible()],
+        self._say_lines(ev, ["%d %s" % (k, what(m)) for k, m in s.visible()],
                        status="+OK %d messages (%d octets)" % (n, size))
 
     def _list(self, s: Session, ev: Event) -> None:
@@ -684,11 +740,14 @@ class MailboxServer:
     def _send(self, s: Session, ev: Event, i: int, status: str, top: Optional[int]) -> None:
         assert s.login is not None
         m = s.messages[i]
+        # send_file is sent and waited for (the posted answers before it
+        # are written first): whether pop3d refused the file decides the
+        # answer, and Client.send_file is the one hook for that.
         try:
             path = self.backend.message_path(s.login, m)
             ev.reply_file(path, status, top_lines=top)
         except OSError:
-            ev.reply("-ERR [SYS/TEMP] message %d is not available now" % (i + 1))
+            self._say(ev, "-ERR [SYS/TEMP] message %d is not available now" % (i + 1))
         except Pop3dError as e:
             # pop3d refused the file (not regular, a symlink, outside
             # --send-file-root, unreadable...): -ERR, the session goes on.
@@ -696,14 +755,14 @@ class MailboxServer:
             if e.code in _NOT_A_REFUSAL:
                 raise
             log.warning("user=%s message %d refused by pop3d: %s", s.login, i + 1, e)
-            ev.reply("-ERR [SYS/TEMP] message %d is not available now" % (i + 1))
+            self._say(ev, "-ERR [SYS/TEMP] message %d is not available now" % (i + 1))
 
     def _retr(self, s: Session, ev: Event) -> None:
         if not self._need(s, ev, TRANSACTION):
             return
         a = self._args(ev)
         if len(a) != 1:
-            ev.reply("-ERR usage: RETR msg")
+            self._say(ev, "-ERR usage: RETR msg")
             return
         i = self._msg(s, ev, a[0])
         if i is not None:
@@ -714,7 +773,7 @@ class MailboxServer:
             return
         a = self._args(ev)
         if len(a) != 2 or not a[1].isdigit() or not a[1].isascii():
-            ev.reply("-ERR usage: TOP msg lines")
+            self._say(ev, "-ERR usage: TOP msg lines")
             return
         i = self._msg(s, ev, a[0])
         if i is not None:
@@ -725,29 +784,29 @@ class MailboxServer:
             return
         a = self._args(ev)
         if len(a) != 1:
-            ev.reply("-ERR usage: DELE msg")
+            self._say(ev, "-ERR usage: DELE msg")
             return
         i = self._msg(s, ev, a[0])
         if i is not None:
             s.deleted.add(i)
-            ev.reply("+OK message %d deleted" % (i + 1))
+            self._say(ev, "+OK message %d deleted" % (i + 1))
 
     def _rset(self, s: Session, ev: Event) -> None:
         if not self._need(s, ev, TRANSACTION):
             return
         s.deleted.clear()
         n, size = self._totals(s)
-        ev.reply("+OK maildrop has %d messages (%d octets)" % (n, size))
+        self._say(ev, "+OK maildrop has %d messages (%d octets)" % (n, size))
 
     def _noop(self, s: Session, ev: Event) -> None:
         if not self._need(s, ev, TRANSACTION):
             return
-        ev.reply("+OK")
+        self._say(ev, "+OK")
 
     def _quit(self, s: Session, ev: Event) -> None:
         if s.state == AUTHORIZATION:
             self.sessions.pop(s.client, None)
-            ev.reply("+OK POP3 server signing off")
+            self._say(ev, "+OK POP3 server signing off")
             return
         # UPDATE state: remove exactly the messages marked deleted.
         s.state = UPDATE
@@ -763,4 +822,4 @@ class MailboxServer:
         left = len(s.messages) - len(gone)
         self.sessions.pop(s.client, None)
         self._release(s)
-        ev.reply(text or "+OK POP3 server signing off (%d messages left)" % left)
+        self._say(ev, text or "+OK POP3 server signing off (%d messages left)" % left)

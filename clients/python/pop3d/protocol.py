@@ -93,21 +93,49 @@ class Event:
     return awaitables.
     """
 
-    __slots__ = ("raw", "name", "seq", "client", "tag", "state", "tls", "origin", "args",
-                 "args_b64", "_conn")
+    __slots__ = ("raw", "_f", "name", "client", "tag", "_conn")
 
     def __init__(self, raw: dict, conn: Any = None):
+        # Only what every handler looks at is read here; the rest are
+        # properties reading ``raw`` when asked (no per-event copies).
         self.raw: dict = raw
+        self._f = raw            # the fields (a Hook: its event's, merged)
         self.name: str = raw.get("event", "")
-        self.seq: int = raw.get("seq", 0)
         self.client: int = raw.get("client", 0)
         self.tag: int = raw.get("tag", 0)
-        self.state: Optional[str] = raw.get("state")
-        self.tls: bool = bool(raw.get("tls", False))
-        self.origin: int = raw.get("origin", 0)
-        self.args: List[Any] = list(raw.get("args") or [])
-        self.args_b64: Optional[List[Optional[str]]] = raw.get("args_b64")
         self._conn = conn
+
+    @property
+    def seq(self) -> int:
+        return self._f.get("seq", 0)
+
+    @property
+    def state(self) -> Optional[str]:
+        return self._f.get("state")
+
+    @property
+    def tls(self) -> bool:
+        return bool(self._f.get("tls", False))
+
+    @property
+    def origin(self) -> int:
+        return self._f.get("origin", 0)
+
+    @property
+    def args(self) -> List[Any]:
+        """The arguments as sent (the list in ``raw``, not a copy)."""
+        a = self._f.get("args")
+        if a is None:
+            a = self._f["args"] = []
+        return a
+
+    @args.setter
+    def args(self, value: List[Any]) -> None:
+        self._f["args"] = value
+
+    @property
+    def args_b64(self) -> Optional[List[Optional[str]]]:
+        return self._f.get("args_b64")
 
     # -- arguments ---------------------------------------------------------
     @property
@@ -122,11 +150,14 @@ class Event:
 
     def arg_bytes(self, i: int, default: Optional[bytes] = None) -> Optional[bytes]:
         """The exact bytes of string argument ``i`` (``default`` if absent)."""
-        if i >= len(self.args):
+        raw = self._f
+        args = raw.get("args") or ()
+        if i >= len(args):
             return default
-        if self.args_b64 is not None and i < len(self.args_b64) and self.args_b64[i] is not None:
-            return unb64(self.args_b64[i])
-        v = self.args[i]
+        b = raw.get("args_b64")
+        if b is not None and i < len(b) and b[i] is not None:
+            return unb64(b[i])
+        v = args[i]
         if isinstance(v, str):
             return v.encode("utf-8")
         if v is None:
@@ -135,6 +166,12 @@ class Event:
 
     def arg(self, i: int, default: Optional[str] = None) -> Optional[str]:
         """String argument ``i``, exact (surrogate escapes for non-UTF-8)."""
+        raw = self._f
+        if "args_b64" not in raw:
+            # The usual case: the line was UTF-8, the string is exact.
+            args = raw.get("args") or ()
+            if i < len(args) and isinstance(args[i], str):
+                return args[i]
         b = self.arg_bytes(i)
         if b is None:
             return default
@@ -251,6 +288,9 @@ class Pending:
     cmd: str
     waiter: Any = None          # a Future for the asyncio client
     reply: Optional[dict] = None
+    #: For a command posted without waiting (:meth:`Client.post`): called
+    #: with this Pending when its reply arrives.
+    on_reply: Optional[Callable[["Pending"], None]] = None
 
 
 @dataclass
@@ -264,6 +304,14 @@ class PluginSpec:
     timeout_ms: Optional[int] = None
     on_timeout: Optional[str] = None
     installed: bool = False
+
+
+_decode = json.JSONDecoder().decode
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: text -> its JSON form (UTF-8), for :meth:`Protocol.encode_text`.
+_ESCAPED: Dict[str, bytes] = {}
+_TEXT_TAG = b'{"cmd":"send_to_client","id":%d,"client":%d,"tag":%d,"text":%s}\n'
+_TEXT_NOTAG = b'{"cmd":"send_to_client","id":%d,"client":%d,"text":%s}\n'
 
 
 class Protocol:
@@ -314,34 +362,62 @@ class Protocol:
         line = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return p, line + b"\n"
 
+    def encode_text(self, client: int, tag: Optional[int], text: str,
+                    on_reply: Optional[Callable[[Pending], None]] = None
+                    ) -> Optional[Tuple[Pending, bytes]]:
+        """The common answer, ``send_to_client`` with one ``text`` line, from
+        a fixed template: the same bytes as :meth:`encode` builds, without
+        the dict and the generic encoder (the text is JSON-escaped once per
+        distinct text).  None when the fixed form does not fit (a text that
+        is not UTF-8, ids that are not plain ints): use :meth:`encode`."""
+        if type(client) is not int or (tag and type(tag) is not int) \
+                or type(text) is not str:
+            return None
+        esc = _ESCAPED.get(text)
+        if esc is None:
+            try:
+                esc = _dumps(text).encode("utf-8")
+            except UnicodeEncodeError:
+                return None                 # lone surrogates: text_b64
+            if len(text) <= 200 and len(_ESCAPED) < 4096:
+                _ESCAPED[text] = esc
+        self._next_id += 1
+        pid = self._next_id
+        p = Pending(pid, "send_to_client", None, None, on_reply)
+        self.pending.append(p)
+        if tag:
+            return p, _TEXT_TAG % (pid, client, tag, esc)
+        return p, _TEXT_NOTAG % (pid, client, esc)
+
     # -- incoming ----------------------------------------------------------
     def feed(self, data: bytes) -> List[dict]:
         """Add received bytes; return every complete message, in order."""
         if not data:
             return []
-        self._buf += data
+        if self._buf:
+            self._buf += data
+            data = bytes(self._buf)
+            del self._buf[:]
+        lines = data.split(b"\n")
+        rest = lines.pop()
         out = []
-        start = 0
-        while True:
-            nl = self._buf.find(b"\n", start)
-            if nl < 0:
-                break
-            line = bytes(self._buf[start:nl]).strip()
-            start = nl + 1
-            if not line:
-                continue
+        observe = self._observe
+        for line in lines:
             try:
-                msg = json.loads(line.decode("utf-8"))
+                msg = _decode(line.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as e:
+                if not line.strip():
+                    continue
                 raise Pop3dError("protocol_error", "bad JSON from server: %s" % e)
-            if not isinstance(msg, dict):
+            if type(msg) is not dict:
                 raise Pop3dError("protocol_error", "server sent a non-object")
-            self._observe(msg)
+            observe(msg)
             out.append(msg)
-        del self._buf[:start]
-        if len(self._buf) > self.max_line:
-            raise Pop3dError("protocol_error", "line from server over %d octets"
-                             % self.max_line)
+        if rest:
+            self._buf += rest
+            if len(self._buf) > self.max_line:
+                raise Pop3dError("protocol_error", "line from server over %d octets"
+                                 % self.max_line)
         return out
 
     def _observe(self, msg: dict) -> None:
