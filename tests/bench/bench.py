@@ -10,7 +10,8 @@ Set-ups:
   floor        tests/bench/floor: single-threaded libevent, answers from memory
   ctl          (a) pop3d --pipeline-depth 8 + tests/bench/ctlbench over the control socket
   ctl1         (a) with the default --pipeline-depth 1 (pipelined NOOPs only)
-  py           (b) pop3d + python3 -m pop3d.maildir (clients/python) on a Maildir
+  py           (b) pop3d --pipeline-depth 8 + python3 -m pop3d.maildir (clients/python)
+               on a Maildir (the depth matters to the pipelined NOOPs only)
   plugin       (c) pop3d --plugin tests/bench/.libs/benchplugin.so
   dovecot-hp   Dovecot, login and pop3 processes reused (high-performance mode)
   dovecot      Dovecot with its default (high-security) process model
@@ -337,7 +338,7 @@ class Pop3dSetup(Setup):
         sock = os.path.join(self.tmp, "control.sock")
         argv = [self.h.pop3d, "-f", "--address", "127.0.0.1", "--port", str(self.port),
                 "--max-clients", "20000", "--max-per-address", "0", "--timeout", "3600"]
-        if self.name == "ctl":
+        if self.name in ("ctl", "py"):
             argv += ["--pipeline-depth", str(self.h.a.pipeline_depth)]
         if self.name == "plugin":
             argv += ["--plugin", self.h.plugin]
@@ -1274,7 +1275,7 @@ def main():
     ap.add_argument("--noop-conns", type=int, default=50)
     ap.add_argument("--pipeline", type=int, default=8)
     ap.add_argument("--pipeline-depth", type=int, default=8,
-                    help="pop3d --pipeline-depth for (a); (a) at depth 1 runs too")
+                    help="pop3d --pipeline-depth for (a) and (b); (a) at depth 1 runs too")
     ap.add_argument("--idle-conns", type=int, default=1000)
     ap.add_argument("--c10k-conns", type=int, default=10000)
     ap.add_argument("--connect-batch", type=int, default=64,

@@ -52,6 +52,11 @@
   file is opened O_NOFOLLOW and must be a regular file owned by this
   user.  For a read-only view of every
   event, use ``python3 -m pop3d.watch``.
+* Pipelining: every answer is sent by the tag of the command it answers,
+  so pop3d may run with ``--pipeline-depth N`` (up to 64; 8 is a good
+  value): a client's pipelined commands then reach this controller at
+  once, and their answers leave together, in command order.  Answers to
+  the events read from one batch are written with one send.
 * Once it serves, it prints ``pop3d.maildir: serving`` on standard output
   (scripts wait for that line); logs go to standard error.
 """
@@ -470,10 +475,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         "with -ERR, and logged); USER/.pop3d.lock is never a symlink (created\n"
         "O_EXCL|O_NOFOLLOW, 0600).  Run pop3d with --send-file-root DIR.  Keep\n"
         "the socket and --responder-lock in a private directory (/run/pop3d/),\n"
-        "not /tmp.  Failed logins all cost the same hash work.\n"
+        "not /tmp.  Failed logins all cost the same hash work.  Answers go by\n"
+        "tag, so pop3d may run with --pipeline-depth N (pipelined commands of a\n"
+        "client are then answered together, in order).\n"
         "Example:\n"
         "  pop3d --control /run/pop3d/control.sock --send-file-root /srv/mail \\\n"
-        "        --no-greeting\n"
+        "        --no-greeting --pipeline-depth 8\n"
         "  python3 -m pop3d.maildir --socket /run/pop3d/control.sock \\\n"
         "        --users /etc/pop3d/users --root /srv/mail --greeting")
     ap.add_argument("--socket", default=os.environ.get("POP3D_CONTROL"),

@@ -310,6 +310,10 @@ _decode = json.JSONDecoder().decode
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: text -> its JSON form (UTF-8), for :meth:`Protocol.encode_text`.
 _ESCAPED: Dict[str, bytes] = {}
+_OK_HEAD = b'{"type":"reply","id":'
+_OK_TAIL = b',"ok":true,"result":{}}'
+_OK_HEAD_LEN = len(_OK_HEAD)
+_OK_TAIL_LEN = len(_OK_TAIL)
 _TEXT_TAG = b'{"cmd":"send_to_client","id":%d,"client":%d,"tag":%d,"text":%s}\n'
 _TEXT_NOTAG = b'{"cmd":"send_to_client","id":%d,"client":%d,"text":%s}\n'
 
@@ -403,6 +407,13 @@ class Protocol:
         out = []
         observe = self._observe
         for line in lines:
+            if line[:_OK_HEAD_LEN] == _OK_HEAD and line[-_OK_TAIL_LEN:] == _OK_TAIL:
+                # The reply to nearly every command, in the one form pop3d
+                # writes it (control/codec.c): no JSON decoder needed.
+                mid = line[_OK_HEAD_LEN:-_OK_TAIL_LEN]
+                if mid.isdigit() and mid[:1] != b"0":
+                    out.append({"type": "reply", "id": int(mid), "ok": True, "result": {}})
+                    continue
             try:
                 msg = _decode(line.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as e:
