@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import os
 import poplib
 import shutil
@@ -141,6 +142,212 @@ class ProtocolUnit(unittest.TestCase):
 
 
 # --------------------------------------------------------------------------
+class _CountingSocket:
+    """A socket whose sendall calls are recorded (one entry per call)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.sends = []
+
+    def sendall(self, data):
+        self.sends.append(bytes(data))
+        return self.sock.sendall(data)
+
+    def send(self, data):               # a second write path would be counted too
+        self.sends.append(bytes(data))
+        return self.sock.send(data)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+class Batching(unittest.TestCase):
+    """The sync Client writes the answers to a batch of events with one
+    send; MailboxServer posts its answers; the wire bytes are those of the
+    generic encoder."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="pop3d-batch-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        a, self.server = socket.socketpair()
+        self.addCleanup(self.server.close)
+        self.c = pop3d.Client("unused.sock", connect=False, timeout=WAIT)
+        self.addCleanup(self.c.close)
+        self.sock = _CountingSocket(a)
+        self.c._sock = self.sock
+        self.c._proto.greeting = self.c.greeting = {"type": "greeting"}
+        self.server.settimeout(WAIT)
+
+    def events(self, n, verb="user", first_tag=10):
+        return b"".join(
+            b'{"type":"event","event":"pop3d_cmd_%s","seq":%d,"client":%d,"tag":%d,'
+            b'"state":"authorization","tls":false,"args":[%d%s]}\n'
+            % (verb.encode(), i + 1, i % 3 + 1, first_tag + i, i % 3 + 1,
+               b',"bob"' if verb == "user" else b"") for i in range(n))
+
+    def read_lines(self, count):
+        data = b""
+        while data.count(b"\n") < count:
+            chunk = self.server.recv(1 << 20)
+            self.assertTrue(chunk)
+            data += chunk
+        return [json.loads(x) for x in data.split(b"\n")[:-1]]
+
+    def test_one_send_per_batch_in_order(self):
+        srv = MailboxServer(MemoryBackend(self.tmp), self.c, hostname="t")
+        n = 20
+        self.server.sendall(self.events(n))
+        for _ in range(n):
+            srv.handle(self.c.next_event(WAIT))
+        self.assertEqual(self.sock.sends, [])        # posted, not yet written
+        self.assertIsNone(self.c.next_event(0.05))  # reads again: flushed first
+        self.assertEqual(len(self.sock.sends), 1, self.sock.sends)
+        msgs = self.read_lines(n)
+        self.assertEqual([(m["cmd"], m["client"], m["tag"], m["text"]) for m in msgs],
+                         [("send_to_client", i % 3 + 1, 10 + i, "+OK send PASS")
+                          for i in range(n)])
+        self.assertEqual([m["id"] for m in msgs], list(range(1, n + 1)))
+        # Their replies (one an error: a gone client) are matched, not raised.
+        self.server.sendall(b"".join(
+            b'{"type":"reply","id":%d,"ok":true,"result":{}}\n' % i for i in range(1, n))
+            + b'{"type":"reply","id":%d,"ok":false,"error":{"code":"unknown_client",'
+              b'"message":"gone"}}\n' % n)
+        self.assertIsNone(self.c.next_event(0.2))
+        self.assertEqual(len(self.c._proto.pending), 0)
+        self.assertEqual(len(self.sock.sends), 1)
+        # The next batch: one more send.
+        self.server.sendall(self.events(5, "capa", first_tag=40))
+        for _ in range(5):
+            srv.handle(self.c.next_event(WAIT))
+        self.assertIsNone(self.c.next_event(0.05))
+        self.assertEqual(len(self.sock.sends), 2)
+        msgs = self.read_lines(5)
+        self.assertEqual([m["tag"] for m in msgs], list(range(40, 45)))
+        self.assertEqual(msgs[0]["lines"][0], "+OK capability list follows")
+
+    def test_call_writes_posted_commands_first(self):
+        p1 = self.c.post_to_client(3, text="+OK a", tag=7)
+        p2 = self.c.post("disconnect", client=3)
+        self.assertEqual(self.sock.sends, [])
+        self.c.flush()
+        self.assertEqual(len(self.sock.sends), 1)
+        self.assertEqual([(m["cmd"], m["id"]) for m in self.read_lines(2)],
+                         [("send_to_client", p1.id), ("disconnect", p2.id)])
+        got = []
+        self.c.post_to_client(4, text="+OK b", tag=8, on_reply=got.append)
+        t = threading.Thread(target=lambda: got.append(self.c.ping()))
+        t.start()
+        msgs = self.read_lines(2)
+        self.assertEqual([m["cmd"] for m in msgs], ["send_to_client", "ping"])
+        self.assertEqual(len(self.sock.sends), 2)   # the posted line went with ping
+        self.server.sendall(b"".join(b'{"type":"reply","id":%d,"ok":true,"result":%s}\n'
+                                     % (m["id"], b'{"seq":5}' if m["cmd"] == "ping"
+                                        else b"{}") for m in [{"id": p1.id, "cmd": ""},
+                                                              {"id": p2.id, "cmd": ""}] + msgs))
+        t.join(WAIT)
+        self.assertEqual(got[0].reply["ok"], True)
+        self.assertEqual(got[1], {"seq": 5})
+
+    def test_text_template_is_the_generic_encoding(self):
+        texts = ["+OK", "-ERR [IN-USE] x", 'q"uote\\back\nline\ttab\x00\x1f\x7f',
+                 "\u00e9\u2028\u2029\U0001f600 </script>", "+ ", "", "x" * 500]
+        for text in texts:
+            for tag in (None, 0, 9, 123456789):
+                fast, slow = Protocol(), Protocol()
+                got = fast.encode_text(42, tag, text)
+                want = slow.encode("send_to_client", pop3d.protocol.send_to_client_args(
+                    42, text=text, tag=tag))[1]
+                self.assertEqual(got[1], want, (text, tag))
+        # Not UTF-8 (surrogate escapes), bytes, odd ids: the generic path.
+        self.assertIsNone(Protocol().encode_text(1, 2, "\udcff"))
+        self.assertIsNone(Protocol().encode_text(1, 2, b"+OK"))
+        self.assertIsNone(Protocol().encode_text(True, 2, "+OK"))
+        self.c.post_to_client(1, text="\udcff", tag=2)
+        self.c.post_to_client(1, text=b"+OK \xff", tag=3)
+        self.c.flush()
+        msgs = self.read_lines(2)
+        self.assertEqual(msgs[0]["text_b64"], base64.b64encode(b"\xff").decode())
+        self.assertEqual(msgs[1]["text_b64"], base64.b64encode(b"+OK \xff").decode())
+
+    def test_fixed_ok_reply_decodes_as_json(self):
+        lines = [b'{"type":"reply","id":%s,"ok":true,"result":{}}' % x
+                 for x in (b"1", b"0", b"987654321", b"-3", b'"s"', b"null")]
+        lines.append(b'{"type":"reply","id":5,"ok":true,"result":{"seq":3}}')
+        p = Protocol()
+        self.assertEqual(p.feed(b"\n".join(lines) + b"\n"), [json.loads(x) for x in lines])
+
+    def test_event_fields_lazy_and_exact(self):
+        raw = {"type": "event", "event": "pop3d_cmd_user", "seq": 4, "client": 7, "tag": 3,
+               "state": "authorization", "tls": True, "origin": 2, "args": [7, "b\ufffd"],
+               "args_b64": [None, base64.b64encode(b"b\xff").decode()]}
+        ev = pop3d.Event(raw)
+        self.assertEqual((ev.seq, ev.client, ev.tag, ev.state, ev.tls, ev.origin),
+                         (4, 7, 3, "authorization", True, 2))
+        self.assertIs(ev.args, raw["args"])             # no copy
+        self.assertEqual(ev.arg(1), "b\udcff")
+        self.assertEqual(ev.arg_bytes(1), b"b\xff")
+        ev2 = pop3d.Event({"type": "event", "event": "pop3d_cmd_noop", "client": 1})
+        self.assertEqual((ev2.args, ev2.arg(1), ev2.seq, ev2.tls), ([], None, 0, False))
+
+
+class MailboxPipelined(Base):
+    """MailboxServer under pop3d --pipeline-depth 8: a pipelined burst is
+    answered by tag, in order, byte for byte as at depth 1."""
+    args = ("--pipeline-depth", "8", "--auth-fail-delay", "100")
+
+    def burst(self, daemon):
+        tmp = tempfile.mkdtemp(prefix="pop3d-mbx-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        c = pop3d.Client(daemon.sock, name="mailbox", timeout=WAIT)
+        self.addCleanup(c.close)
+        srv = MailboxServer(MemoryBackend(tmp), c, hostname="test.example")
+        srv.register()
+        errors = []
+        self.depths = []
+
+        def serve():
+            try:
+                for ev in c.events():
+                    if ev.client:
+                        self.depths.append(len(c.inflight_tags(ev.client)))
+                    srv.handle(ev)
+            except Exception as e:
+                if not c.closed:
+                    errors.append(e)
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        cmds = ["USER alice", "PASS wonderland"]
+        body = ["STAT", "LIST", "UIDL", "RETR 1", "NOOP", "LIST 2", "UIDL 3", "RETR 2",
+                "DELE 1", "STAT", "RETR 1", "RSET", "TOP 3 1", "NOOP", "RETR 9", "NOOP"]
+        s = socket.create_connection(("127.0.0.1", daemon.port), timeout=WAIT)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        f.readline()                                    # the core's greeting
+        s.sendall(("\r\n".join(cmds) + "\r\n").encode())
+        f.readline(), f.readline()
+        s.sendall(("\r\n".join(body * 4 + ["QUIT"]) + "\r\n").encode())
+        data = f.read()
+        c.close()
+        t.join(WAIT)
+        self.assertEqual(errors, [])
+        return data, max(self.depths)
+
+    def test_burst_same_bytes_as_depth_1(self):
+        d1 = Daemon(POP3D, args=["--auth-fail-delay", "100"])
+        self.addCleanup(d1.stop)
+        (deep, most), (flat, one) = self.burst(self.d), self.burst(d1)
+        # The depth is in effect: the service had several commands of the
+        # client in flight at once (answered by tag); at depth 1, one.
+        self.assertGreater(most, 1)
+        self.assertEqual(one, 1)
+        self.assertEqual(deep, flat)
+        self.assertTrue(deep.endswith(b"+OK POP3 server signing off (3 messages left)\r\n"),
+                        deep[-200:])
+        self.assertEqual(deep.count(b"\r\n+OK\r\n"), 12)     # the NOOPs, in place
+        self.assertEqual(deep.count(b"-ERR no such message"), 4)
+        self.assertIn(b"+OK 3 ", deep)
+
+
 class PipelineDepth(Base):
     """pop3d --pipeline-depth 4: Event.reply answers each of a client's
     pipelined commands by its tag, in any order; the client reads the
