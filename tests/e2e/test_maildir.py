@@ -1088,6 +1088,56 @@ class SideBySide(MaildirBase):
         m.quit()
 
 
+class TwoServices(MaildirBase):
+    """Two pop3d, each with its own maildir service process, over one root:
+    the maildrop lock (flock on USER/.pop3d.lock) holds across the
+    processes, is released at QUIT, and by the kernel when a service dies."""
+
+    def second(self):
+        d2 = Daemon(POP3D, args=["--no-greeting"] + list(self.daemon_args))
+        self.addCleanup(d2.stop)
+        c = Proc([sys.executable, "-m", "pop3d.maildir", "--socket", d2.sock,
+                  "--users", self.users, "--root", self.root, "--greeting",
+                  "--responder-lock", os.path.join(self.tmp, "responder2.lock"), "-v"])
+        self.addCleanup(c.stop)
+        c.wait_line(r"^pop3d\.maildir: serving")
+        return d2
+
+    def login(self, port, user="alice"):
+        p = Client(port)
+        self.addCleanup(p.close)
+        self.assertEqual(p.cmd("USER " + user), "+OK send PASS")
+        return p, p.cmd("PASS " + PASSWORDS[user])
+
+    def test_lock_across_processes_quit_and_kill(self):
+        d2 = self.second()
+        a, r = self.login(self.d.port)
+        self.assertTrue(r.startswith("+OK maildrop has"), r)
+        b, r = self.login(d2.port)
+        self.assertEqual(r, "-ERR [IN-USE] maildrop already locked by another session")
+        _, r = self.login(d2.port, "bob")           # another maildrop: free
+        self.assertTrue(r.startswith("+OK"), r)
+        self.assertTrue(a.cmd("QUIT").startswith("+OK POP3 server signing off"))
+        self.assertEqual(b.cmd("USER alice"), "+OK send PASS")
+        r = b.cmd("PASS " + PASSWORDS["alice"])
+        self.assertTrue(r.startswith("+OK maildrop has"), r)   # released at QUIT
+        _, r = self.login(self.d.port)
+        self.assertTrue(r.startswith("-ERR [IN-USE]"), r)      # the other way round
+        self.assertTrue(b.cmd("QUIT").startswith("+OK"))
+        # A service killed with a session open: the kernel drops its lock.
+        a, r = self.login(self.d.port)
+        self.assertTrue(r.startswith("+OK maildrop has"), r)
+        _, r = self.login(d2.port)
+        self.assertTrue(r.startswith("-ERR [IN-USE]"), r)
+        self.ctl.p.kill()
+        self.ctl.p.wait(WAIT)
+        c, r = self.login(d2.port)
+        self.assertTrue(r.startswith("+OK maildrop has"), r)
+        self.assertEqual(c.cmd("STAT").split()[1], str(len(self.order)))
+        self.assertTrue(c.cmd("QUIT").startswith("+OK"))
+        self.assert_untouched()
+
+
 # ------------------------------------------------------------------------------
 class Demo(unittest.TestCase):
     """demo/run.sh serves a copy of demo/ and stops everything on Ctrl-C."""
