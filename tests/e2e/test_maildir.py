@@ -1088,6 +1088,18 @@ class SideBySide(MaildirBase):
         m.quit()
 
 
+class PipelineDepth8(MaildirBase):
+    """The service under pop3d --pipeline-depth 8: the same answers."""
+    daemon_args = ("--pipeline-depth", "8")
+    test_pipelined_burst_raw_socket = Python.test_pipelined_burst_raw_socket
+    test_dele_quit_removes_exactly_the_deleted = \
+        Python.test_dele_quit_removes_exactly_the_deleted
+
+
+class MpopDepth8(Mpop):
+    daemon_args = ("--pipeline-depth", "8")
+
+
 class TwoServices(MaildirBase):
     """Two pop3d, each with its own maildir service process, over one root:
     the maildrop lock (flock on USER/.pop3d.lock) holds across the
