@@ -433,30 +433,37 @@ class Protocol:
 
     def _observe(self, msg: dict) -> None:
         t = msg.get("type")
-        if t == "greeting" and self.greeting is None:
-            self.greeting = msg
-        elif t == "event":
-            seq = msg.get("seq")
-            if isinstance(seq, int) and seq > self.last_seq:
+        if t == "event":
+            get = msg.get
+            seq = get("seq")
+            if type(seq) is int and seq > self.last_seq:
                 self.last_seq = seq
-            name = msg.get("event")
-            client = msg.get("client")
+            name = get("event")
+            client = get("client")
             if name == "pop3d_events_dropped":
-                args = msg.get("args") or [0]
+                args = get("args") or [0]
                 if isinstance(args[0], int):
                     self.dropped += args[0]
             if client:
-                if msg.get("state"):
-                    self.states[client] = msg["state"]
+                state = get("state")
+                if state:
+                    self.states[client] = state
                 if name == "pop3d_disconnected":
                     self.inflight.pop(client, None)
                     self.inflight_tags.pop(client, None)
                     self.states.pop(client, None)
-                elif msg.get("tag"):
-                    tags = self.inflight_tags.setdefault(client, [])
-                    if msg["tag"] not in tags:       # pop3d_auth_data repeats AUTH's
-                        tags.append(msg["tag"])
-                    self.inflight[client] = tags[0]
+                else:
+                    tag = get("tag")
+                    if tag:
+                        tags = self.inflight_tags.get(client)
+                        if tags is None:
+                            tags = self.inflight_tags[client] = [tag]
+                            self.inflight[client] = tag
+                        elif tag not in tags:       # pop3d_auth_data repeats AUTH's
+                            tags.append(tag)
+                            self.inflight[client] = tags[0]
+        elif t == "greeting" and self.greeting is None:
+            self.greeting = msg
 
     def match_reply(self, msg: dict) -> Pending:
         """Pair a reply with the oldest command awaiting one."""
