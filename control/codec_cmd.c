@@ -284,7 +284,7 @@ static int
 codec_cmd_client_row(const struct pop3d_client_info *ci, void *arg)
 {
 	struct codec_cmd_rows *r = arg;
-	json_t *groups = json_object();
+	json_t *groups = json_object(), *row;
 	uint64_t m;
 	size_t i;
 
@@ -292,12 +292,16 @@ codec_cmd_client_row(const struct pop3d_client_info *ci, void *arg)
 		if ((m = group_bound(r->gs->groups[i], ci->id)) != 0)
 			json_object_set_new(groups, r->gs->groups[i]->name,
 			    json_integer((json_int_t)m));
-	json_array_append_new(r->rows,
-	    json_pack("{s:I, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:I, s:I, s:o}", "client",
-		(json_int_t)ci->id, "peer", ci->peer, "peer_port", ci->peer_port, "local",
-		ci->local, "local_port", ci->local_port, "state", pop3d_state_name(ci->state),
-		"tls", ci->tls, "connected", (json_int_t)ci->connected, "idle",
-		(json_int_t)ci->idle, "tag", (json_int_t)ci->tag, "groups", groups));
+	row = json_pack("{s:I, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:I, s:I}", "client",
+	    (json_int_t)ci->id, "peer", ci->peer, "peer_port", ci->peer_port, "local", ci->local,
+	    "local_port", ci->local_port, "state", pop3d_state_name(ci->state), "tls", ci->tls,
+	    "connected", (json_int_t)ci->connected, "idle", (json_int_t)ci->idle, "tag",
+	    (json_int_t)ci->tag);
+	/* Only while some group exists: rows stay as they were without groups. */
+	if (row != NULL && r->gs != NULL && r->gs->ngroups > 0)
+		json_object_set(row, "groups", groups);
+	json_decref(groups);
+	json_array_append_new(r->rows, row);
 	return 0;
 }
 

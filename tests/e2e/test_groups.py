@@ -85,6 +85,13 @@ class GroupsTest(unittest.TestCase):
 class Binding(GroupsTest):
     def test_hello_group_rules(self):
         c = self.ctl(Controller(self.d.sock))
+        self.assertEqual(c.greeting["groups"], [])
+        c.ok("register", events=["connection"])
+        self.client()
+        c.event("pop3d_connection")
+        # No group yet: list_clients rows are as they were before groups.
+        self.assertNotIn("groups", c.ok("list_clients")["clients"][0])
+        self.assertEqual(c.ok("list_groups"), {"groups": []})
         for bad in ("", "a b", "x" * 64, "é", 3):
             r = c.call("hello", group=bad)
             self.assertEqual(r["error"]["code"], "invalid_argument", bad)
