@@ -397,7 +397,7 @@ static void
 hook_orphans(struct control *ctl, uint64_t controller, const char *group, const uint64_t *clients,
     size_t n)
 {
-	static const char msg[] = "-ERR [SYS/TEMP] the controller of this session went away";
+	static const char msg[] = "-ERR [SYS/TEMP] server unavailable, try again later";
 	struct pop3d_client_info ci;
 	size_t i;
 
