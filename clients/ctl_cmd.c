@@ -227,6 +227,13 @@ ctlcmd_clients(struct pop3ctl_ctx *x)
 	return ctlcmd_simple(x, "list_clients", NULL, ctlprint_clients);
 }
 
+/* groups: the controller groups, their members and plugins. */
+int
+ctlcmd_groups(struct pop3ctl_ctx *x)
+{
+	return ctlcmd_simple(x, "list_groups", NULL, ctlprint_groups);
+}
+
 /* Convert one event argument word: canonical integers become integers. */
 static json_t *
 ctlcmd_event_arg(const char *s)

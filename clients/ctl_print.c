@@ -35,22 +35,48 @@ ctlprint_hostport(char *out, size_t len, const char *addr, json_int_t port)
 	    addr, port);
 }
 
-/* Print the list_clients result as a table. */
+/* A client's groups as "GROUP=CONTROLLER,..." in out ("-" when none);
+ * whether it is bound in any group. */
+static int
+ctlprint_client_groups(json_t *groups, char *out, size_t len)
+{
+	const char *key;
+	size_t used = 0;
+	json_t *v;
+	int any = 0;
+
+	snprintf(out, len, "-");
+	json_object_foreach(groups, key, v)
+	{
+		int n = snprintf(out + used, len - used, "%s%s=%" JSON_INTEGER_FORMAT,
+		    any ? "," : "", key, json_integer_value(v));
+
+		any = 1;
+		if (n < 0 || (size_t)n >= len - used)
+			break; /* cut, never overflowed */
+		used += (size_t)n;
+	}
+	return any;
+}
+
+/* Print the list_clients result as a table; a GROUPS column (member per
+ * group) is added when some client is bound in a controller group. */
 void
 ctlprint_clients(json_t *res)
 {
-	static const char *const head[6] = { "ID", "PEER", "LOCAL", "STATE", "TLS", "IDLE" };
+	static const char *const head[7] = { "ID", "PEER", "LOCAL", "STATE", "TLS", "IDLE",
+		"GROUPS" };
 	json_t *rows = json_object_get(res, "clients"), *r;
-	size_t n = json_array_size(rows), i, k, w[6];
+	size_t n = json_array_size(rows), i, k, w[7], ncol = 6;
 	/* 96: an IPv6 address in brackets with its port (at most 53) fits with
 	 * room; a longer cell is cut, never overflowed. */
-	char(*cells)[6][96];
+	char(*cells)[7][96];
 
 	if ((cells = calloc(n + 1, sizeof(*cells))) == NULL) {
 		ctlutil_warn("out of memory");
 		return;
 	}
-	for (k = 0; k < 6; k++)
+	for (k = 0; k < 7; k++)
 		snprintf(cells[0][k], sizeof(cells[0][k]), "%s", head[k]);
 	json_array_foreach(rows, i, r)
 	{
@@ -69,16 +95,48 @@ ctlprint_clients(json_t *res)
 		    json_is_true(json_object_get(r, "tls")) ? "yes" : "no");
 		snprintf(cells[i + 1][5], sizeof(cells[0][5]), "%" JSON_INTEGER_FORMAT,
 		    json_integer_value(json_object_get(r, "idle")));
+		if (ctlprint_client_groups(json_object_get(r, "groups"), cells[i + 1][6],
+			sizeof(cells[0][6])))
+			ncol = 7;
 	}
-	for (k = 0; k < 6; k++)
+	for (k = 0; k < ncol; k++)
 		for (i = 0, w[k] = 0; i <= n; i++)
 			if (strlen(cells[i][k]) > w[k])
 				w[k] = strlen(cells[i][k]);
-	for (i = 0; i <= n; i++)
-		printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", (int)w[0], cells[i][0], (int)w[1],
-		    cells[i][1], (int)w[2], cells[i][2], (int)w[3], cells[i][3], (int)w[4],
-		    cells[i][4], cells[i][5]);
+	for (i = 0; i <= n; i++) {
+		for (k = 0; k + 1 < ncol; k++)
+			printf("%-*s  ", (int)w[k], cells[i][k]);
+		printf("%s\n", cells[i][ncol - 1]);
+	}
 	free(cells);
+}
+
+/* Print the list_groups result: per group a line "GROUP plugins: A B", then
+ * one line per member "  CONTROLLER NAME CLIENTS". */
+void
+ctlprint_groups(json_t *res)
+{
+	json_t *g, *m, *p;
+	size_t i, k;
+
+	json_array_foreach(json_object_get(res, "groups"), i, g)
+	{
+		const char *name = json_string_value(json_object_get(g, "name"));
+
+		printf("%s plugins:", name != NULL ? name : "?");
+		json_array_foreach(json_object_get(g, "plugins"), k, p)
+		    printf(" %s", json_string_value(p) != NULL ? json_string_value(p) : "?");
+		putchar('\n');
+		json_array_foreach(json_object_get(g, "members"), k, m)
+		{
+			const char *mn = json_string_value(json_object_get(m, "name"));
+
+			printf("  %" JSON_INTEGER_FORMAT " %s clients=%" JSON_INTEGER_FORMAT "\n",
+			    json_integer_value(json_object_get(m, "controller")),
+			    mn != NULL ? mn : "?",
+			    json_integer_value(json_object_get(m, "clients")));
+		}
+	}
 }
 
 /* Print the getsockname result: "ADDRESS PORT" per listener, then the name

@@ -46,6 +46,7 @@ static const struct pop3ctl_sub pop3ctl_subs[] = {
 	{ "disconnect", 1, 2, 0, ctlcmd_disconnect, "disconnect CLIENT [TEXT]" },
 	{ "shutdown", 0, 0, 0, ctlcmd_shutdown, "shutdown" },
 	{ "clients", 0, 0, 0, ctlcmd_clients, "clients" },
+	{ "groups", 0, 0, 0, ctlcmd_groups, "groups" },
 	{ "event", 1, -1, 0, ctlcmd_event, "event NAME [ARG ...]" },
 	{ "sockname", 0, 0, 0, ctlcmd_sockname, "sockname" },
 	{ "session-id", 0, 0, 0, ctlcmd_session_id, "session-id" },

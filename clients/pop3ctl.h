@@ -91,6 +91,7 @@ json_t *ctlconn_call(struct pop3ctl_conn *c, const char *socket_path, const char
 /* ctl_print.c: results and events on stdout. */
 void ctlprint_json(json_t *v);
 void ctlprint_clients(json_t *res);
+void ctlprint_groups(json_t *res);
 void ctlprint_sockname(json_t *res);
 void ctlprint_session(json_t *res);
 void ctlprint_ping(json_t *res);
@@ -110,6 +111,7 @@ int ctlcmd_send_file(struct pop3ctl_ctx *x);
 int ctlcmd_disconnect(struct pop3ctl_ctx *x);
 int ctlcmd_shutdown(struct pop3ctl_ctx *x);
 int ctlcmd_clients(struct pop3ctl_ctx *x);
+int ctlcmd_groups(struct pop3ctl_ctx *x);
 int ctlcmd_event(struct pop3ctl_ctx *x);
 int ctlcmd_sockname(struct pop3ctl_ctx *x);
 int ctlcmd_session_id(struct pop3ctl_ctx *x);

@@ -691,26 +691,38 @@ codec_listeners(struct pop3d *srv)
 	return a;
 }
 
+/* The names of the controller groups that exist (greeting). */
+static json_t *
+codec_group_names(struct group_set *gs)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; gs != NULL && i < gs->ngroups; i++)
+		json_array_append_new(a, json_string(gs->groups[i]->name));
+	return a;
+}
+
 /* The greeting line a controller receives on connection. */
 char *
-codec_greeting(struct pop3d *srv, const struct control_options *co, uint64_t controller,
-    size_t *len)
+codec_greeting(struct pop3d *srv, const struct control_options *co, struct group_set *gs,
+    uint64_t controller, size_t *len)
 {
 	const struct pop3d_options *o = pop3d_get_options(srv);
 
 	return codec_dump(
-	    json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:b, s:o, "
+	    json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:b, s:o, s:o, "
 		      "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 		"type", "greeting", "protocol", 1, "server", "pop3d", "version", PACKAGE_VERSION,
 		"alias", o->alias, "hostname", o->hostname, "pid", (json_int_t)getpid(),
 		"session_id", pop3d_session_id(srv), "controller", (json_int_t)controller, "stls",
-		pop3d_tls_available(srv), "listeners", codec_listeners(srv), "limits", "max_line",
-		(json_int_t)o->max_line, "timeout", (json_int_t)o->timeout, "response_timeout",
-		(json_int_t)o->response_timeout, "max_clients", (json_int_t)o->max_clients,
-		"max_per_address", (json_int_t)o->max_per_address, "control_max_line",
-		(json_int_t)co->max_line, "control_max_output", (json_int_t)co->max_output,
-		"control_stall_seconds", (json_int_t)co->stall_seconds, "max_controllers",
-		(json_int_t)co->max_controllers),
+		pop3d_tls_available(srv), "listeners", codec_listeners(srv), "groups",
+		codec_group_names(gs), "limits", "max_line", (json_int_t)o->max_line, "timeout",
+		(json_int_t)o->timeout, "response_timeout", (json_int_t)o->response_timeout,
+		"max_clients", (json_int_t)o->max_clients, "max_per_address",
+		(json_int_t)o->max_per_address, "control_max_line", (json_int_t)co->max_line,
+		"control_max_output", (json_int_t)co->max_output, "control_stall_seconds",
+		(json_int_t)co->stall_seconds, "max_controllers", (json_int_t)co->max_controllers),
 	    len);
 }
 

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "control.h"
+#include "group.h"
 #include "pop3d.h"
 
 /* Decoding a command line. */
@@ -60,8 +61,8 @@ int codec_utf8_valid(const char *s, size_t len);
 
 /* What a controller is told about the server. */
 json_t *codec_listeners(struct pop3d *);
-char *
-codec_greeting(struct pop3d *, const struct control_options *, uint64_t controller, size_t *len);
+char *codec_greeting(struct pop3d *, const struct control_options *, struct group_set *,
+    uint64_t controller, size_t *len);
 char *codec_registered(struct pop3d *);
 
 /* codec_cmd.c: a decoded command's typed arguments (the only way
@@ -89,14 +90,18 @@ struct codec_plugin {
 	int has_controller; /* a controller plugin: the next two */
 	uint64_t controller;
 	unsigned timeout_ms[2];
+	const char *group; /* a group plugin's group, or NULL */
 };
 
 json_t *codec_cmd_result_int(const char *key, long long);
 json_t *codec_cmd_result_str(const char *key, const char *);
 json_t *codec_cmd_result_events(const char *const *patterns, size_t n);
 json_t *codec_cmd_result_listeners(struct pop3d *);
-json_t *codec_cmd_result_clients(struct pop3d *);
-json_t *codec_cmd_result_hello(uint64_t controller, const char *name, int lossy);
+json_t *codec_cmd_result_clients(struct pop3d *, struct group_set *);
+json_t *codec_cmd_result_groups(struct group_set *, const char *const *palias,
+    const char *const *pgroup, size_t np);
+json_t *codec_cmd_result_hello(uint64_t controller, const char *name, int lossy, const char *group);
+json_t *codec_cmd_result_plugin_add(int n, int joined);
 json_t *codec_cmd_plugin(const struct codec_plugin *);
 json_t *codec_cmd_result_plugins(json_t **items, size_t n);
 json_t *codec_cmd_result_aliases(const char *const *aliases, size_t n);

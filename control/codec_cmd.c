@@ -272,37 +272,96 @@ codec_cmd_result_listeners(struct pop3d *srv)
 	return json_pack("{s:o}", "listeners", codec_listeners(srv));
 }
 
-/* One row of list_clients (a pop3d_clients() callback). */
+/* What codec_cmd_client_row needs. */
+struct codec_cmd_rows {
+	json_t *rows;
+	struct group_set *gs;
+};
+
+/* One row of list_clients (a pop3d_clients() callback), with the member
+ * the client is bound to in each group. */
 static int
 codec_cmd_client_row(const struct pop3d_client_info *ci, void *arg)
 {
-	json_t *a = arg;
+	struct codec_cmd_rows *r = arg;
+	json_t *groups = json_object();
+	uint64_t m;
+	size_t i;
 
-	json_array_append_new(a,
-	    json_pack("{s:I, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:I, s:I}", "client",
+	for (i = 0; r->gs != NULL && i < r->gs->ngroups; i++)
+		if ((m = group_bound(r->gs->groups[i], ci->id)) != 0)
+			json_object_set_new(groups, r->gs->groups[i]->name,
+			    json_integer((json_int_t)m));
+	json_array_append_new(r->rows,
+	    json_pack("{s:I, s:s, s:i, s:s, s:i, s:s, s:b, s:I, s:I, s:I, s:o}", "client",
 		(json_int_t)ci->id, "peer", ci->peer, "peer_port", ci->peer_port, "local",
 		ci->local, "local_port", ci->local_port, "state", pop3d_state_name(ci->state),
 		"tls", ci->tls, "connected", (json_int_t)ci->connected, "idle",
-		(json_int_t)ci->idle, "tag", (json_int_t)ci->tag));
+		(json_int_t)ci->idle, "tag", (json_int_t)ci->tag, "groups", groups));
 	return 0;
 }
 
-/* {"clients": [...]}: every client of srv. */
+/* {"clients": [...]}: every client of srv; gs may be NULL. */
 json_t *
-codec_cmd_result_clients(struct pop3d *srv)
+codec_cmd_result_clients(struct pop3d *srv, struct group_set *gs)
 {
-	json_t *a = json_array();
+	struct codec_cmd_rows r = { json_array(), gs };
 
-	pop3d_clients(srv, codec_cmd_client_row, a);
-	return json_pack("{s:o}", "clients", a);
+	pop3d_clients(srv, codec_cmd_client_row, &r);
+	return json_pack("{s:o}", "clients", r.rows);
 }
 
-/* The result of hello. */
+/* {"groups": [{"name", "members": [{controller, name, clients}], "plugins"}]};
+ * palias[i] is a plugin of group pgroup[i]. */
 json_t *
-codec_cmd_result_hello(uint64_t controller, const char *name, int lossy)
+codec_cmd_result_groups(struct group_set *gs, const char *const *palias, const char *const *pgroup,
+    size_t np)
 {
-	return json_pack("{s:I, s:s, s:b}", "controller", (json_int_t)controller, "name", name,
+	json_t *a = json_array(), *members, *plugins;
+	struct group_entry *g;
+	size_t i, k;
+
+	for (i = 0; i < gs->ngroups; i++) {
+		g = gs->groups[i];
+		members = json_array();
+		plugins = json_array();
+		for (k = 0; k < g->nmembers; k++)
+			json_array_append_new(members,
+			    json_pack("{s:I, s:s, s:I}", "controller",
+				(json_int_t)g->members[k].controller, "name", g->members[k].name,
+				"clients", (json_int_t)g->members[k].nbound));
+		for (k = 0; k < np; k++)
+			if (strcmp(pgroup[k], g->name) == 0)
+				json_array_append_new(plugins, json_string(palias[k]));
+		json_array_append_new(a,
+		    json_pack("{s:s, s:o, s:o}", "name", g->name, "members", members, "plugins",
+			plugins));
+	}
+	return json_pack("{s:o}", "groups", a);
+}
+
+/* The result of hello; group NULL when it is in none. */
+json_t *
+codec_cmd_result_hello(uint64_t controller, const char *name, int lossy, const char *group)
+{
+	json_t *o = json_pack("{s:I, s:s, s:b}", "controller", (json_int_t)controller, "name", name,
 	    "lossy", lossy);
+
+	if (o != NULL && group != NULL)
+		json_object_set_new(o, "group", json_string(group));
+	return o;
+}
+
+/* The result of plugin_add: the plugin count, and for a group member
+ * whether it joined an existing plugin (joined -1: not a member). */
+json_t *
+codec_cmd_result_plugin_add(int n, int joined)
+{
+	json_t *o = json_pack("{s:i}", "plugins", n);
+
+	if (o != NULL && joined >= 0)
+		json_object_set_new(o, "joined", json_boolean(joined));
+	return o;
 }
 
 /* One plugin as plugin_get, plugin_list and plugin_register show it. */
@@ -323,6 +382,8 @@ codec_cmd_plugin(const struct codec_plugin *p)
 		json_object_set_new(o, "timeout_ms",
 		    json_pack("{s:I, s:I}", "POP3D", (json_int_t)p->timeout_ms[0], "POP3C",
 			(json_int_t)p->timeout_ms[1]));
+		if (p->group != NULL)
+			json_object_set_new(o, "group", json_string(p->group));
 	} else
 		json_object_set_new(o, "controller", json_null());
 	return o;

@@ -346,35 +346,43 @@ command_ping(struct controller *c, const struct codec_cmd *cmd)
 static void
 command_list_clients(struct controller *c, const struct codec_cmd *cmd)
 {
-	peer_reply_ok(c, cmd->id, codec_cmd_result_clients(c->ctl->srv));
+	peer_reply_ok(c, cmd->id, codec_cmd_result_clients(c->ctl->srv, &c->ctl->groups));
 }
 
-/* hello: this controller's name in logs, and lossy mode. */
+/* hello: this controller's name in logs, lossy mode, and its group. */
 static void
 command_hello(struct controller *c, const struct codec_cmd *cmd)
 {
-	const char *name = NULL;
+	const char *name = NULL, *group = NULL, *err;
 	size_t len = 0;
-	int has, lossy = c->lossy, hl;
+	int has, lossy = c->lossy, hl, hg;
 
 	has = codec_cmd_str(cmd, "name", &name, &len);
 	hl = codec_cmd_bool(cmd, "lossy", &lossy);
+	hg = codec_cmd_str(cmd, "group", &group, NULL);
 	if (has < 0 ||
 	    (has == 1 &&
 		(len == 0 || len >= sizeof(c->name) || !codec_utf8_valid(name, len) ||
 		    strpbrk(name, "\"\r\n") != NULL)) ||
-	    hl < 0) {
+	    hl < 0 || hg < 0) {
 		peer_reply_error(c, cmd->id, "invalid_argument",
 		    "\"name\": 1-63 characters "
-		    "without quotes or line ends; \"lossy\": boolean");
+		    "without quotes or line ends; \"lossy\": boolean; \"group\": string");
 		return;
 	}
-	if (has == 1)
+	if (hg == 1 && (err = command_group_join(c, group)) != NULL) {
+		peer_reply_error(c, cmd->id, "invalid_argument", "%s", err);
+		return;
+	}
+	if (has == 1) {
 		memcpy(c->name, name, len + 1);
+		group_rename(&c->ctl->groups, c->id, c->name);
+	}
 	c->lossy = lossy;
-	log_info("controller=%llu event=hello name=\"%s\" lossy=%d", (unsigned long long)c->id,
-	    c->name, c->lossy);
-	peer_reply_ok(c, cmd->id, codec_cmd_result_hello(c->id, c->name, c->lossy));
+	log_info("controller=%llu event=hello name=\"%s\" lossy=%d group=%s",
+	    (unsigned long long)c->id, c->name, c->lossy, c->group[0] ? c->group : "-");
+	peer_reply_ok(c, cmd->id,
+	    codec_cmd_result_hello(c->id, c->name, c->lossy, c->group[0] ? c->group : NULL));
 }
 
 /* An alias: 1-63 printable characters; NULL when absent or invalid. */
@@ -411,7 +419,7 @@ command_own_plugin(struct controller *c, const struct codec_cmd *cmd)
 			peer_reply_error(c, cmd->id, "invalid_argument", "no plugin %s", alias);
 		return NULL;
 	}
-	if (p->controller != c->id) {
+	if (p->group[0] != '\0' ? !hook_plugin_is_member(p, c->id) : p->controller != c->id) {
 		peer_reply_error(c, cmd->id, "permission_denied", "plugin %s is not yours", alias);
 		return NULL;
 	}
@@ -442,7 +450,7 @@ command_plugin_add(struct controller *c, const struct codec_cmd *cmd)
 {
 	const char *alias = command_alias(cmd);
 	long long prio = 0;
-	int n;
+	int n, joined;
 
 	if (alias == NULL || codec_cmd_int(cmd, "priority", -1000000, 1000000, &prio) < 0) {
 		peer_reply_error(c, cmd->id, "invalid_argument",
@@ -450,11 +458,12 @@ command_plugin_add(struct controller *c, const struct codec_cmd *cmd)
 		    "characters) and optional integer \"priority\"");
 		return;
 	}
-	if ((n = hook_plugin_add(c, alias, (int)prio)) < 0) {
+	if ((n = hook_plugin_add(c, alias, (int)prio, &joined)) < 0) {
 		peer_reply_error(c, cmd->id, "invalid_argument", "alias %s is in use", alias);
 		return;
 	}
-	peer_reply_ok(c, cmd->id, codec_cmd_result_int("plugins", n));
+	peer_reply_ok(c, cmd->id,
+	    codec_cmd_result_plugin_add(n, c->group[0] != '\0' ? joined : -1));
 }
 
 /* What plugin_get shows of the plugin of that alias. */
@@ -476,6 +485,7 @@ command_plugin_info(struct control *ctl, const char *alias)
 		info.controller = p->controller;
 		info.timeout_ms[0] = p->timeout_ms[0];
 		info.timeout_ms[1] = p->timeout_ms[1];
+		info.group = p->group[0] != '\0' ? p->group : NULL;
 	}
 	return codec_cmd_plugin(&info);
 }
@@ -558,7 +568,7 @@ command_plugin_del(struct controller *c, const struct codec_cmd *cmd)
 
 	if ((p = command_own_plugin(c, cmd)) == NULL)
 		return;
-	hook_plugin_del(c->ctl, p);
+	hook_plugin_leave(c->ctl, p, c->id);
 	peer_reply_ok(c, cmd->id,
 	    codec_cmd_result_int("plugins", (long long)pop3d_plugin_order(c->ctl->srv, NULL, 0)));
 }
@@ -667,7 +677,8 @@ static const struct command_def commands[] = {
 	{ "session_id", { NULL }, 1, command_session_id },
 	{ "ping", { NULL }, 1, command_ping },
 	{ "list_clients", { NULL }, 1, command_list_clients },
-	{ "hello", { "name", "lossy" }, 1, command_hello },
+	{ "hello", { "name", "lossy", "group" }, 1, command_hello },
+	{ "list_groups", { NULL }, 1, command_list_groups },
 	{ "plugin_add", { "alias", "priority" }, 0, command_plugin_add },
 	{ "plugin_register", { "alias", "type", "events", "timeout_ms", "on_timeout" }, 0,
 	    command_plugin_register },

@@ -6,6 +6,11 @@
  * higher one only through the callbacks control_new() sets in struct
  * control: on_command (peer.c -> command_run), on_gone (peer.c ->
  * hook_controller_gone) and on_stop (command.c -> control_stop).
+ *
+ * It also drops a departed client's group bindings (group.c): a consumer
+ * of pop3d_disconnected queues the client, and ev_unbind drops its
+ * bindings once the dispatch is over, so that the bound member, whatever
+ * its place among the consumers, still receives pop3d_disconnected.
  */
 #include "config.h"
 
@@ -124,6 +129,71 @@ control_tick_cb(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_enable(ctl->evl);
 	}
 	peer_tick(ctl);
+}
+
+/* The consumer of pop3d_disconnected: queue the client's unbinding. */
+static void
+control_disconnected(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
+{
+	struct control *ctl = arg;
+
+	(void)srv;
+	if (ctl->groups.ngroups == 0 || ev->client == 0)
+		return;
+	if (ctl->nunbind == ctl->unbind_cap) {
+		size_t cap = ctl->unbind_cap ? ctl->unbind_cap * 2 : 64;
+		uint64_t *n = realloc(ctl->unbind, cap * sizeof(*n));
+
+		if (n == NULL) {
+			group_unbind_client(&ctl->groups, ev->client); /* now, rather than never */
+			return;
+		}
+		ctl->unbind = n;
+		ctl->unbind_cap = cap;
+	}
+	ctl->unbind[ctl->nunbind++] = ev->client;
+	event_active(ctl->ev_unbind, EV_TIMEOUT, 1);
+}
+
+/* ev_unbind: drop the bindings of the clients that disconnected. */
+static void
+control_unbind_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *ctl = arg;
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < ctl->nunbind; i++)
+		group_unbind_client(&ctl->groups, ctl->unbind[i]);
+	ctl->nunbind = 0;
+}
+
+/* The consumer and event that unbind departed clients; 0 or -1. */
+static int
+control_unbind_init(struct control *ctl)
+{
+	static const char *const names[] = { "pop3d_disconnected" };
+
+	ctl->ev_unbind = event_new(pop3d_get_base(ctl->srv), -1, 0, control_unbind_cb, ctl);
+	ctl->unbind_consumer =
+	    pop3d_consumer_add(ctl->srv, "control-groups", control_disconnected, ctl);
+	if (ctl->ev_unbind == NULL || ctl->unbind_consumer == 0 ||
+	    pop3d_consumer_register(ctl->srv, ctl->unbind_consumer, names, 1, NULL) != 0)
+		return -1;
+	return 0;
+}
+
+/* Undo control_unbind_init and forget every group. */
+static void
+control_unbind_free(struct control *ctl)
+{
+	if (ctl->unbind_consumer != 0)
+		pop3d_consumer_del(ctl->srv, ctl->unbind_consumer);
+	if (ctl->ev_unbind != NULL)
+		event_free(ctl->ev_unbind);
+	free(ctl->unbind);
+	group_free_all(&ctl->groups);
 }
 
 /* Refuse a controller at accept with one error line. */
@@ -285,7 +355,7 @@ control_new(struct pop3d *srv, const struct control_options *opts)
 	ctl->on_command = command_run;
 	ctl->on_gone = hook_controller_gone;
 	ctl->on_stop = control_stop;
-	if (peer_init(ctl) == -1)
+	if (peer_init(ctl) == -1 || control_unbind_init(ctl) == -1)
 		goto fail;
 	if ((ctl->path = strdup(opts->path)) == NULL)
 		goto fail;
@@ -316,6 +386,7 @@ fail:
 	if (ctl->ev_tick != NULL)
 		event_free(ctl->ev_tick);
 	peer_free_all(ctl);
+	control_unbind_free(ctl);
 	free(ctl->opts.allow);
 	free(ctl->path);
 	free(ctl);
@@ -332,6 +403,7 @@ control_free(struct control *ctl)
 		return;
 	hook_free_all(ctl);
 	peer_free_all(ctl);
+	control_unbind_free(ctl);
 	if (ctl->evl != NULL)
 		evconnlistener_free(ctl->evl);
 	if (ctl->ev_tick != NULL)

@@ -18,6 +18,7 @@
 
 #include "codec.h"
 #include "control.h"
+#include "group.h"
 
 struct bufferevent;
 struct event;
@@ -32,7 +33,8 @@ struct controller {
 	gid_t gid;
 	pid_t pid;
 	char name[64];
-	uint64_t consumer; /* its consumer in the pipeline */
+	char group[GROUP_NAME_MAX + 1]; /* its group (hello), "" when none */
+	uint64_t consumer;		/* its consumer in the pipeline */
 	int lossy;
 	int behind;	  /* lossy and over CONTROL_LOSSY_HIGH */
 	uint64_t dropped; /* events dropped while behind */
@@ -56,7 +58,10 @@ struct hook_plugin {
 	TAILQ_ENTRY(hook_plugin) entry;
 	struct control *ctl;
 	char alias[64];
-	uint64_t controller; /* owner, by id */
+	uint64_t controller;		/* owner, by id (a group plugin: its first member) */
+	char group[GROUP_NAME_MAX + 1]; /* a group plugin: its group, else "" */
+	uint64_t *members;		/* a group plugin: its members, by id */
+	size_t nmembers;
 	int priority;
 	unsigned timeout_ms[2]; /* by pop3d_plugin_type */
 	int on_timeout[2];	/* verdict, or 0: the default rule */
@@ -100,6 +105,12 @@ struct control {
 	void *shutdown_arg;
 	struct hook_plugin_list plugins;
 	struct hook_pending_list pending;
+	struct group_set groups;
+	uint64_t unbind_consumer; /* pop3d_disconnected: drop the bindings */
+	uint64_t *unbind;	  /* clients whose bindings go (ev_unbind) */
+	size_t nunbind;
+	size_t unbind_cap;
+	struct event *ev_unbind;
 	/* Set by control_new(): how a lower file reaches a higher one. */
 	void (*on_command)(struct controller *, struct codec_cmd *); /* command_run */
 	void (*on_gone)(struct controller *);			     /* hook_controller_gone */
@@ -109,9 +120,15 @@ struct control {
 /* command.c */
 void command_run(struct controller *, struct codec_cmd *);
 
+/* command_group.c */
+const char *command_group_join(struct controller *, const char *group);
+void command_list_groups(struct controller *, const struct codec_cmd *);
+
 /* hook.c */
 #define HOOK_TIMEOUT_MS 2000
-int hook_plugin_add(struct controller *, const char *alias, int priority);
+int hook_plugin_add(struct controller *, const char *alias, int priority, int *joined);
+int hook_plugin_is_member(const struct hook_plugin *, uint64_t controller);
+int hook_plugin_leave(struct control *, struct hook_plugin *, uint64_t controller);
 struct hook_plugin *hook_plugin_find(struct control *, const char *alias);
 int hook_plugin_del(struct control *, struct hook_plugin *);
 int hook_verdict(struct controller *, uint64_t hook, int verdict, struct pop3d_arg *, int argc,
@@ -134,5 +151,6 @@ void peer_reply_error(struct controller *, json_t *id, const char *code, const c
 void peer_write_event(struct controller *, const char *name, struct pop3d_arg *, int argc);
 void peer_kill(struct controller *, const char *reason);
 void peer_drop(struct controller *, const char *reason);
+int peer_live(struct controller *);
 
 #endif

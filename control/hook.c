@@ -169,13 +169,57 @@ hook_cancel(struct pop3d *srv, uint64_t hook, void *arg)
 	hook_pending_free(hp);
 }
 
+/* Whether controller is a member of group plugin p. */
+int
+hook_plugin_is_member(const struct hook_plugin *p, uint64_t controller)
+{
+	size_t i;
+
+	for (i = 0; i < p->nmembers; i++)
+		if (p->members[i] == controller)
+			return 1;
+	return 0;
+}
+
+/* A group_eligible_fn: a live member of the plugin. */
+static int
+hook_eligible(uint64_t id, void *arg)
+{
+	struct hook_plugin *p = arg;
+
+	return hook_plugin_is_member(p, id) && peer_live(peer_find(p->ctl, id));
+}
+
+/* Who gets a hook of p: the owner; for a group plugin the member the
+ * event's client is bound to (bound now if it was not), or for an event
+ * about no client the next live member, round robin.  NULL: nobody. */
+static struct controller *
+hook_target(struct hook_plugin *p, const struct pop3d_event *ev)
+{
+	struct group_entry *g;
+	uint64_t id;
+
+	if (p->group[0] == '\0')
+		return peer_find(p->ctl, p->controller);
+	if ((g = group_find(&p->ctl->groups, p->group)) == NULL)
+		return NULL;
+	if (ev->client != 0)
+		id = group_route(g, ev->client, strcmp(ev->name, "pop3d_disconnected") != 0,
+		    hook_eligible, p);
+	else
+		id = group_pick(g, 0, hook_eligible, p);
+	if (id == 0 || !hook_plugin_is_member(p, id))
+		return NULL; /* its member did not join this plugin */
+	return peer_find(p->ctl, id);
+}
+
 /* The pipeline calls this for each matching event: send a hook, suspend. */
 static int
 hook_dispatch(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 {
 	struct hook_plugin *p = arg;
 	struct control *ctl = p->ctl;
-	struct controller *c = peer_find(ctl, p->controller);
+	struct controller *c = hook_target(p, ev);
 	struct hook_pending *hp;
 	int type = ev->type == POP3D_PLUGIN_POP3C ? 1 : 0;
 	struct timeval tv;
@@ -212,14 +256,41 @@ hook_dispatch(struct pop3d *srv, struct pop3d_event *ev, void *arg)
 	return POP3D_EAT_PENDING;
 }
 
-/* Add a plugin owned by controller c; the plugin count, or -1. */
+/* Add member id to group plugin p; 0 or -1. */
+static int
+hook_member_add(struct hook_plugin *p, uint64_t id)
+{
+	uint64_t *m = realloc(p->members, (p->nmembers + 1) * sizeof(*m));
+
+	if (m == NULL)
+		return -1;
+	p->members = m;
+	p->members[p->nmembers++] = id;
+	return 0;
+}
+
+/*
+ * Add a plugin owned by controller c; the plugin count, or -1 (alias in
+ * use).  A group member joins its group's plugin of that alias (*joined
+ * set, the priority given is ignored) or creates it.
+ */
 int
-hook_plugin_add(struct controller *c, const char *alias, int priority)
+hook_plugin_add(struct controller *c, const char *alias, int priority, int *joined)
 {
 	struct control *ctl = c->ctl;
 	struct hook_plugin *p;
 	int n;
 
+	*joined = 0;
+	if (c->group[0] != '\0' && (p = hook_plugin_find(ctl, alias)) != NULL) {
+		if (strcmp(p->group, c->group) != 0 || hook_plugin_is_member(p, c->id) ||
+		    hook_member_add(p, c->id) != 0)
+			return -1;
+		*joined = 1;
+		log_info("controller=%llu event=plugin-join plugin=%s group=%s",
+		    (unsigned long long)c->id, alias, c->group);
+		return (int)pop3d_plugin_order(ctl->srv, NULL, 0);
+	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
 	p->ctl = ctl;
@@ -227,7 +298,10 @@ hook_plugin_add(struct controller *c, const char *alias, int priority)
 	p->priority = priority;
 	p->timeout_ms[0] = p->timeout_ms[1] = HOOK_TIMEOUT_MS;
 	snprintf(p->alias, sizeof(p->alias), "%s", alias);
-	if ((n = pop3d_plugin_add(ctl->srv, alias, priority, hook_dispatch, p)) < 0) {
+	snprintf(p->group, sizeof(p->group), "%s", c->group);
+	if ((c->group[0] != '\0' && hook_member_add(p, c->id) != 0) ||
+	    (n = pop3d_plugin_add(ctl->srv, alias, priority, hook_dispatch, p)) < 0) {
+		free(p->members);
 		free(p);
 		return -1;
 	}
@@ -246,7 +320,35 @@ hook_plugin_del(struct control *ctl, struct hook_plugin *p)
 	pop3d_plugin_del(ctl->srv, p->alias);
 	log_info("controller=%llu event=plugin-del plugin=%s", (unsigned long long)p->controller,
 	    p->alias);
+	free(p->members);
 	free(p);
+	return 0;
+}
+
+/* Controller leaves plugin p: a group plugin goes with its last member,
+ * any other with its owner.  1 when the plugin went, else 0. */
+int
+hook_plugin_leave(struct control *ctl, struct hook_plugin *p, uint64_t controller)
+{
+	size_t i;
+
+	if (p->group[0] == '\0') {
+		hook_plugin_del(ctl, p);
+		return 1;
+	}
+	for (i = 0; i < p->nmembers; i++)
+		if (p->members[i] == controller) {
+			p->members[i] = p->members[--p->nmembers];
+			break;
+		}
+	if (p->nmembers == 0) {
+		hook_plugin_del(ctl, p);
+		return 1;
+	}
+	if (p->controller == controller)
+		p->controller = p->members[0];
+	log_info("controller=%llu event=plugin-leave plugin=%s", (unsigned long long)controller,
+	    p->alias);
 	return 0;
 }
 
@@ -274,25 +376,73 @@ hook_verdict(struct controller *c, uint64_t hook, int verdict, struct pop3d_arg 
 	return 0;
 }
 
-/* A controller left: its plugins go first, then its pending hooks resolve
- * at once with their on_timeout (the pipeline moves past them). */
+/* Whether client is in the list. */
+static int
+hook_in(const uint64_t *list, size_t n, uint64_t client)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (list[i] == client)
+			return 1;
+	return 0;
+}
+
+/*
+ * A member's clients after it left: their session state lived in it, so
+ * each is closed, with -ERR [SYS/TEMP] for the command in flight (unless
+ * an answer to it is already open: then the connection is cut short).
+ */
+static void
+hook_orphans(struct control *ctl, uint64_t controller, const char *group, const uint64_t *clients,
+    size_t n)
+{
+	static const char msg[] = "-ERR [SYS/TEMP] the controller of this session went away";
+	struct pop3d_client_info ci;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (pop3d_client_info(ctl->srv, clients[i], &ci) != 0)
+			continue;
+		log_info("controller=%llu event=group-orphan group=%s client=%llu tag=%llu",
+		    (unsigned long long)controller, group, (unsigned long long)clients[i],
+		    (unsigned long long)ci.tag);
+		if (ci.tag != 0 && !pop3d_response_open(ctl->srv, clients[i], ci.tag))
+			pop3d_send_to_client(ctl->srv, clients[i], ci.tag, msg, sizeof(msg) - 1, 0);
+		pop3d_disconnect(ctl->srv, clients[i], NULL);
+	}
+}
+
+/* A controller left: its plugins go first (a group plugin loses a
+ * member), then its pending hooks resolve at once with their on_timeout
+ * (the pipeline moves past them), or with tempfail for a client bound to
+ * it in its group; then its other bound clients are closed. */
 void
 hook_controller_gone(struct controller *c)
 {
 	struct control *ctl = c->ctl;
 	struct hook_plugin *p, *pn;
 	struct hook_pending *hp, *hn;
+	char group[GROUP_NAME_MAX + 1] = "";
+	uint64_t *bound = NULL;
+	size_t nbound = 0;
 
+	if (c->group[0] != '\0' && group_leave(&ctl->groups, c->id, group, &bound, &nbound) < 0)
+		log_warnx("controller=%llu event=group-leave error=\"out of memory\"",
+		    (unsigned long long)c->id);
 	for (p = TAILQ_FIRST(&ctl->plugins); p != NULL; p = pn) {
 		pn = TAILQ_NEXT(p, entry);
-		if (p->controller == c->id)
-			hook_plugin_del(ctl, p);
+		if (p->group[0] != '\0' ? hook_plugin_is_member(p, c->id) : p->controller == c->id)
+			hook_plugin_leave(ctl, p, c->id);
 	}
 	for (hp = TAILQ_FIRST(&ctl->pending); hp != NULL; hp = hn) {
 		hn = TAILQ_NEXT(hp, entry);
 		if (hp->controller == c->id) {
 			uint64_t hook = hp->hook;
 			int verdict = hp->on_timeout;
+
+			if (hook_in(bound, nbound, hp->client))
+				verdict = POP3D_HOOK_TEMPFAIL;
 
 			log_info("controller=%llu event=hook-abandoned hook=%llu resolution=%s",
 			    (unsigned long long)c->id, (unsigned long long)hook,
@@ -302,6 +452,8 @@ hook_controller_gone(struct controller *c)
 			hn = TAILQ_FIRST(&ctl->pending); /* resolution may change the list */
 		}
 	}
+	hook_orphans(ctl, c->id, group, bound, nbound);
+	free(bound);
 }
 
 /* At control_free(): forget every pending hook and plugin. */

@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,7 +126,53 @@ peer_write_event(struct controller *c, const char *name, struct pop3d_arg *argv,
 	free(s);
 }
 
-/* The consumer callback: one JSON line per event, encoded once. */
+/* Whether c takes new work: not dead, closing or to be dropped. */
+int
+peer_live(struct controller *c)
+{
+	return c != NULL && !c->dead && !c->closing && c->drop_reason == NULL;
+}
+
+/* What peer_eligible asks about: the controllers and the event's name. */
+struct peer_pick {
+	struct control *ctl;
+	const char *event;
+};
+
+/* A group_eligible_fn: a live member registered for the event. */
+static int
+peer_eligible(uint64_t id, void *arg)
+{
+	struct peer_pick *pk = arg;
+	struct controller *c = peer_find(pk->ctl, id);
+	const char **pat;
+	size_t n, i;
+
+	if (!peer_live(c))
+		return 0;
+	n = pop3d_consumer_patterns(pk->ctl->srv, c->consumer, &pat);
+	for (i = 0; i < n; i++)
+		if (fnmatch(pat[i], pk->event, 0) == 0)
+			return 1;
+	return 0;
+}
+
+/* A member's share of an event about a client: whether c is the member
+ * the client is bound to (binding it now, but never at its departure). */
+static int
+peer_mine(struct controller *c, const struct pop3d_event *ev)
+{
+	struct group_entry *g = group_find(&c->ctl->groups, c->group);
+	struct peer_pick pk = { c->ctl, ev->name };
+
+	if (g == NULL)
+		return 1;
+	return group_route(g, ev->client, strcmp(ev->name, "pop3d_disconnected") != 0,
+		   peer_eligible, &pk) == c->id;
+}
+
+/* The consumer callback: one JSON line per event, encoded once.  A group
+ * member gets an event about a client only when the client is bound to it. */
 static void
 peer_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 {
@@ -136,6 +183,8 @@ peer_event(struct pop3d *srv, const struct pop3d_event *ev, void *arg)
 
 	(void)srv;
 	if (c->dead || c->closing || c->drop_reason != NULL)
+		return;
+	if (c->group[0] != '\0' && ev->client != 0 && !peer_mine(c, ev))
 		return;
 	if (c->lossy && c->behind) {
 		c->dropped++;
@@ -479,7 +528,7 @@ peer_new(struct control *ctl, int fd, uid_t uid, gid_t gid, pid_t pid)
 	    (unsigned long)uid, (unsigned long)gid, (long)pid);
 	bufferevent_disable(c->bev, EV_WRITE);
 	evbuffer_add_cb(bufferevent_get_output(c->bev), peer_outbuf_cb, c);
-	if ((s = codec_greeting(ctl->srv, &ctl->opts, c->id, &len)) != NULL)
+	if ((s = codec_greeting(ctl->srv, &ctl->opts, &ctl->groups, c->id, &len)) != NULL)
 		peer_write(c, s, len);
 	free(s);
 	bufferevent_enable(c->bev, EV_READ);
