@@ -6,7 +6,7 @@ the keys and types the protocol documents.
 """
 from __future__ import annotations
 
-from typing import Dict, List, NotRequired, Optional, TypedDict
+from typing import Dict, List, Optional, TypedDict
 
 __all__ = [
     "EmptyResult", "HelloResult", "PingResult", "SessionIdResult", "Listener",
@@ -21,13 +21,16 @@ class EmptyResult(TypedDict):
     verdict."""
 
 
-class HelloResult(TypedDict):
-    """hello: this controller's id, name and lossy mode; its group, for a
-    member of one."""
+class _HelloRequired(TypedDict):
     controller: int
     name: str
     lossy: bool
-    group: NotRequired[str]
+
+
+class HelloResult(_HelloRequired, total=False):
+    """hello: this controller's id, name and lossy mode; its group, for a
+    member of one (the only key that may be missing)."""
+    group: str
 
 
 class PingResult(TypedDict):
