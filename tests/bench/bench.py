@@ -12,6 +12,8 @@ Set-ups:
   ctl1         (a) with the default --pipeline-depth 1 (pipelined NOOPs only)
   py           (b) pop3d --pipeline-depth 8 + python3 -m pop3d.maildir (clients/python)
                on a Maildir (the depth matters to the pipelined NOOPs only)
+  py2          (b) with python3 -m pop3d.maildir --workers 2: two member processes
+               of one controller group
   plugin       (c) pop3d --plugin tests/bench/.libs/benchplugin.so
   dovecot-hp   Dovecot, login and pop3 processes reused (high-performance mode)
   dovecot      Dovecot with its default (high-security) process model
@@ -35,12 +37,13 @@ import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
-SETUPS = ["floor", "ctl", "ctl1", "py", "plugin", "dovecot-hp", "dovecot"]
+SETUPS = ["floor", "ctl", "ctl1", "py", "py2", "plugin", "dovecot-hp", "dovecot"]
 SETUP_TITLES = {
     "floor": "floor",
     "ctl": "(a) pop3d+ctlbench",
     "ctl1": "(a) depth 1",
     "py": "(b) pop3d+python",
+    "py2": "(b) 2 workers",
     "plugin": "(c) pop3d+plugin",
     "dovecot-hp": "Dovecot HP",
     "dovecot": "Dovecot default",
@@ -265,6 +268,18 @@ def probe(port, user="bench0", deadline=15.0):
     raise Unavailable("login probe failed: %s" % last)
 
 
+def proc_children(pid):
+    """The pids of pid's children (Linux /proc), [] when it has none."""
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
 class Setup:
     """One server set-up: start(), roles() for sampling, stop()."""
 
@@ -338,7 +353,7 @@ class Pop3dSetup(Setup):
         sock = os.path.join(self.tmp, "control.sock")
         argv = [self.h.pop3d, "-f", "--address", "127.0.0.1", "--port", str(self.port),
                 "--max-clients", "20000", "--max-per-address", "0", "--timeout", "3600"]
-        if self.name in ("ctl", "py"):
+        if self.name in ("ctl", "py", "py2"):
             argv += ["--pipeline-depth", str(self.h.a.pipeline_depth)]
         if self.name == "plugin":
             argv += ["--plugin", self.h.plugin]
@@ -358,7 +373,7 @@ class Pop3dSetup(Setup):
                 self.check_alive()
             else:
                 raise Unavailable("ctlbench did not register: %s" % self.log_tail())
-        elif self.name == "py":
+        elif self.name in ("py", "py2"):
             env = dict(os.environ)
             env["PYTHONPATH"] = os.path.join(self.h.srcdir, "clients", "python") + (
                 ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -375,9 +390,22 @@ class Pop3dSetup(Setup):
                 while os.path.exists(out if n == 1 else "%s.%d" % (out, n)):
                     n += 1
                 prof = ["-m", "cProfile", "-o", out if n == 1 else "%s.%d" % (out, n)]
+            workers = ["--workers", "2"] if self.name == "py2" else []
             self.controller = self.spawn(
                 [sys.executable] + prof + ["-m", "pop3d.maildir", "--socket", sock, "--users",
-                 self.h.py_users, "--root", self.h.py_root], "maildir.log", env=env)
+                 self.h.py_users, "--root", self.h.py_root] + workers, "maildir.log", env=env)
+            # Every worker registered before the first client: a client is
+            # bound to a member at its connection.
+            want = 2 if workers else 1
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                with open(os.path.join(self.tmp, "maildir.log"), "rb") as f:
+                    if f.read().count(b"pop3d.maildir: serving") >= want:
+                        break
+                self.check_alive()
+                time.sleep(0.05)
+            else:
+                raise Unavailable("maildir workers not serving: %s" % self.log_tail())
         try:
             probe(self.port)
         except Unavailable as e:
@@ -388,7 +416,8 @@ class Pop3dSetup(Setup):
     def roles(self):
         r = {"server": [self.server.pid]}
         if self.controller is not None:
-            r["controller"] = [self.controller.pid]
+            # With --workers, the supervisor's children do the work.
+            r["controller"] = [self.controller.pid] + proc_children(self.controller.pid)
         return r
 
 
@@ -968,6 +997,7 @@ class Report:
         pairs = [("ctl", "dovecot-hp"), ("ctl1", "dovecot-hp"), ("ctl", "dovecot"),
                  ("ctl", "floor"),
                  ("plugin", "floor"), ("plugin", "dovecot-hp"), ("py", "dovecot-hp"),
+                 ("py2", "dovecot-hp"), ("py2", "py"),
                  ("ctl", "plugin"), ("floor", "dovecot-hp")]
         pairs = [p for p in pairs if p[0] in setups and p[1] in setups]
         L.append("| figure | " + " | ".join("%s / %s" % (SETUP_TITLES[x], SETUP_TITLES[y])

@@ -1151,6 +1151,146 @@ class TwoServices(MaildirBase):
 
 
 # ------------------------------------------------------------------------------
+class WorkersMixin:
+    """The service as --workers 2: two member processes of one controller
+    group under a supervisor, every client bound to one of them."""
+    controller_args = ("--workers", "2")
+
+    def start_controller(self, extra=(), wait=True):
+        c = MaildirBase.start_controller(self, extra, wait=False)
+        if wait:
+            deadline = time.monotonic() + WAIT
+            while True:
+                with c.lock:
+                    n = sum(1 for x in c.lines if x.startswith("pop3d.maildir: serving"))
+                if n >= 2:
+                    break
+                self.assertLess(time.monotonic(), deadline, "workers not serving:\n%s"
+                                % "\n".join(c.err))
+                time.sleep(0.02)
+        return c
+
+    def control(self):
+        k = pop3d.Client(self.d.sock)
+        self.addCleanup(k.close)
+        return k
+
+    def members(self):
+        """controller id -> name of every member of group maildir."""
+        groups = {g["name"]: g for g in self.control().list_groups()["groups"]}
+        return {m["controller"]: m["name"] for m in groups["maildir"]["members"]}
+
+    def bound(self):
+        """client id -> the member of group maildir it is bound to."""
+        return {r["client"]: r.get("groups", {}).get("maildir")
+                for r in self.control().list_clients()["clients"]}
+
+
+class WorkersPython(WorkersMixin, Python):
+    """Every poplib test of the service, through --workers 2."""
+
+
+class WorkersCurl(WorkersMixin, Curl):
+    """Every curl test of the service, through --workers 2."""
+
+
+class WorkersMpop(WorkersMixin, Mpop):
+    """Every mpop test of the service, through --workers 2."""
+
+
+class Workers(WorkersMixin, MaildirBase):
+    """What only --workers shows: the spread, the lock across the workers,
+    a worker killed mid-session and started again."""
+
+    def raw(self):
+        p = Client(self.d.port)
+        self.addCleanup(p.close)
+        self.assertTrue(p.greeting.startswith("+OK"), p.greeting)
+        return p
+
+    def test_clients_spread_evenly(self):
+        members = self.members()
+        self.assertEqual(len(members), 2, members)
+        self.assertEqual(sorted(members.values()), ["maildir.1", "maildir.2"])
+        clients = [self.raw() for _ in range(6)]
+        for p in clients:
+            self.assertEqual(p.cmd("USER bob"), "+OK send PASS")   # by its member
+        split = {}
+        for cid, member in self.bound().items():
+            split[member] = split.get(member, 0) + 1
+        self.assertEqual(sorted(split), sorted(members))
+        self.assertEqual(sorted(split.values()), [3, 3])
+
+    def test_one_maildrop_one_session_across_workers(self):
+        a, b = self.raw(), self.raw()
+        bound = self.bound()
+        self.assertEqual(len(set(bound.values())), 2, bound)   # one on each worker
+        self.assertEqual(a.cmd("USER alice"), "+OK send PASS")
+        self.assertTrue(a.cmd("PASS " + PASSWORDS["alice"]).startswith("+OK maildrop has"))
+        self.assertEqual(b.cmd("USER alice"), "+OK send PASS")
+        self.assertEqual(b.cmd("PASS " + PASSWORDS["alice"]),
+                         "-ERR [IN-USE] maildrop already locked by another session")
+        self.assertTrue(a.cmd("QUIT").startswith("+OK"))
+        c = self.raw()
+        self.assertEqual(c.cmd("USER alice"), "+OK send PASS")
+        self.assertTrue(c.cmd("PASS " + PASSWORDS["alice"]).startswith("+OK maildrop has"))
+        self.assertTrue(c.cmd("QUIT").startswith("+OK"))
+        self.assert_untouched()
+
+    def test_worker_killed_mid_session(self):
+        members = self.members()
+        a, b = self.raw(), self.raw()
+        bound = self.bound()
+        ids = sorted(bound)
+        self.assertEqual(len(set(bound.values())), 2, bound)
+        self.assertEqual(a.cmd("USER alice"), "+OK send PASS")
+        self.assertTrue(a.cmd("PASS " + PASSWORDS["alice"]).startswith("+OK maildrop has"))
+        self.assertEqual(b.cmd("USER bob"), "+OK send PASS")
+        self.assertTrue(b.cmd("PASS " + PASSWORDS["bob"]).startswith("+OK maildrop has"))
+        # Kill the worker that holds alice's session (and her lock).
+        victim = bound[ids[0]]
+        os.kill(self.worker_pid(members[victim]), signal.SIGKILL)
+        # Its client is closed: at once when nothing was in flight, or after
+        # -ERR [SYS/TEMP] for a command that reached the gone member.
+        try:
+            r = a.cmd("STAT")
+        except (EOFError, OSError):
+            r = ""
+        self.assertTrue(r == "" or r.startswith("-ERR [SYS/TEMP]"), r)
+        with self.assertRaises((EOFError, OSError)):
+            a.line(timeout=WAIT)
+        # The other worker's session goes on untouched.
+        self.assertTrue(b.cmd("STAT").startswith("+OK"))
+        # New clients are served, alice's lock died with the worker, and the
+        # supervisor starts the worker again.
+        c = self.raw()
+        self.assertEqual(c.cmd("USER alice"), "+OK send PASS")
+        self.assertTrue(c.cmd("PASS " + PASSWORDS["alice"]).startswith("+OK maildrop has"))
+        self.assertTrue(c.cmd("QUIT").startswith("+OK"))
+        self.assertTrue(b.cmd("QUIT").startswith("+OK"))
+        deadline = time.monotonic() + WAIT
+        while len(self.members()) < 2:
+            self.assertLess(time.monotonic(), deadline, "worker not started again")
+            time.sleep(0.1)
+        self.assert_untouched()
+
+    def worker_pid(self, name):
+        """The pid of the worker process named name (from its command line)."""
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"pop3d.maildir" in argv and name.encode() in argv and \
+                    self.d.sock.encode() in argv:
+                return int(d)
+        self.fail("no worker process %s" % name)
+
+
+# ------------------------------------------------------------------------------
 class Demo(unittest.TestCase):
     """demo/run.sh serves a copy of demo/ and stops everything on Ctrl-C."""
 

@@ -771,11 +771,18 @@ class BothClients(Base):
         from pop3d import results
 
         def keys(td):
-            return set(td.__annotations__)
+            return set(td.__required_keys__)
         c = self.ctl()
         p = self.pop()
         p.send("NOOP\r\n")          # the client exists for list_clients
         self.assertEqual(set(c.hello(name="typed")), keys(results.HelloResult))
+        m = self.ctl()
+        self.assertEqual(set(m.hello(name="member", group="typed")),
+                         keys(results.HelloResult) | results.HelloResult.__optional_keys__)
+        groups = c.list_groups()
+        self.assertEqual(set(groups), keys(results.ListGroupsResult))
+        self.assertEqual(set(groups["groups"][0]), keys(results.GroupInfo))
+        self.assertEqual(set(groups["groups"][0]["members"][0]), keys(results.GroupMember))
         self.assertEqual(set(c.ping()), keys(results.PingResult))
         self.assertEqual(set(c.session_id()), keys(results.SessionIdResult))
         listeners = c.getsockname()

@@ -11,8 +11,9 @@ from .protocol import Event, Hook, PluginSpec, Pop3dError, Protocol
 
 if TYPE_CHECKING:
     from .results import (EmptyResult, EventsResult, GetsocknameResult, HelloResult,
-                          ListClientsResult, PingResult, PluginCountResult, PluginInfo,
-                          PluginListResult, PluginOrderResult, SessionIdResult)
+                          ListClientsResult, ListGroupsResult, PingResult,
+                          PluginCountResult, PluginInfo, PluginListResult, PluginOrderResult,
+                          SessionIdResult)
 
 __all__ = ["AsyncClient"]
 
@@ -77,15 +78,18 @@ class AsyncClient(ClientCore):
 
     @classmethod
     async def connect(cls, path: Optional[str] = None, *, name: Optional[str] = None,
-                      lossy: Optional[bool] = None, timeout: float = 30.0) -> "AsyncClient":
-        """Connect, wait for the greeting, send ``hello`` if name/lossy given."""
+                      lossy: Optional[bool] = None, timeout: float = 30.0,
+                      group: Optional[str] = None) -> "AsyncClient":
+        """Connect, wait for the greeting, send ``hello`` if name, lossy or
+        group is given."""
         self = cls(path, timeout=timeout)
-        await self.open(name=name, lossy=lossy)
+        await self.open(name=name, lossy=lossy, group=group)
         return self
 
-    async def open(self, name: Optional[str] = None, lossy: Optional[bool] = None) -> dict:
+    async def open(self, name: Optional[str] = None, lossy: Optional[bool] = None,
+                   group: Optional[str] = None) -> dict:
         """Connect, start the reader task, wait for the greeting (returned)
-        and send ``hello`` if name/lossy given."""
+        and send ``hello`` if name, lossy or group is given."""
         loop = asyncio.get_running_loop()
         self._reader, self._writer = await asyncio.wait_for(
             asyncio.open_unix_connection(self.path), self.timeout)
@@ -96,8 +100,8 @@ class AsyncClient(ClientCore):
         except BaseException:
             await self.close()
             raise
-        if name is not None or lossy is not None:
-            await self.hello(name=name, lossy=lossy)
+        if name is not None or lossy is not None or group is not None:
+            await self.hello(name=name, lossy=lossy, group=group)
         return self.greeting
 
     async def close(self) -> None:
@@ -267,12 +271,13 @@ class AsyncClient(ClientCore):
 
     if TYPE_CHECKING:
         # The command methods of pop3d.commands, as coroutines.
-        async def hello(self, name: Optional[str] = None,
-                        lossy: Optional[bool] = None) -> HelloResult: ...
+        async def hello(self, name: Optional[str] = None, lossy: Optional[bool] = None,
+                        group: Optional[str] = None) -> HelloResult: ...
         async def ping(self) -> PingResult: ...
         async def session_id(self) -> SessionIdResult: ...
         async def getsockname(self) -> GetsocknameResult: ...
         async def list_clients(self) -> ListClientsResult: ...
+        async def list_groups(self) -> ListGroupsResult: ...
         async def shutdown(self) -> EmptyResult: ...
         async def register(self, events: Union[str, Sequence[str]]) -> EventsResult: ...
         async def unregister(self, events: Union[str, Sequence[str]]) -> EventsResult: ...

@@ -48,7 +48,8 @@ class Client(ClientCore):
     """
 
     def __init__(self, path: Optional[str] = None, *, name: Optional[str] = None,
-                 lossy: Optional[bool] = None, timeout: float = 30.0, connect: bool = True):
+                 lossy: Optional[bool] = None, timeout: float = 30.0, connect: bool = True,
+                 group: Optional[str] = None):
         super().__init__(path, timeout)
         self._sock: Optional[socket.socket] = None
         self._queue: Deque[Event] = collections.deque()
@@ -57,11 +58,13 @@ class Client(ClientCore):
         self._out: List[bytes] = []
         self._sock_timeout: Any = ()        # the timeout last set on the socket
         if connect:
-            self.connect(name=name, lossy=lossy)
+            self.connect(name=name, lossy=lossy, group=group)
 
     # -- connection ----------------------------------------------------------
-    def connect(self, name: Optional[str] = None, lossy: Optional[bool] = None) -> dict:
-        """Connect, read the greeting, and send ``hello`` when name/lossy given."""
+    def connect(self, name: Optional[str] = None, lossy: Optional[bool] = None,
+                group: Optional[str] = None) -> dict:
+        """Connect, read the greeting, and send ``hello`` when name, lossy or
+        group is given."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             s.settimeout(self.timeout)
@@ -82,8 +85,8 @@ class Client(ClientCore):
                 if msg.get("type") != "greeting":
                     self._dispatch(msg)
         self.greeting = self._proto.greeting
-        if name is not None or lossy is not None:
-            self.hello(name=name, lossy=lossy)
+        if name is not None or lossy is not None or group is not None:
+            self.hello(name=name, lossy=lossy, group=group)
         return self.greeting  # type: ignore[return-value]
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 from .protocol import (PluginSpec, Protocol, register_names, send_to_client_args,
                        verdict_args)
 from .results import (EmptyResult, EventsResult, GetsocknameResult, HelloResult,
-                      ListClientsResult, PingResult, PluginCountResult, PluginInfo,
+                      ListClientsResult, ListGroupsResult, PingResult, PluginCountResult, PluginInfo,
                       PluginListResult, PluginOrderResult, SessionIdResult)
 
 Text = Union[str, bytes]
@@ -29,12 +29,16 @@ class Commands:
         raise NotImplementedError
 
     # -- session -----------------------------------------------------------
-    def hello(self, name: Optional[str] = None, lossy: Optional[bool] = None) -> HelloResult:
-        """Name this controller in the server's logs; set lossy mode.
+    def hello(self, name: Optional[str] = None, lossy: Optional[bool] = None,
+              group: Optional[str] = None) -> HelloResult:
+        """Name this controller in the server's logs; set lossy mode; join
+        ``group`` (once, for the connection's life: pop3d then binds each
+        new client to one member of the group, see pop3d-control(7)).
 
-        Result: ``{"controller": ID, "name": NAME, "lossy": BOOL}``.
+        Result: ``{"controller": ID, "name": NAME, "lossy": BOOL}``, with
+        ``"group"`` when the controller is a member.
         """
-        return self.call("hello", name=name, lossy=lossy)
+        return self.call("hello", name=name, lossy=lossy, group=group)
 
     def ping(self) -> PingResult:
         """A barrier: every earlier event is already received.  ``{"seq": N}``."""
@@ -50,8 +54,16 @@ class Commands:
 
     def list_clients(self) -> ListClientsResult:
         """``{"clients": [{"client", "peer", "peer_port", "local", "local_port",
-        "state", "tls", "connected", "idle", "tag"}, ...]}``."""
+        "state", "tls", "connected", "idle", "tag", "groups"}, ...]}``;
+        ``groups`` maps each controller group the client is bound in to its
+        member's controller id."""
         return self.call("list_clients")
+
+    def list_groups(self) -> ListGroupsResult:
+        """``{"groups": [{"name", "members": [{"controller", "name",
+        "clients"}, ...], "plugins": [alias, ...]}, ...]}``: every controller
+        group that has members."""
+        return self.call("list_groups")
 
     def shutdown(self) -> EmptyResult:
         """Stop the server (every controller then receives pop3d_shutdown)."""

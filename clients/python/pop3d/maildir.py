@@ -70,8 +70,10 @@ import os
 import re
 import signal
 import stat
+import subprocess
 import sys
 import threading
+import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .client import Client
@@ -463,8 +465,9 @@ def _responder_lock(path: str, client: Client) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``python3 -m pop3d.maildir``: parse ``argv``, take the responder
-    lock, serve until pop3d goes away; the exit status."""
+    """``python3 -m pop3d.maildir``: parse ``argv``; then serve as one
+    process (taking the responder lock unless a group member), or
+    supervise ``--workers`` member processes; the exit status."""
     ap = argparse.ArgumentParser(
         prog="python3 -m pop3d.maildir",
         description="Serve Maildirs over a pop3d control socket.",
@@ -478,6 +481,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         "not /tmp.  Failed logins all cost the same hash work.  Answers go by\n"
         "tag, so pop3d may run with --pipeline-depth N (pipelined commands of a\n"
         "client are then answered together, in order).\n"
+        "With --workers N, N processes join one controller group: pop3d binds\n"
+        "each new client to one of them (the least busy), the maildrop lock\n"
+        "(USER/.pop3d.lock, flock) holds across them, and a worker that dies\n"
+        "takes only its own clients down ([SYS/TEMP]) and is started again.\n"
         "Example:\n"
         "  pop3d --control /run/pop3d/control.sock --send-file-root /srv/mail \\\n"
         "        --no-greeting --pipeline-depth 8\n"
@@ -496,40 +503,70 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--responder-lock", help="lock file electing the responding instance "
                     "(default: SOCKET.responder.lock)")
     ap.add_argument("--name", default="maildir", help="controller name in pop3d's logs")
+    ap.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="run N member processes of one controller group (default 1: "
+                    "one process, no group); pop3d spreads its clients over them")
+    ap.add_argument("--group", help="join this controller group (default with --workers: "
+                    "the --name); members share the work, so none takes the responder lock")
     ap.add_argument("-v", "--verbose", action="count", default=0)
     a = ap.parse_args(argv)
     if not a.socket:
         ap.error("--socket is required (or set POP3D_CONTROL)")
+    if not 1 <= a.workers <= WORKERS_MAX:
+        ap.error("--workers must be 1 to %d" % WORKERS_MAX)
+    if a.group is not None and not GROUP_RE.match(a.group):
+        ap.error("--group: 1 to 63 characters of A-Z a-z 0-9 _ . -")
     logging.basicConfig(level=logging.DEBUG if a.verbose > 1 else
                         logging.INFO if a.verbose else logging.WARNING,
                         format="pop3d.maildir[%(process)d]: %(message)s", stream=sys.stderr)
+    if a.workers > 1:
+        return _supervise(a, list(sys.argv[1:] if argv is None else argv))
+    return _serve(a)
 
+
+#: Most member processes --workers starts (each holds a control connection).
+WORKERS_MAX = 64
+#: A group name as pop3d-control(7) allows it.
+GROUP_RE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+#: A worker that exits is started again after this many seconds; one that
+#: exits RESTART_BURST times within RESTART_WINDOW seconds is given up on
+#: (a broken installation must not fork in a loop).
+RESTART_DELAY = 1.0
+RESTART_BURST = 5
+RESTART_WINDOW = 60.0
+
+
+def _serve(a: argparse.Namespace) -> int:
+    """Serve as one controller process until pop3d goes away: a group
+    member when ``a.group`` is set, else the (responder-locked) instance."""
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(0)
     signal.signal(signal.SIGTERM, stop)
 
     backend = MaildirBackend(a.users, a.root, trash=a.trash)
     try:
-        client = Client(a.socket, name=a.name)
+        client = Client(a.socket, name=a.name, group=a.group)
     except (OSError, Pop3dError) as e:
         log.error("cannot connect to %s: %s", a.socket, e)
         return 1
+    lock_fd = -1
     try:
-        rlock = a.responder_lock or a.socket + ".responder.lock"
-        try:
-            lock_fd = _responder_lock(rlock, client)
-        except OSError as e:
-            log.error("responder lock %s: %s", rlock, "a symlink" if e.errno == errno.ELOOP
-                      else e.strerror or e)
-            return 1
+        if a.group is None:
+            rlock = a.responder_lock or a.socket + ".responder.lock"
+            try:
+                lock_fd = _responder_lock(rlock, client)
+            except OSError as e:
+                log.error("responder lock %s: %s", rlock, "a symlink" if e.errno == errno.ELOOP
+                          else e.strerror or e)
+                return 1
         server = MailboxServer(backend, client, greeting=a.greeting, hostname=a.hostname,
                                sasl=not a.no_sasl)
         server.register()
-        log.info("serving %s for %s", a.root, a.socket)
+        log.info("serving %s for %s%s", a.root, a.socket,
+                 " in group %s" % a.group if a.group else "")
         print("pop3d.maildir: serving", flush=True)
         for ev in client.events():
             server.handle(ev)
-        os.close(lock_fd)
     except Pop3dError as e:
         if e.code != "connection_closed":
             log.error("%s", e)
@@ -537,8 +574,95 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if lock_fd >= 0:
+            os.close(lock_fd)
         client.close()
     return 0
+
+
+def _worker_argv(argv: List[str], group: str, name: str) -> List[str]:
+    """The command line of one member: ours, as one process of the group."""
+    return [sys.executable, "-m", "pop3d.maildir"] + argv + [
+        "--workers", "1", "--group", group, "--name", name]
+
+
+def _supervise(a: argparse.Namespace, argv: List[str]) -> int:
+    """Take the responder lock, run ``a.workers`` member processes of one
+    group, start again one that exits, and stop them all when pop3d goes
+    away or on SIGTERM/SIGINT; the exit status."""
+    group = a.group or a.name
+    stopping = []
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.append(signum)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        client = Client(a.socket, name=a.name + ".supervisor")
+    except (OSError, Pop3dError) as e:
+        log.error("cannot connect to %s: %s", a.socket, e)
+        return 1
+    rlock = a.responder_lock or a.socket + ".responder.lock"
+    procs: Dict[int, subprocess.Popen] = {}
+    exits: Dict[int, List[float]] = {}
+    rc = 0
+    try:
+        try:
+            lock_fd = _responder_lock(rlock, client)
+        except OSError as e:
+            log.error("responder lock %s: %s", rlock, "a symlink" if e.errno == errno.ELOOP
+                      else e.strerror or e)
+            return 1
+        except Pop3dError:
+            return 0
+        # Children must not inherit the lock: it is the supervisor's.
+        os.set_inheritable(lock_fd, False)
+        log.info("supervising %d workers in group %s", a.workers, group)
+
+        def start(i: int) -> None:
+            procs[i] = subprocess.Popen(
+                _worker_argv(argv, group, "%s.%d" % (a.name, i + 1)), close_fds=True)
+        for i in range(a.workers):
+            start(i)
+        pending: Dict[int, float] = {}   # slot -> when to start it again
+        while not stopping:
+            try:
+                client.next_event(timeout=0.2)   # pop3d going away ends us
+            except Pop3dError:
+                break
+            now = time.monotonic()
+            for i, p in list(procs.items()):
+                if p.poll() is None:
+                    continue
+                del procs[i]
+                recent = [t for t in exits.get(i, []) if now - t < RESTART_WINDOW] + [now]
+                exits[i] = recent
+                if len(recent) >= RESTART_BURST:
+                    log.error("worker %d exited %d times in %.0f s (status %s): giving up",
+                              i + 1, len(recent), RESTART_WINDOW, p.returncode)
+                    rc = 1
+                    stopping.append(0)
+                    break
+                log.warning("worker %d exited (status %s); starting it again in %.0f s",
+                            i + 1, p.returncode, RESTART_DELAY)
+                pending[i] = now + RESTART_DELAY
+            for i, when in list(pending.items()):
+                if now >= when and not stopping:
+                    del pending[i]
+                    start(i)
+        os.close(lock_fd)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        client.close()
+    return rc
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ __all__ = [
     "EmptyResult", "HelloResult", "PingResult", "SessionIdResult", "Listener",
     "GetsocknameResult", "ClientInfo", "ListClientsResult", "EventsResult",
     "PluginCountResult", "PluginInfo", "PluginListResult", "PluginOrderResult",
+    "GroupMember", "GroupInfo", "ListGroupsResult",
 ]
 
 
@@ -20,11 +21,16 @@ class EmptyResult(TypedDict):
     verdict."""
 
 
-class HelloResult(TypedDict):
-    """hello: this controller's id, name and lossy mode."""
+class _HelloRequired(TypedDict):
     controller: int
     name: str
     lossy: bool
+
+
+class HelloResult(_HelloRequired, total=False):
+    """hello: this controller's id, name and lossy mode; its group, for a
+    member of one (the only key that may be missing)."""
+    group: str
 
 
 class PingResult(TypedDict):
@@ -63,6 +69,7 @@ class ClientInfo(TypedDict):
     connected: int
     idle: int
     tag: int
+    groups: Dict[str, int]
 
 
 class ListClientsResult(TypedDict):
@@ -99,3 +106,23 @@ class PluginListResult(TypedDict):
 class PluginOrderResult(TypedDict):
     """plugin_order: the aliases, in pipeline order."""
     plugins: List[str]
+
+
+class GroupMember(TypedDict):
+    """One member of a controller group in list_groups."""
+    controller: int
+    name: str
+    clients: int
+
+
+class GroupInfo(TypedDict):
+    """One controller group in list_groups: members in order of joining,
+    the group's plugins in order of creation."""
+    name: str
+    members: List[GroupMember]
+    plugins: List[str]
+
+
+class ListGroupsResult(TypedDict):
+    """list_groups: every group that has members, in order of creation."""
+    groups: List[GroupInfo]
