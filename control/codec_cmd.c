@@ -297,8 +297,7 @@ codec_cmd_client_row(const struct pop3d_client_info *ci, void *arg)
 	    "local_port", ci->local_port, "state", pop3d_state_name(ci->state), "tls", ci->tls,
 	    "connected", (json_int_t)ci->connected, "idle", (json_int_t)ci->idle, "tag",
 	    (json_int_t)ci->tag);
-	/* Only while some group exists: rows stay as they were without groups. */
-	if (row != NULL && r->gs != NULL && r->gs->ngroups > 0)
+	if (row != NULL)
 		json_object_set(row, "groups", groups);
 	json_decref(groups);
 	json_array_append_new(r->rows, row);

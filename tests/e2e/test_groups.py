@@ -90,8 +90,8 @@ class Binding(GroupsTest):
         c.ok("register", events=["connection"])
         self.client()
         c.event("pop3d_connection")
-        # No group yet: list_clients rows are as they were before groups.
-        self.assertNotIn("groups", c.ok("list_clients")["clients"][0])
+        # No group yet: the client is bound in none.
+        self.assertEqual(c.ok("list_clients")["clients"][0]["groups"], {})
         self.assertEqual(c.ok("list_groups"), {"groups": []})
         for bad in ("", "a b", "x" * 64, "é", 3):
             r = c.call("hello", group=bad)
