@@ -268,18 +268,6 @@ def probe(port, user="bench0", deadline=15.0):
     raise Unavailable("login probe failed: %s" % last)
 
 
-def proc_children(pid):
-    """The pids of pid's children (Linux /proc), [] when it has none."""
-    out = []
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                out += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
 class Setup:
     """One server set-up: start(), roles() for sampling, stop()."""
 
@@ -416,8 +404,8 @@ class Pop3dSetup(Setup):
     def roles(self):
         r = {"server": [self.server.pid]}
         if self.controller is not None:
-            # With --workers, the supervisor's children do the work.
-            r["controller"] = [self.controller.pid] + proc_children(self.controller.pid)
+            # tree() adds the descendants: --workers' processes too.
+            r["controller"] = [self.controller.pid]
         return r
 
 
