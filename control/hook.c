@@ -407,9 +407,14 @@ hook_orphans(struct control *ctl, uint64_t controller, const char *group, const 
 		log_info("controller=%llu event=group-orphan group=%s client=%llu tag=%llu",
 		    (unsigned long long)controller, group, (unsigned long long)clients[i],
 		    (unsigned long long)ci.tag);
+		/* The -ERR as the disconnect's last line, not a send: a send
+		 * would complete the head, and answers recorded for commands
+		 * dispatched after it (--pipeline-depth) would follow it out;
+		 * the close drops those first. */
 		if (ci.tag != 0 && !pop3d_response_open(ctl->srv, clients[i], ci.tag))
-			pop3d_send_to_client(ctl->srv, clients[i], ci.tag, msg, sizeof(msg) - 1, 0);
-		pop3d_disconnect(ctl->srv, clients[i], NULL);
+			pop3d_disconnect(ctl->srv, clients[i], msg);
+		else
+			pop3d_disconnect(ctl->srv, clients[i], NULL);
 	}
 }
 

@@ -64,6 +64,11 @@ class GroupsTest(unittest.TestCase):
         self.clients.append(p)
         return p
 
+    def assert_closed(self, p):
+        """p's connection ends, with nothing more on it."""
+        self.assertTrue(p.closed(), "connection still open")
+        self.assertEqual(p.buf, b"", "data before the close")
+
     def connect(self, members, n):
         """n clients; returns [(client, member index)], in connection order."""
         out = []
@@ -190,8 +195,8 @@ class MemberLoss(GroupsTest):
         eb = b.event("pop3d_cmd_user")
         a.s.close()                             # abruptly, a command in flight
         self.assertEqual(pa1.line(), GONE)
-        pa1.closed()
-        pa2.closed()                            # idle, bound to a: closed too
+        self.assert_closed(pa1)
+        self.assert_closed(pa2)                 # idle, bound to a: closed too
         # b's clients are untouched: the command in flight is still b's.
         b.ok("send_to_client", client=cb1, tag=eb["tag"], text="+OK y")
         self.assertEqual(pb1.line(), "+OK y")
@@ -208,7 +213,7 @@ class MemberLoss(GroupsTest):
         # With no member left the group's events are unhandled, as without it
         # (and b's clients, p among them, are closed).
         b.close()
-        p.closed()
+        self.assert_closed(p)
         p = self.client()
         p.send("NOOP\r\n")
         self.assertTrue(p.line().startswith("-ERR [SYS/TEMP]"))
@@ -260,7 +265,7 @@ class MemberLoss(GroupsTest):
             proc.wait(WAIT)
             self.assertEqual(ids[victim[0]].line(), GONE)
             for v in victim:
-                ids[v].closed()
+                self.assert_closed(ids[v])
             for cid in mine:
                 ids[cid].send("NOOP\r\n")
                 e = b.event("pop3d_cmd_noop")
@@ -273,6 +278,32 @@ class MemberLoss(GroupsTest):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+class MemberLossAhead(GroupsTest):
+    """--pipeline-depth 8: a command dispatched ahead of the one in flight
+    and already answered by a controller outside the group is not
+    answered after the -ERR that ends the session."""
+    args = ("--pipeline-depth", "8")
+
+    def test_no_answer_after_the_gone_line(self):
+        a = self.ctl(member(self.d.sock, "a"))
+        o = self.ctl(Controller(self.d.sock))
+        o.ok("register", events=["cmd_noop"])
+        (p, _, cid), = self.connect([a], 1)
+        for line, text in (("USER u", "+OK"), ("PASS p", "+OK logged in")):
+            p.send(line + "\r\n")
+            e = a.event("pop3d_cmd_" + line.split()[0].lower())
+            a.ok("send_to_client", client=cid, tag=e["tag"], text=text)
+            self.assertEqual(p.line(), text)
+        p.send("STAT\r\nNOOP\r\n")
+        head = a.event("pop3d_cmd_stat")
+        ahead = o.event("pop3d_cmd_noop")       # dispatched ahead of STAT
+        self.assertEqual(ahead["tag"], head["tag"] + 1)
+        o.ok("send_to_client", client=cid, tag=ahead["tag"], text="+OK noop")
+        a.s.close()                             # STAT's member goes
+        self.assertEqual(p.line(), GONE)
+        self.assert_closed(p)                   # and nothing after it
 
 
 class GroupPlugin(GroupsTest):
