@@ -436,7 +436,7 @@ class LoadablePlugins(unittest.TestCase):
                 self.assertEqual(p.cmd("PASS s3cr3t-pw"), "-ERR [AUTH] invalid password")
                 self.assertEqual(p.cmd("AUTH PLAIN AGJvYgBzZWNyZXQ="), "+OK authenticated")
                 self.assertEqual(p.cmd("QUIT"), "+OK bye")
-                p.closed()
+                self.assertTrue(p.closed())
                 d.wait_log(r"client=1 event=disconnect")
             with open(log) as f:
                 text = f.read()
@@ -468,7 +468,7 @@ class LoadablePlugins(unittest.TestCase):
                 self.assertEqual(p.cmd("AUTH\tPLAIN"), "+ ")
                 self.assertEqual(p.cmd("AGJvYgBzZWNyZXQ="), "+OK authenticated")
                 self.assertEqual(p.cmd("QUIT"), "+OK bye")
-                p.closed()
+                self.assertTrue(p.closed())
                 d.wait_log(r"client=2 event=disconnect")
                 # The core's own log and trace (-vv) follow the same rule.
                 core = d.log()
