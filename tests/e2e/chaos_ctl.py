@@ -104,6 +104,12 @@ class Chaos:
             self.cap_edge, self.answerer = True, False
         if self.more_owner:
             self.answerer = True
+        # A member of controller group "chaos" (pop3d-control(7)): it sees
+        # only the clients bound to it, and its departure closes them.  Not
+        # the TOP/AUTH owner, whose answers must reach every client.  Drawn
+        # from its own generator, so the other roles of a seed stay as
+        # they were before groups.
+        self.member = not self.more_owner and random.Random(seed * 7919 + 1).random() < 0.4
         # Per-event tendencies.
         self.p_slow = r.choice([0.0, 0.05, 0.3])
         self.p_silent = r.choice([0.0, 0.02, 0.1])
@@ -130,7 +136,10 @@ class Chaos:
     # -- set-up -------------------------------------------------------------
     def setup(self):
         r = self.rng
-        self.send("hello", name="chaos-%d" % (self.seed % 100000), lossy=r.random() < 0.2)
+        hello = {"name": "chaos-%d" % (self.seed % 100000), "lossy": r.random() < 0.2}
+        if self.member:
+            hello["group"] = "chaos"
+        self.send("hello", **hello)
         if self.answerer:
             self.send("register", events=["cmd_*", "auth_data"])
         if self.plugin or self.cap_edge:
