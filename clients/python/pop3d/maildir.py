@@ -551,14 +551,8 @@ def _serve(a: argparse.Namespace) -> int:
         return 1
     lock_fd = -1
     try:
-        if a.group is None:
-            rlock = a.responder_lock or a.socket + ".responder.lock"
-            try:
-                lock_fd = _responder_lock(rlock, client)
-            except OSError as e:
-                log.error("responder lock %s: %s", rlock, "a symlink" if e.errno == errno.ELOOP
-                          else e.strerror or e)
-                return 1
+        if a.group is None and (lock_fd := _take_responder_lock(a, client)) < 0:
+            return 1
         server = MailboxServer(backend, client, greeting=a.greeting, hostname=a.hostname,
                                sasl=not a.no_sasl)
         server.register()
@@ -578,6 +572,18 @@ def _serve(a: argparse.Namespace) -> int:
             os.close(lock_fd)
         client.close()
     return 0
+
+
+def _take_responder_lock(a: argparse.Namespace, client: Client) -> int:
+    """The responder lock's fd (waiting on standby), or -1 after logging why
+    it cannot be taken."""
+    rlock = a.responder_lock or a.socket + ".responder.lock"
+    try:
+        return _responder_lock(rlock, client)
+    except OSError as e:
+        log.error("responder lock %s: %s", rlock, "a symlink" if e.errno == errno.ELOOP
+                  else e.strerror or e)
+        return -1
 
 
 def _worker_argv(argv: List[str], group: str, name: str) -> List[str]:
@@ -602,17 +608,13 @@ def _supervise(a: argparse.Namespace, argv: List[str]) -> int:
     except (OSError, Pop3dError) as e:
         log.error("cannot connect to %s: %s", a.socket, e)
         return 1
-    rlock = a.responder_lock or a.socket + ".responder.lock"
     procs: Dict[int, subprocess.Popen] = {}
     exits: Dict[int, List[float]] = {}
     rc = 0
     try:
         try:
-            lock_fd = _responder_lock(rlock, client)
-        except OSError as e:
-            log.error("responder lock %s: %s", rlock, "a symlink" if e.errno == errno.ELOOP
-                      else e.strerror or e)
-            return 1
+            if (lock_fd := _take_responder_lock(a, client)) < 0:
+                return 1
         except Pop3dError:
             return 0
         # Children must not inherit the lock: it is the supervisor's.
