@@ -1159,7 +1159,10 @@ class WorkersMixin:
     def start_controller(self, extra=(), wait=True):
         c = MaildirBase.start_controller(self, extra, wait=False)
         if wait:
-            deadline = time.monotonic() + WAIT
+            # Three interpreters start one after another (the supervisor,
+            # then its workers): under the sanitized suite's load that
+            # takes more than one WAIT.
+            deadline = time.monotonic() + 6 * WAIT
             while True:
                 with c.lock:
                     n = sum(1 for x in c.lines if x.startswith("pop3d.maildir: serving"))
