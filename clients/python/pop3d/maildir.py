@@ -558,7 +558,10 @@ def _serve(a: argparse.Namespace) -> int:
         server.register()
         log.info("serving %s for %s%s", a.root, a.socket,
                  " in group %s" % a.group if a.group else "")
-        print("pop3d.maildir: serving", flush=True)
+        # One write(2): --workers' processes share this stdout, and an
+        # unbuffered print (PYTHONUNBUFFERED) writes the text and its
+        # newline separately, so two workers' lines could interleave.
+        os.write(sys.stdout.fileno(), b"pop3d.maildir: serving\n")
         for ev in client.events():
             server.handle(ev)
     except Pop3dError as e:
