@@ -126,7 +126,6 @@ setup(void)
 {
 	struct pop3d_options o;
 	struct pop3d_sockname sn;
-	struct sockaddr_in sin;
 	const char *all[] = { "all" };
 	uint64_t id;
 	FILE *f;
@@ -143,12 +142,7 @@ setup(void)
 	ck_assert_uint_eq(pop3d_getsockname(srv, &sn, 1), 1);
 	id = pop3d_consumer_add(srv, "answers", consumer, NULL);
 	ck_assert_int_eq(pop3d_consumer_register(srv, id, all, 1, NULL), 0);
-	pop = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)sn.port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(connect(pop, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	pop = suite_connect_tcp(sn.port);
 	blen = 0;
 	memset(retr_tag, 0, sizeof(retr_tag));
 	read_lines(1); /* greeting */

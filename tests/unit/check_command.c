@@ -90,7 +90,6 @@ setup(void)
 {
 	struct pop3d_options o;
 	struct control_options co;
-	struct sockaddr_un sun;
 	json_t *g;
 
 	pop3d_options_init(&o);
@@ -104,11 +103,7 @@ setup(void)
 	co.max_line = 4096;
 	ctl = control_new(srv, &co);
 	ck_assert_ptr_nonnull(ctl);
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	fd = suite_connect_unix(path);
 	rlen = 0;
 	g = read_line();
 	ck_assert_str_eq(json_string_value(json_object_get(g, "type")), "greeting");

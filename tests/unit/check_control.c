@@ -151,7 +151,6 @@ setup(void)
 {
 	struct pop3d_options o;
 	struct control_options co;
-	struct sockaddr_un sun;
 	json_t *g;
 
 	pop3d_options_init(&o);
@@ -166,11 +165,7 @@ setup(void)
 	co.max_output = MAX_OUTPUT;
 	ctl = control_new(srv, &co);
 	ck_assert_ptr_nonnull(ctl);
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	fd = suite_connect_unix(path);
 	rlen = 0;
 	peer_eof = 0;
 	g = next_line(2000);
@@ -409,17 +404,11 @@ END_TEST
  * freed once, through the one teardown (ASan/valgrind see the rest). */
 START_TEST(test_free_with_every_state)
 {
-	struct sockaddr_un sun;
 	struct controller *c;
 	int fd2, fd3, i;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	fd2 = socket(AF_UNIX, SOCK_STREAM, 0);
-	fd3 = socket(AF_UNIX, SOCK_STREAM, 0);
-	ck_assert_int_eq(connect(fd2, (struct sockaddr *)&sun, sizeof(sun)), 0);
-	ck_assert_int_eq(connect(fd3, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	fd2 = suite_connect_unix(path);
+	fd3 = suite_connect_unix(path);
 	for (i = 0; i < 2000 && ctl->ncontrollers < 3; i++)
 		pump();
 	ck_assert_uint_eq(ctl->ncontrollers, 3);

@@ -185,7 +185,6 @@ setup(void)
 	struct pop3d_options o;
 	struct control_options co;
 	struct pop3d_sockname sn;
-	struct sockaddr_un sun;
 	const char *all[] = { "all" };
 	uint64_t id;
 	json_t *g;
@@ -208,11 +207,7 @@ setup(void)
 	ck_assert_ptr_nonnull(ctl);
 
 	memset(&ctlpeer, 0, sizeof(ctlpeer));
-	ctlpeer.fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	ck_assert_int_eq(connect(ctlpeer.fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ctlpeer.fd = suite_connect_unix(path);
 	g = ctl_next("greeting", 2000);
 	ck_assert_ptr_nonnull(g);
 	json_decref(g);
@@ -225,14 +220,7 @@ setup(void)
 static void
 pop_connect(void)
 {
-	struct sockaddr_in sin;
-
-	pop.fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(connect(pop.fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	pop.fd = suite_connect_tcp(port);
 }
 
 static void

@@ -105,7 +105,6 @@ start(unsigned delay, int hold)
 {
 	struct pop3d_options o;
 	struct pop3d_sockname sn;
-	struct sockaddr_in sin;
 	const char *all[] = { "all" }, *resp[] = { "response" };
 	uint64_t id;
 
@@ -122,12 +121,7 @@ start(unsigned delay, int hold)
 		ck_assert_int_eq(
 		    pop3d_plugin_register_type(srv, "hold", POP3D_PLUGIN_POP3C, resp, 1, NULL), 0);
 	}
-	pop = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)sn.port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(connect(pop, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	pop = suite_connect_tcp(sn.port);
 	blen = 0;
 	held_hook = 0;
 	read_lines(1); /* greeting */
