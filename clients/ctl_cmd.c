@@ -12,7 +12,7 @@
 #include "pop3ctl.h"
 
 /* Run a command whose result is printed by show (NULL: nothing on success). */
-static int
+int
 ctlcmd_simple(struct pop3ctl_ctx *x, const char *name, json_t *args, void (*show)(json_t *))
 {
 	json_t *r, *res;
@@ -213,27 +213,6 @@ ctlcmd_disconnect(struct pop3ctl_ctx *x)
 	return ctlcmd_simple(x, "disconnect", o, NULL);
 }
 
-/* shutdown: stop pop3d. */
-int
-ctlcmd_shutdown(struct pop3ctl_ctx *x)
-{
-	return ctlcmd_simple(x, "shutdown", NULL, NULL);
-}
-
-/* clients: the connected POP3 clients. */
-int
-ctlcmd_clients(struct pop3ctl_ctx *x)
-{
-	return ctlcmd_simple(x, "list_clients", NULL, ctlprint_clients);
-}
-
-/* groups: the controller groups, their members and plugins. */
-int
-ctlcmd_groups(struct pop3ctl_ctx *x)
-{
-	return ctlcmd_simple(x, "list_groups", NULL, ctlprint_groups);
-}
-
 /* Convert one event argument word: canonical integers become integers. */
 static json_t *
 ctlcmd_event_arg(const char *s)
@@ -270,27 +249,6 @@ ctlcmd_event(struct pop3ctl_ctx *x)
 		json_array_append_new(a, j);
 	}
 	return ctlcmd_simple(x, "send_event", o, NULL);
-}
-
-/* sockname: the POP3 listening addresses. */
-int
-ctlcmd_sockname(struct pop3ctl_ctx *x)
-{
-	return ctlcmd_simple(x, "getsockname", NULL, ctlprint_sockname);
-}
-
-/* session-id: the server instance's session id. */
-int
-ctlcmd_session_id(struct pop3ctl_ctx *x)
-{
-	return ctlcmd_simple(x, "session_id", NULL, ctlprint_session);
-}
-
-/* ping: a round trip (and event barrier). */
-int
-ctlcmd_ping(struct pop3ctl_ctx *x)
-{
-	return ctlcmd_simple(x, "ping", NULL, ctlprint_ping);
 }
 
 /* plugins: the in-process plugins in pipeline order (plugin_order). */

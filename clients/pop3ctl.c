@@ -27,37 +27,42 @@
 #define POP3CTL_OPT_SECRETS 0x10
 #define POP3CTL_OPT_RAWARGS 0x20
 
-/* A subcommand: its name, argument counts, options and handler. */
+/* A subcommand: its name, argument counts, options and handler; or, for
+ * a request with no arguments, the control command and how to print its
+ * result (run NULL). */
 struct pop3ctl_sub {
 	const char *name;
 	int min, max;  /* positional arguments; max -1: any number */
 	unsigned opts; /* POP3CTL_OPT_* it accepts */
 	int (*run)(struct pop3ctl_ctx *);
 	const char *synopsis;
+	const char *request;	   /* with run NULL: the control command */
+	void (*show)(json_t *res); /* ... and its result's printer, or NULL */
 };
 
 /* The subcommands, in the order of the synopsis. */
 static const struct pop3ctl_sub pop3ctl_subs[] = {
-	{ "send", 2, 2, POP3CTL_OPT_TAG, ctlcmd_send, "send [--tag N] CLIENT TEXT" },
+	{ "send", 2, 2, POP3CTL_OPT_TAG, ctlcmd_send, "send [--tag N] CLIENT TEXT", NULL, NULL },
 	{ "send-lines", 1, 1, POP3CTL_OPT_TAG, ctlcmd_send_lines,
-	    "send-lines [--tag N] CLIENT < LINES" },
+	    "send-lines [--tag N] CLIENT < LINES", NULL, NULL },
 	{ "send-file", 3, 3, POP3CTL_OPT_TAG | POP3CTL_OPT_TOP, ctlcmd_send_file,
-	    "send-file [--tag N] [--top N] CLIENT PATH STATUS" },
-	{ "disconnect", 1, 2, 0, ctlcmd_disconnect, "disconnect CLIENT [TEXT]" },
-	{ "shutdown", 0, 0, 0, ctlcmd_shutdown, "shutdown" },
-	{ "clients", 0, 0, 0, ctlcmd_clients, "clients" },
-	{ "groups", 0, 0, 0, ctlcmd_groups, "groups" },
-	{ "event", 1, -1, 0, ctlcmd_event, "event NAME [ARG ...]" },
-	{ "sockname", 0, 0, 0, ctlcmd_sockname, "sockname" },
-	{ "session-id", 0, 0, 0, ctlcmd_session_id, "session-id" },
-	{ "ping", 0, 0, 0, ctlcmd_ping, "ping" },
-	{ "plugins", 0, 0, 0, ctlcmd_plugins, "plugins" },
+	    "send-file [--tag N] [--top N] CLIENT PATH STATUS", NULL, NULL },
+	{ "disconnect", 1, 2, 0, ctlcmd_disconnect, "disconnect CLIENT [TEXT]", NULL, NULL },
+	{ "shutdown", 0, 0, 0, NULL, "shutdown", "shutdown", NULL },
+	{ "clients", 0, 0, 0, NULL, "clients", "list_clients", ctlprint_clients },
+	{ "groups", 0, 0, 0, NULL, "groups", "list_groups", ctlprint_groups },
+	{ "event", 1, -1, 0, ctlcmd_event, "event NAME [ARG ...]", NULL, NULL },
+	{ "sockname", 0, 0, 0, NULL, "sockname", "getsockname", ctlprint_sockname },
+	{ "session-id", 0, 0, 0, NULL, "session-id", "session_id", ctlprint_session },
+	{ "ping", 0, 0, 0, NULL, "ping", "ping", ctlprint_ping },
+	{ "plugins", 0, 0, 0, ctlcmd_plugins, "plugins", NULL, NULL },
 	{ "listen", 0, -1,
 	    POP3CTL_OPT_FORMAT | POP3CTL_OPT_EXEC | POP3CTL_OPT_SECRETS | POP3CTL_OPT_RAWARGS,
 	    ctlcmd_listen,
-	    "listen [--format json|text] [--exec CMD [--raw-args]] [--show-secrets] [EVENT ...]" },
-	{ "raw", 0, 0, 0, ctlcmd_raw, "raw < JSON-LINES" },
-	{ NULL, 0, 0, 0, NULL, NULL },
+	    "listen [--format json|text] [--exec CMD [--raw-args]] [--show-secrets] [EVENT ...]",
+	    NULL, NULL },
+	{ "raw", 0, 0, 0, ctlcmd_raw, "raw < JSON-LINES", NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL, NULL, NULL },
 };
 
 /* Print the synopsis of every subcommand on f. */
@@ -223,7 +228,8 @@ main(int argc, char **argv)
 	}
 	rv = pop3ctl_parse_sub(&x, sub, argc - optind - 1, argv + optind + 1);
 	if (rv == POP3CTL_OK)
-		rv = sub->run(&x);
+		rv = sub->run != NULL ? sub->run(&x) :
+					ctlcmd_simple(&x, sub->request, NULL, sub->show);
 	ctlconn_close(&x.conn);
 	free(x.args);
 	if (fflush(stdout) == EOF && rv == POP3CTL_OK) {

@@ -105,17 +105,14 @@ int ctlprint_event(json_t *ev, json_t *masked, const char *raw, int text);
 void ctlexec_event(struct pop3ctl_ctx *x, json_t *ev);
 
 /* ctl_cmd.c: the subcommands; each returns an exit status. */
+/* Run control command name with args (stolen; NULL: none), its result
+ * printed by show (NULL: nothing on success); the exit status. */
+int ctlcmd_simple(struct pop3ctl_ctx *x, const char *name, json_t *args, void (*show)(json_t *));
 int ctlcmd_send(struct pop3ctl_ctx *x);
 int ctlcmd_send_lines(struct pop3ctl_ctx *x);
 int ctlcmd_send_file(struct pop3ctl_ctx *x);
 int ctlcmd_disconnect(struct pop3ctl_ctx *x);
-int ctlcmd_shutdown(struct pop3ctl_ctx *x);
-int ctlcmd_clients(struct pop3ctl_ctx *x);
-int ctlcmd_groups(struct pop3ctl_ctx *x);
 int ctlcmd_event(struct pop3ctl_ctx *x);
-int ctlcmd_sockname(struct pop3ctl_ctx *x);
-int ctlcmd_session_id(struct pop3ctl_ctx *x);
-int ctlcmd_ping(struct pop3ctl_ctx *x);
 int ctlcmd_plugins(struct pop3ctl_ctx *x);
 int ctlcmd_listen(struct pop3ctl_ctx *x);
 int ctlcmd_raw(struct pop3ctl_ctx *x);
