@@ -165,7 +165,7 @@ codec_cmd_clear(struct codec_cmd *cmd)
 }
 
 /* Compact text of obj (stolen) with a newline; NULL on failure. */
-char *
+static char *
 codec_dump(json_t *obj, size_t *len)
 {
 	char *s, *t;
@@ -219,7 +219,7 @@ codec_arg(const struct pop3d_arg *a, json_t **b64)
 }
 
 /* The JSON object of an event (type "event"). */
-json_t *
+static json_t *
 codec_event_object(const struct pop3d_event *ev)
 {
 	json_t *o, *args, *b64s = NULL, *b;

@@ -47,12 +47,10 @@ char *codec_hook(const struct pop3d_event *ev, const char *plugin, size_t *len);
 /* The reference encoders, for the tests and the fuzzer: the same text made
  * through a jansson tree (codec_event() and codec_hook() write it directly
  * and must give the same bytes). */
-json_t *codec_event_object(const struct pop3d_event *ev);
 char *codec_event_ref(const struct pop3d_event *ev, size_t *len);
 char *codec_hook_ref(const struct pop3d_event *ev, const char *plugin, size_t *len);
 char *codec_reply_ok(json_t *id, json_t *result, size_t *len); /* steals result */
 char *codec_reply_error(json_t *id, const char *code, const char *message, size_t *len);
-char *codec_dump(json_t *obj, size_t *len); /* steals obj */
 
 /* A string from raw bytes: valid UTF-8 as is, else U+FFFD for bad bytes;
  * *exact set to 0 in the second case. */

@@ -5,7 +5,7 @@
  * controller's connection), codec.c (all JSON).  A lower file reaches a
  * higher one only through the callbacks control_new() sets in struct
  * control: on_command (peer.c -> command_run), on_gone (peer.c ->
- * hook_controller_gone) and on_stop (command.c -> control_stop).
+ * hook_controller_gone) and on_stop (command.c -> control_shutdown).
  *
  * It also drops a departed client's group bindings (group.c): a consumer
  * of pop3d_disconnected queues the client, and ev_unbind drops its
@@ -78,23 +78,6 @@ control_shutdown(struct control *ctl)
 		evconnlistener_disable(ctl->evl);
 	TAILQ_FOREACH (c, &ctl->controllers, entry)
 		peer_write_event(c, "pop3d_shutdown", NULL, 0);
-}
-
-/* ctl->on_stop: a controller's shutdown command was accepted. */
-static void
-control_stop(struct control *ctl)
-{
-	control_shutdown(ctl);
-	if (ctl->shutdown_cb != NULL)
-		ctl->shutdown_cb(ctl->shutdown_arg);
-}
-
-/* Set a callback run when a controller's shutdown command is accepted. */
-void
-control_set_shutdown_cb(struct control *ctl, void (*cb)(void *), void *arg)
-{
-	ctl->shutdown_cb = cb;
-	ctl->shutdown_arg = arg;
 }
 
 /*
@@ -354,7 +337,7 @@ control_new(struct pop3d *srv, const struct control_options *opts)
 	TAILQ_INIT(&ctl->pending);
 	ctl->on_command = command_run;
 	ctl->on_gone = hook_controller_gone;
-	ctl->on_stop = control_stop;
+	ctl->on_stop = control_shutdown;
 	if (peer_init(ctl) == -1 || control_unbind_init(ctl) == -1)
 		goto fail;
 	if ((ctl->path = strdup(opts->path)) == NULL)

@@ -47,7 +47,5 @@ struct control *control_new(struct pop3d *, const struct control_options *);
 void control_shutdown(struct control *);
 /* Close every controller and remove the socket file. */
 void control_free(struct control *);
-/* Set a callback run when a controller's shutdown command is accepted. */
-void control_set_shutdown_cb(struct control *, void (*)(void *), void *);
 
 #endif

@@ -101,8 +101,6 @@ struct control {
 	uint64_t cache_seq; /* the event encoded in cache */
 	char *cache;
 	size_t cache_len;
-	void (*shutdown_cb)(void *);
-	void *shutdown_arg;
 	struct hook_plugin_list plugins;
 	struct hook_pending_list pending;
 	struct group_set groups;
@@ -114,7 +112,7 @@ struct control {
 	/* Set by control_new(): how a lower file reaches a higher one. */
 	void (*on_command)(struct controller *, struct codec_cmd *); /* command_run */
 	void (*on_gone)(struct controller *);			     /* hook_controller_gone */
-	void (*on_stop)(struct control *); /* control.c: stop, tell the daemon */
+	void (*on_stop)(struct control *);			     /* control_shutdown */
 };
 
 /* command.c */
@@ -130,13 +128,11 @@ int hook_plugin_add(struct controller *, const char *alias, int priority, int *j
 int hook_plugin_is_member(const struct hook_plugin *, uint64_t controller);
 int hook_plugin_leave(struct control *, struct hook_plugin *, uint64_t controller);
 struct hook_plugin *hook_plugin_find(struct control *, const char *alias);
-int hook_plugin_del(struct control *, struct hook_plugin *);
 int hook_verdict(struct controller *, uint64_t hook, int verdict, struct pop3d_arg *, int argc,
     const char **code);
 void hook_controller_gone(struct controller *);
 void hook_free_all(struct control *);
 int hook_verdict_parse(const char *, int allow_tempfail);
-const char *hook_verdict_name(int);
 
 /* peer.c */
 int peer_init(struct control *);

@@ -42,7 +42,7 @@ hook_verdict_parse(const char *s, int allow_tempfail)
 }
 
 /* The name of a verdict, for logs. */
-const char *
+static const char *
 hook_verdict_name(int v)
 {
 	if (v == POP3D_HOOK_TEMPFAIL)
@@ -313,7 +313,7 @@ hook_plugin_add(struct controller *c, const char *alias, int priority, int *join
 }
 
 /* Delete a controller plugin from the pipeline. */
-int
+static int
 hook_plugin_del(struct control *ctl, struct hook_plugin *p)
 {
 	TAILQ_REMOVE(&ctl->plugins, p, entry);

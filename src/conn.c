@@ -170,7 +170,7 @@ conn_output(struct client *c)
 }
 
 /* Octets in our output buffer. */
-size_t
+static size_t
 conn_outlen(struct client *c)
 {
 	if (c->bev != NULL)

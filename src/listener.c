@@ -23,6 +23,8 @@
 #include "log.h"
 #include "server.h"
 
+static void listener_pause(struct pop3d *, int err);
+
 /* Backlog for listen(2). */
 #define LISTENER_BACKLOG 511
 
@@ -74,7 +76,7 @@ listener_error_cb(struct evconnlistener *evl, void *arg)
 }
 
 /* Stop accepting on every listener; retry in a second. */
-void
+static void
 listener_pause(struct pop3d *srv, int err)
 {
 	struct listener *l;

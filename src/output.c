@@ -22,6 +22,8 @@
 #include "log.h"
 #include "server.h"
 
+static void output_flush(struct client *);
+
 enum { OUTPUT_LINE, OUTPUT_RAW, OUTPUT_STREAM };
 
 struct output_item {
@@ -267,7 +269,7 @@ output_stream(struct client *c)
 }
 
 /* Release queued output until the next pending hook. */
-void
+static void
 output_flush(struct client *c)
 {
 	struct output_item *it;

@@ -19,6 +19,8 @@
 #include "verbs.h"
 
 /* What ahead_replay sends through. */
+static int reply_fd(struct client *, uint64_t tag, const char *status, int fd, long top);
+
 static const struct ahead_ops reply_ops = { reply_line, reply_lines, reply_fd };
 
 /* Whether the command in flight is verb kind (VERB_*). */
@@ -292,7 +294,7 @@ reply_file(struct client *c, uint64_t tag, const char *status, const char *path,
 }
 
 /* Stream an open regular file (ours from now on) as a multi-line answer. */
-int
+static int
 reply_fd(struct client *c, uint64_t tag, const char *status, int fd, long top)
 {
 	if (c->dead || c->closing || (tag != 0 && tag != c->inflight) || c->stream_fd >= 0) {

@@ -263,7 +263,6 @@ void events_cmd_name(char *name, const char *verb);
 /* listener.c */
 int listener_add(struct pop3d *, const char *addr, int port, int flags);
 void listener_free_all(struct pop3d *);
-void listener_pause(struct pop3d *, int err);
 void listener_resume(struct pop3d *);
 
 /* conn.c */
@@ -273,7 +272,6 @@ void conn_read_set(struct client *, int on);
 struct evbuffer *conn_input(struct client *);
 struct evbuffer *conn_peek_input(struct client *);
 struct evbuffer *conn_output(struct client *);
-size_t conn_outlen(struct client *);
 size_t conn_backlog(struct client *);
 void conn_trim(struct client *);
 void conn_write(struct client *, const char *, size_t);
@@ -318,7 +316,6 @@ void stream_stop(struct client *);
 void output_line(struct client *, const char *, size_t, int flags);
 void output_raw(struct client *, const char *, size_t);
 void output_stream(struct client *);
-void output_flush(struct client *);
 void output_hook_done(struct client *, struct pop3d_event *, int flags);
 int output_clear(struct client *);
 int output_busy(struct client *);
@@ -338,7 +335,6 @@ int reply_line(struct client *, uint64_t tag, const char *, size_t, int flags);
 int reply_lines(struct client *, uint64_t tag, const char *status, const struct iovec *, size_t);
 int reply_open(struct client *, uint64_t tag);
 int reply_file(struct client *, uint64_t tag, const char *status, const char *path, long top);
-int reply_fd(struct client *, uint64_t tag, const char *status, int fd, long top);
 void reply_seen(struct client *, const struct pop3d_event *, uint64_t consumer);
 void reply_consumer_gone(struct client *, uint64_t consumer);
 
